@@ -1,0 +1,119 @@
+"""Terminal rendering of results (Rich). The only place where numbers are formatted for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from edgekit.toolkit.iospec import TensorSpec
+from edgekit.toolkit.reports import InspectReport
+
+console = Console(highlight=False, soft_wrap=True)
+
+TOP_OPS = 15
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _shape(ts: TensorSpec) -> str:
+    return "?" if ts.shape is None else "[" + ", ".join(str(d) for d in ts.shape) + "]"
+
+
+def _quant(ts: TensorSpec) -> str:
+    if ts.quant is None:
+        return ""
+    if len(ts.quant.scale) == 1:
+        return f"scale {ts.quant.scale[0]:.6g}, zp {ts.quant.zero_point[0]}"
+    return f"per-axis {ts.quant.axis} ({len(ts.quant.scale)} scales)"
+
+
+def render_inspect(report: InspectReport) -> None:
+    details = report.details
+    kind = f" ({report.kind})" if report.kind else ""
+    console.print(f"[bold]{report.path}[/bold]")
+    console.print(f"  format      {report.format.value}{kind}")
+    console.print(f"  size        {human_bytes(report.size_bytes)}  sha256 {report.sha256[:16]}…")
+    params = "unknown" if details.parameters is None else f"{details.parameters:,}"
+    console.print(f"  parameters  {params}")
+    if report.io_spec is not None:
+        table = Table(title=f"I/O contract (from {report.contract_source})", title_justify="left")
+        for column in ("", "name", "shape", "dtype", "layout", "quantization"):
+            table.add_column(column)
+        for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs)):
+            for ts in specs:
+                table.add_row(direction, ts.name, _shape(ts), ts.dtype, ts.layout.value, _quant(ts))
+        console.print(table)
+    if details.ops:
+        total = sum(details.ops.values())
+        shown = list(details.ops.items())[:TOP_OPS]
+        more = len(details.ops) - len(shown)
+        ops = ", ".join(f"{name}×{count}" for name, count in shown) + (f", … {more} more kinds" if more else "")
+        console.print(f"  operators   {total} ({len(details.ops)} kinds): {ops}")
+    for label, data in (("delegation", details.delegation), ("quantization", details.quantization)):
+        if data:
+            console.print(f"  {label:<11} " + ", ".join(f"{k}={_compact(v)}" for k, v in data.items()))
+    for note in details.notes:
+        console.print(f"  note        {note}")
+    smoke = report.smoke_run
+    if smoke is not None:
+        if smoke.ok:
+            outs = ", ".join(f"{k} {v}" for k, v in smoke.output_shapes.items())
+            console.print(f"  smoke run   [green]ok[/green] in {smoke.seconds * 1e3:.1f} ms → {outs}")
+        else:
+            console.print(f"  smoke run   [red]failed[/red]: {smoke.error}")
+    for warning in report.warnings:
+        console.print(f"  [yellow]warning[/yellow]     {warning}")
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def render_info(data: dict[str, Any]) -> None:
+    cpu, cuda = data["cpu"], data["cuda"]
+    console.print(f"[bold]edgekit {data['edgekit']}[/bold]  Python {data['python']}  {data['platform']}")
+    console.print(f"  CPU   {cpu['model']} ({cpu['arch']}), {cpu['usable_cores']} usable of {cpu['logical_cores']} cores")
+    console.print(f"  ISA   {' '.join(cpu['isa_flags']) or 'none of the tracked flags'}")
+    if cuda["usable"]:
+        console.print(f"  CUDA  usable: {cuda['devices']} device(s) {', '.join(cuda['names'])}, driver {cuda['driver_version']}")
+    else:
+        console.print(f"  CUDA  not usable: {cuda['reason']}")
+
+    versions = Table(title="Backends", title_justify="left")
+    versions.add_column("package")
+    versions.add_column("version")
+    for name, version in data["versions"].items():
+        versions.add_row(name, version or "[dim]not installed[/dim]")
+    console.print(versions)
+
+    runtimes = Table(title="Runtimes", title_justify="left")
+    for column in ("format", "runtime", "devices", "status"):
+        runtimes.add_column(column)
+    for rt in data["runtimes"]:
+        status = "[green]available[/green]" if not rt["missing"] else f"[red]missing {', '.join(rt['missing'])}[/red]"
+        runtimes.add_row(rt["format"], rt["runtime"], ", ".join(rt["devices"]), status)
+    console.print(runtimes)
+
+    if not data["routes"]:
+        console.print("Conversion routes: none registered in this version.")
+        return
+    routes = Table(title="Conversion routes", title_justify="left")
+    for column in ("route", "converter", "quantize", "status"):
+        routes.add_column(column)
+    for route in data["routes"]:
+        status = "[green]available[/green]" if not route["missing"] else f"[red]missing {', '.join(route['missing'])}[/red]"
+        routes.add_row(f"{route['source']} → {route['target']}", route["name"], ", ".join(route["quantize"]), status)
+    console.print(routes)

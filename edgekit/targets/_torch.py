@@ -1,0 +1,47 @@
+"""Helpers shared by the torch-family runtimes (TorchScript, ExportedProgram, ExecuTorch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.options import Device
+
+# ExecuTorch reports dtypes as c10::ScalarType codes.
+SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
+                7: "float64", 11: "bool"}
+
+
+def numpy_dtype_name(dtype: torch.dtype) -> str:
+    try:
+        return np.dtype(torch.empty((), dtype=dtype).numpy().dtype).name
+    except TypeError:
+        raise InvalidInputError(f"tensor dtype {dtype} has no numpy equivalent", hint="use float32 I/O") from None
+
+
+def torch_device(device: Device) -> torch.device:
+    return torch.device("cuda" if device is Device.CUDA else "cpu")
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def flatten_outputs(result: Any) -> list[np.ndarray]:
+    """Tensors of a model's result in order: a tensor, a (nested) tuple/list or a dict."""
+    if isinstance(result, torch.Tensor):
+        return [result.detach().cpu().numpy()]
+    if isinstance(result, Mapping):
+        return [x for value in result.values() for x in flatten_outputs(value)]
+    if isinstance(result, (tuple, list)):
+        return [x for value in result for x in flatten_outputs(value)]
+    return [np.asarray(result)]
+
+
+def to_tensors(inputs: list[np.ndarray], device: Device) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.ascontiguousarray(x)).to(torch_device(device)) for x in inputs]

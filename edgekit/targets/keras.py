@@ -1,0 +1,52 @@
+"""Keras 3 runtime (TensorFlow backend) for ``.keras`` and legacy ``.h5`` files, loaded in safe mode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edgekit.targets.base import Runtime, histogram  # noqa: E402
+from edgekit.toolkit.formats import Format  # noqa: E402
+from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.iospec import IOSpec, tensor  # noqa: E402
+from edgekit.toolkit.options import Device  # noqa: E402
+
+
+class KerasRuntime(Runtime):
+    format = Format.KERAS
+    devices = (Device.CPU,)
+
+    def _load_impl(self) -> IOSpec:
+        # safe_mode refuses Lambda layers and other deserialisation that would run arbitrary code.
+        self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
+        inputs = tuple(tensor(t.name, t.shape, t.dtype) for t in self._model.inputs)
+        names = list(getattr(self._model, "output_names", None) or [t.name for t in self._model.outputs])
+        outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs))
+        return IOSpec(inputs, outputs)
+
+    def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        feed = list(inputs) if len(inputs) > 1 else inputs[0]
+        result = self._model(feed, training=False)
+        if isinstance(result, dict):
+            result = [result[n] for n in self.io_spec.output_names]
+        elif not isinstance(result, (list, tuple)):
+            result = [result]
+        return [keras.ops.convert_to_numpy(r) for r in result]
+
+    def _describe_impl(self) -> ModelDetails:
+        layers = [type(layer).__name__ for layer in self._model.layers if type(layer).__name__ != "InputLayer"]
+        return ModelDetails(
+            parameters=int(self._model.count_params()),
+            ops=histogram(layers),
+            quantization={"weight_dtypes": histogram([np.dtype(w.dtype).name for w in self._model.weights])},
+        )
+
+
+class KerasH5Runtime(KerasRuntime):
+    format = Format.KERAS_H5

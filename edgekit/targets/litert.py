@@ -1,0 +1,97 @@
+"""LiteRT (TFLite) interpreter runtime, XNNPACK delegate applied by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ai_edge_litert import interpreter as litert
+
+from edgekit.targets.base import Runtime, histogram
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.iospec import IOSpec, QuantParams, TensorSpec, tensor
+
+
+def _quant_of(details: dict[str, Any]) -> QuantParams | None:
+    params = details.get("quantization_parameters") or {}
+    scales = params.get("scales")
+    if scales is None or len(scales) == 0:
+        return None
+    axis = int(params.get("quantized_dimension", 0)) if len(scales) > 1 else None
+    return QuantParams(tuple(float(s) for s in scales), tuple(int(z) for z in params["zero_points"]), axis)
+
+
+def _spec_of(name: str, details: dict[str, Any]) -> TensorSpec:
+    shape = details.get("shape_signature")
+    if shape is None or len(shape) == 0:
+        shape = details["shape"]
+    return tensor(name, [int(d) for d in shape], details["dtype"], _quant_of(details))
+
+
+class LiteRTRuntime(Runtime):
+    format = Format.TFLITE
+
+    def _load_impl(self) -> IOSpec:
+        self._interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.options.threads)
+        signatures = self._interpreter.get_signature_list()
+        self._runner = None
+        if len(signatures) == 1:
+            # Signature names ("image", "output_0") are what users and exporters chose; tensor names
+            # ("serving_default_image:0") are an implementation detail.
+            key = next(iter(signatures))
+            self._runner = self._interpreter.get_signature_runner(key)
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+            return IOSpec(
+                tuple(_spec_of(n, d) for n, d in inputs.items()),
+                tuple(_spec_of(n, d) for n, d in outputs.items()),
+            )
+        self._interpreter.allocate_tensors()
+        return IOSpec(
+            tuple(_spec_of(d["name"], d) for d in self._interpreter.get_input_details()),
+            tuple(_spec_of(d["name"], d) for d in self._interpreter.get_output_details()),
+        )
+
+    def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        names = self.io_spec.input_names
+        if self._runner is not None:
+            result = self._runner(**dict(zip(names, inputs)))
+            return [result[n] for n in self.io_spec.output_names]
+        interp = self._interpreter
+        details = interp.get_input_details()
+        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs)):
+            for d, x in zip(details, inputs):
+                interp.resize_tensor_input(d["index"], list(x.shape))
+            interp.allocate_tensors()
+        for d, x in zip(details, inputs):
+            interp.set_tensor(d["index"], x)
+        interp.invoke()
+        return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+
+    def _describe_impl(self) -> ModelDetails:
+        # A second interpreter without default delegates shows the model's own operators; the one in
+        # use shows which of them XNNPACK took over (DELEGATE nodes).
+        plain = litert.Interpreter(
+            model_path=str(self.path),
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        ops = plain._get_ops_details()
+        tensors = {t["index"]: t for t in plain.get_tensor_details()}
+        produced = {int(i) for op in ops for i in op["outputs"]}
+        graph_inputs = {d["index"] for d in plain.get_input_details()}
+        constants = {int(i) for op in ops for i in op["inputs"] if i >= 0} - produced - graph_inputs
+        parameters = sum(int(np.prod(tensors[i]["shape"])) for i in constants if i in tensors)
+        dtypes = histogram([np.dtype(tensors[i]["dtype"]).name for i in constants if i in tensors])
+        delegated = [op for op in self._interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+        spec = self.io_spec
+        return ModelDetails(
+            parameters=parameters,
+            ops=histogram([op["op_name"] for op in ops]),
+            quantization={
+                "weight_dtypes": dtypes,
+                "quantized_io": [t.name for t in (*spec.inputs, *spec.outputs) if t.quant is not None],
+            },
+            delegation={"xnnpack_partitions": len(delegated), "operators": len(ops)},
+        )

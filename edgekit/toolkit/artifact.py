@@ -1,0 +1,88 @@
+"""Artifacts and their provenance sidecar ``<artifact>.edgekit.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.fsutil import sha256_of, write_bytes_atomic
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.iospec import IOSpec
+
+SIDECAR_SUFFIX = ".edgekit.json"
+SIDECAR_VERSION = 1
+
+
+def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model file with what produced it. ``route`` lists the formats it passed through."""
+
+    path: Path
+    format: Format
+    io_spec: IOSpec
+    sha256: str
+    route: tuple[str, ...] = ()
+    source_sha256: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edgekit_sidecar_version": SIDECAR_VERSION,
+            "artifact": self.path.name,
+            "format": self.format.value,
+            "sha256": self.sha256,
+            "source_sha256": self.source_sha256,
+            "route": list(self.route),
+            "options": self.options,
+            "versions": self.versions,
+            "io_spec": self.io_spec.to_dict(),
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, directory: Path) -> Artifact:
+        return cls(
+            path=directory / data["artifact"],
+            format=Format(data["format"]),
+            io_spec=IOSpec.from_dict(data["io_spec"]),
+            sha256=data["sha256"],
+            route=tuple(data.get("route", ())),
+            source_sha256=data.get("source_sha256"),
+            options=dict(data.get("options", {})),
+            versions=dict(data.get("versions", {})),
+            extra=dict(data.get("extra", {})),
+        )
+
+    def write_sidecar(self, *, force: bool = False) -> Path:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        return write_bytes_atomic(sidecar_path(self.path), text.encode(), force=force)
+
+
+def read_sidecar(artifact: str | os.PathLike[str]) -> Artifact | None:
+    """The sidecar of ``artifact`` if there is one that describes this very file (sha256 matches).
+
+    A sidecar left over from an older file of the same name is ignored rather than trusted.
+    """
+    artifact = Path(artifact)
+    path = sidecar_path(artifact)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        record = Artifact.from_dict(data, directory=artifact.parent)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{path}: unreadable edgekit sidecar ({exc})", hint="delete it or regenerate it") from None
+    if record.sha256 != sha256_of(artifact):
+        return None
+    return record

@@ -1,0 +1,84 @@
+"""One error tree: every user-facing failure carries a message, a hint and an exit code.
+
+Bugs are not in this tree: anything else that escapes is an internal error (exit 70) and is reported
+as such, with the traceback shown only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECK_FAILED = 1
+    USAGE = 2
+    INVALID_INPUT = 3
+    REFUSED_UNSAFE = 4
+    BACKEND_FAILURE = 5
+    RESOURCE_LIMIT = 6
+    INTERNAL = 70
+
+
+class EdgekitError(Exception):
+    """Base of all user-facing errors. ``str(err)`` is the one-line message shown to the user."""
+
+    exit_code: ExitCode = ExitCode.BACKEND_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message if not self.hint else f"{self.message} (fix: {self.hint})"
+        return " ".join(text.split())
+
+
+class CheckFailedError(EdgekitError):
+    """A check ran and its verdict is negative (parity, thresholds)."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
+class UsageError(EdgekitError):
+    """The command line or options are wrong (unknown option value, unsupported pair)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InvalidInputError(EdgekitError):
+    """A model or data file is missing, malformed, truncated or of an unsupported kind."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class UnsafeModelError(EdgekitError):
+    """The file is code-bearing (e.g. a whole-model pickle) and loading it would run code."""
+
+    exit_code = ExitCode.REFUSED_UNSAFE
+
+
+class BackendError(EdgekitError):
+    """A framework failed while converting or running a valid input."""
+
+    exit_code = ExitCode.BACKEND_FAILURE
+
+
+class MissingDependencyError(BackendError):
+    """A backend package is not installed; the hint says what to install. Nothing installs at run time."""
+
+
+class ResourceLimitError(EdgekitError):
+    """A timeout or memory limit was hit."""
+
+    exit_code = ExitCode.RESOURCE_LIMIT
+
+
+def first_line(exc: BaseException, limit: int = 240) -> str:
+    """The first non-empty line of an exception's text, for one-line messages from framework errors."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return type(exc).__name__

@@ -1,0 +1,249 @@
+"""Model formats, recognised from their bytes, never from the extension alone.
+
+Sniffing reads at most the file's header, its zip directory or its top-level protobuf fields: it
+imports no framework and runs no code, so it is safe on untrusted files and cheap enough for
+``--help``-time paths. A sniff that succeeds also checks the structure it can see cheaply (zip
+directory, protobuf field lengths, ExecuTorch segment sizes), so truncated files fail here with a
+clear message instead of deep inside a native loader.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import zipfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from edgekit.toolkit.errors import InvalidInputError
+
+
+class Format(str, Enum):
+    TORCH_MODULE = "torch-module"  # an in-memory nn.Module (factory); never a file
+    TORCH_EXPORTED = "torch-exported"  # torch.export ExportedProgram, .pt2
+    TORCHSCRIPT = "torchscript"
+    TORCH_PICKLE = "torch-pickle"  # torch.save of a state_dict or a whole model, .pt/.pth
+    KERAS = "keras"  # Keras v3 zip, .keras
+    KERAS_H5 = "keras-h5"  # legacy Keras HDF5, .h5
+    SAVEDMODEL = "savedmodel"  # TensorFlow SavedModel directory
+    ONNX = "onnx"
+    TFLITE = "tflite"
+    EXECUTORCH = "executorch"  # .pte
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Extensions each format is usually saved with. Used only to warn about disagreement and to name
+# the format a broken file probably meant to be.
+EXTENSIONS: dict[Format, tuple[str, ...]] = {
+    Format.TORCH_EXPORTED: (".pt2",),
+    Format.TORCHSCRIPT: (".pt", ".pth", ".ts", ".torchscript", ".jit"),
+    Format.TORCH_PICKLE: (".pt", ".pth", ".bin", ".ckpt", ".pkl"),
+    Format.KERAS: (".keras",),
+    Format.KERAS_H5: (".h5", ".hdf5"),
+    Format.SAVEDMODEL: ("",),
+    Format.ONNX: (".onnx",),
+    Format.TFLITE: (".tflite", ".lite"),
+    Format.EXECUTORCH: (".pte",),
+}
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+# ModelProto field numbers with their protobuf wire types (onnx.proto3).
+_ONNX_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+_ONNX_GRAPH_FIELD = 7
+_ONNX_IR_VERSION_FIELD = 1
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the bytes say a model is. ``kind`` refines the format (e.g. state_dict vs whole model)."""
+
+    path: Path
+    format: Format
+    kind: str = ""
+    extension_warning: str | None = None
+
+
+def expected_formats_for(path: Path) -> list[Format]:
+    suffix = path.suffix.lower()
+    if not suffix:
+        return []
+    return [fmt for fmt, exts in EXTENSIONS.items() if suffix in exts]
+
+
+def sniff(path: str | os.PathLike[str]) -> Sniffed:
+    """Recognise the model format of ``path`` from its content.
+
+    Raises InvalidInputError (exit 3) for a missing path, an empty, truncated or unrecognised file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such file or directory", hint="check the path")
+    if path.is_dir():
+        return _sniff_directory(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: not a regular file", hint="pass a model file or a SavedModel directory")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidInputError(f"{path}: file is empty (0 bytes)", hint="re-export or re-download the model")
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    fmt, kind = _sniff_bytes(path, head, size)
+    if fmt is None:
+        raise InvalidInputError(f"{path}: {_unrecognised_reason(path, head)}", hint=_supported_hint())
+    return Sniffed(path, fmt, kind, _extension_warning(path, fmt))
+
+
+def _sniff_bytes(path: Path, head: bytes, size: int) -> tuple[Format | None, str]:
+    if head.startswith(ZIP_SIGNATURE):
+        return _sniff_zip(path)
+    if len(head) >= 8 and head[4:8] == b"TFL3":
+        _check_flatbuffer_root(path, head, size, "TFLite")
+        return Format.TFLITE, ""
+    if len(head) >= 8 and head[4:6] == b"ET" and head[6:8].isdigit():
+        _check_pte(path, head, size)
+        return Format.EXECUTORCH, ""
+    if head.startswith(HDF5_SIGNATURE):
+        return Format.KERAS_H5, ""
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        # A bare pickle (legacy torch.save): refused as code-bearing by the loader.
+        return Format.TORCH_PICKLE, "legacy-pickle"
+    if _looks_like_onnx(path, size):
+        return Format.ONNX, ""
+    return None, ""
+
+
+def _sniff_directory(path: Path) -> Sniffed:
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        return Sniffed(path, Format.SAVEDMODEL)
+    raise InvalidInputError(
+        f"{path}: directory has no saved_model.pb, so it is not a TensorFlow SavedModel",
+        hint="pass the SavedModel directory itself (the one holding saved_model.pb) or a model file",
+    )
+
+
+def _open_zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{path}: broken zip archive ({exc}); the file is probably truncated",
+            hint="re-export or re-download the model",
+        ) from None
+
+
+def _sniff_zip(path: Path) -> tuple[Format | None, str]:
+    names = _open_zip_names(path)
+    top = set(names)
+    if {"metadata.json", "config.json"} <= top:
+        return Format.KERAS, ""
+    # torch archives put every entry under one top-level folder named after the file.
+    prefixes = {n.split("/", 1)[0] for n in names if "/" in n}
+    if len(prefixes) == 1:
+        prefix = prefixes.pop() + "/"
+        rel = {n[len(prefix):] for n in names if n.startswith(prefix)}
+        if "models/model.json" in rel or any(r.startswith("models/") and r.endswith(".json") for r in rel):
+            return Format.TORCH_EXPORTED, ""
+        if "constants.pkl" in rel and any(r.startswith("code/") for r in rel):
+            return Format.TORCHSCRIPT, ""
+        if "data.pkl" in rel:
+            return Format.TORCH_PICKLE, "zip-pickle"
+    raise InvalidInputError(
+        f"{path}: zip archive is neither a Keras .keras file nor a PyTorch archive",
+        hint=_supported_hint(),
+    )
+
+
+def _check_flatbuffer_root(path: Path, head: bytes, size: int, what: str) -> None:
+    (root,) = struct.unpack_from("<I", head, 0)
+    if root < 8 or root + 4 > size:
+        raise InvalidInputError(
+            f"{path}: {what} flatbuffer root offset {root} lies outside the {size}-byte file (truncated or corrupt)",
+            hint="re-export the model",
+        )
+
+
+def _check_pte(path: Path, head: bytes, size: int) -> None:
+    _check_flatbuffer_root(path, head, size, "ExecuTorch")
+    # The extended header ("eh00") records the program size and where the segment data ends, so a
+    # truncated .pte is recognised without loading it.
+    if head[8:12] != b"eh00" or len(head) < 40:
+        return
+    _header_len, program_size, segment_base, segment_size = struct.unpack_from("<IQQQ", head, 12)
+    needed = max(program_size, segment_base + segment_size if segment_size else 0)
+    if needed > size:
+        raise InvalidInputError(
+            f"{path}: ExecuTorch program needs {needed} bytes but the file has {size} (truncated)",
+            hint="re-export the .pte",
+        )
+
+
+def _read_varint(buf: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("bad varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _looks_like_onnx(path: Path, size: int) -> bool:
+    """Walk the top-level protobuf fields of a ModelProto: every tag must be a ModelProto field with
+    the right wire type, every length must fit in the file, and ir_version and graph must be there."""
+    if size > 2**31:  # protobuf's own limit; larger ONNX models keep weights as external data
+        return False
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _walk_model_proto(data)
+
+
+def _walk_model_proto(data: bytes | mmap.mmap) -> bool:
+    pos, seen = 0, set()
+    try:
+        while pos < len(data):
+            tag, pos = _read_varint(data, pos)
+            field, wire = tag >> 3, tag & 7
+            if _ONNX_MODEL_FIELDS.get(field) != wire:
+                return False
+            if wire == 0:
+                _, pos = _read_varint(data, pos)
+            else:
+                length, pos = _read_varint(data, pos)
+                pos += length
+                if pos > len(data):
+                    return False
+            seen.add(field)
+    except ValueError:
+        return False
+    return {_ONNX_IR_VERSION_FIELD, _ONNX_GRAPH_FIELD} <= seen
+
+
+def _unrecognised_reason(path: Path, head: bytes) -> str:
+    expected = expected_formats_for(path)
+    if expected:
+        names = " or ".join(str(f) for f in expected)
+        return f"content is not a valid {names} model (unrecognised, truncated or corrupt bytes)"
+    return "unrecognised model format"
+
+
+def _supported_hint() -> str:
+    return (
+        "supported: .pt2 (torch.export), TorchScript, .pt/.pth state_dict, .keras, .h5, "
+        "SavedModel directory, .onnx, .tflite, .pte"
+    )
+
+
+def _extension_warning(path: Path, fmt: Format) -> str | None:
+    expected = expected_formats_for(path)
+    if not expected or fmt in expected:
+        return None
+    return f"{path.name}: extension {path.suffix!r} suggests {expected[0]}, but the content is {fmt}"

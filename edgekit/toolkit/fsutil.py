@@ -1,0 +1,73 @@
+"""File helpers: hashing and atomic writes (temp file in the same directory, fsync, rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgekit.toolkit.errors import InvalidInputError, UsageError
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, or of a directory's files in sorted relative-path order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_writable_target(path: Path, *, force: bool) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path}: already exists", hint="pass --force to replace it, or choose another -o")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInputError(f"{path}: directory {parent} does not exist", hint="create it first")
+    if not os.access(parent, os.W_OK):
+        raise InvalidInputError(f"{path}: directory {parent} is not writable", hint="choose a writable -o")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it is fsynced and renamed onto ``path``.
+
+    On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    check_writable_target(path, force=force)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, force: bool = False) -> Path:
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,261 @@
+"""The I/O contract: what a model takes and returns, independent of the framework.
+
+Shapes hold ints for fixed dimensions and strings for symbolic ones ("batch", "s0", "?"). dtypes are
+numpy dtype names. Quantized tensors carry scale/zero-point so validators can dequantize.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from edgekit.toolkit.errors import InvalidInputError, UsageError
+
+Dim = int | str
+
+
+class Layout(str, Enum):
+    NCHW = "nchw"
+    NHWC = "nhwc"
+    UNKNOWN = ""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization: real = scale * (q - zero_point); per-axis when ``axis`` is set."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        scale = np.asarray(self.scale, dtype=np.float32)
+        zero = np.asarray(self.zero_point, dtype=np.float32)
+        if self.axis is not None and scale.size > 1:
+            shape = [1] * values.ndim
+            shape[self.axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return (values.astype(np.float32) - zero) * scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": list(self.scale), "zero_point": list(self.zero_point), "axis": self.axis}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantParams:
+        return cls(tuple(float(s) for s in data["scale"]), tuple(int(z) for z in data["zero_point"]), data.get("axis"))
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[Dim, ...] | None  # None: rank unknown
+    dtype: str
+    layout: Layout = Layout.UNKNOWN
+    quant: QuantParams | None = None
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    def concrete_shape(self, symbolic: int = 1) -> tuple[int, ...]:
+        if self.shape is None:
+            raise UsageError(
+                f"input {self.name!r} has no known shape",
+                hint=f"give it with --input-shape {self.name}=1,3,224,224",
+            )
+        return tuple(d if isinstance(d, int) else symbolic for d in self.shape)
+
+    def accepts(self, shape: Sequence[int]) -> bool:
+        if self.shape is None:
+            return True
+        if len(shape) != len(self.shape):
+            return False
+        return all(not isinstance(want, int) or want == got for want, got in zip(self.shape, shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape) if self.shape is not None else None,
+            "dtype": self.dtype,
+            "layout": self.layout.value,
+            "quant": self.quant.to_dict() if self.quant else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        shape = data.get("shape")
+        return cls(
+            name=str(data["name"]),
+            shape=tuple(shape) if shape is not None else None,
+            dtype=str(data["dtype"]),
+            layout=Layout(data.get("layout") or ""),
+            quant=QuantParams.from_dict(data["quant"]) if data.get("quant") else None,
+        )
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...] = field(default=())
+
+    def input(self, name: str) -> TensorSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IOSpec:
+        return cls(
+            tuple(TensorSpec.from_dict(d) for d in data.get("inputs", ())),
+            tuple(TensorSpec.from_dict(d) for d in data.get("outputs", ())),
+        )
+
+
+def guess_layout(shape: Sequence[Dim] | None) -> Layout:
+    """NCHW or NHWC for a rank-4 image-like shape when the channel axis is unambiguous."""
+    if shape is None or len(shape) != 4:
+        return Layout.UNKNOWN
+    channels = {1, 3, 4}
+    first, last = shape[1], shape[3]
+    first_is_c = isinstance(first, int) and first in channels
+    last_is_c = isinstance(last, int) and last in channels
+    if first_is_c and not last_is_c:
+        return Layout.NCHW
+    if last_is_c and not first_is_c:
+        return Layout.NHWC
+    return Layout.UNKNOWN
+
+
+def tensor(name: str, shape: Iterable[Dim] | None, dtype: Any, quant: QuantParams | None = None) -> TensorSpec:
+    """Build a TensorSpec with a normalised dtype name and a guessed layout."""
+    dims = None if shape is None else tuple(_normalise_dim(d) for d in shape)
+    return TensorSpec(name, dims, np.dtype(dtype).name, guess_layout(dims), quant)
+
+
+def _normalise_dim(dim: Any) -> Dim:
+    if dim is None:
+        return "?"
+    if isinstance(dim, (int, np.integer)):
+        return int(dim) if dim >= 0 else "?"
+    return str(dim)
+
+
+_SHAPE_ARG = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<dims>[^=]+)$")
+
+
+def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[Dim, ...]]:
+    """Parse repeated ``--input-shape name=1,3,32,32`` values (the name may be left out for one input).
+
+    Dimensions are positive ints or symbolic names (``batch,3,224,224``).
+    """
+    shapes: dict[str, tuple[Dim, ...]] = {}
+    for raw in values:
+        match = _SHAPE_ARG.match(raw.strip())
+        if not match:
+            raise UsageError(f"--input-shape {raw!r} is not NAME=D1,D2,…", hint="e.g. --input-shape x=1,3,32,32")
+        name = (match.group("name") or "").strip() or "*"
+        dims: list[Dim] = []
+        for part in match.group("dims").split(","):
+            part = part.strip()
+            if part.isdigit() and int(part) > 0:
+                dims.append(int(part))
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+                dims.append(part)
+            else:
+                raise UsageError(
+                    f"--input-shape {raw!r}: dimension {part!r} is neither a positive integer nor a name",
+                    hint="e.g. --input-shape x=1,3,32,32 or x=batch,3,32,32",
+                )
+        if name in shapes:
+            raise UsageError(f"--input-shape given twice for {name!r}", hint="give each input once")
+        shapes[name] = tuple(dims)
+    if "*" in shapes and len(shapes) > 1:
+        raise UsageError("--input-shape without a name is only allowed for a single input", hint="use NAME=D1,D2,…")
+    return shapes
+
+
+def apply_input_shapes(spec: IOSpec, shapes: Mapping[str, tuple[Dim, ...]]) -> IOSpec:
+    """Fill in or narrow input shapes from the user's ``--input-shape`` values.
+
+    A given shape may replace an unknown or symbolic dimension but never contradict a fixed one.
+    """
+    if not shapes:
+        return spec
+    if "*" in shapes:
+        if len(spec.inputs) != 1:
+            names = ", ".join(spec.input_names)
+            raise UsageError(
+                f"the model has {len(spec.inputs)} inputs ({names}); --input-shape needs a name",
+                hint="use --input-shape NAME=D1,D2,…",
+            )
+        shapes = {spec.inputs[0].name: shapes["*"]}
+    unknown = set(shapes) - set(spec.input_names)
+    if unknown:
+        raise UsageError(
+            f"--input-shape names unknown input(s) {sorted(unknown)}; the model's inputs are {spec.input_names}",
+            hint="use one of the model's input names",
+        )
+    inputs = []
+    for ts in spec.inputs:
+        given = shapes.get(ts.name)
+        if given is None:
+            inputs.append(ts)
+            continue
+        if ts.shape is not None:
+            conflict = len(given) != len(ts.shape) or any(
+                isinstance(have, int) and have != want for have, want in zip(ts.shape, given)
+            )
+            if conflict:
+                raise UsageError(
+                    f"--input-shape {ts.name}={_fmt(given)} contradicts the model's shape {_fmt(ts.shape)}",
+                    hint="only unknown or symbolic dimensions can be set",
+                )
+        inputs.append(replace(ts, shape=tuple(given), layout=guess_layout(given)))
+    return IOSpec(tuple(inputs), spec.outputs)
+
+
+def _fmt(shape: Sequence[Dim]) -> str:
+    return ",".join(str(d) for d in shape)
+
+
+def example_feeds(spec: IOSpec, *, seed: int = 0, symbolic: int = 1) -> dict[str, np.ndarray]:
+    """Seeded inputs shaped by the contract (symbolic dims set to ``symbolic``), for smoke runs."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for ts in spec.inputs:
+        shape = ts.concrete_shape(symbolic)
+        dtype = np.dtype(ts.dtype)
+        if dtype.kind == "f":
+            feeds[ts.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            low, high = max(info.min, -128), min(info.max, 127)
+            feeds[ts.name] = rng.integers(low, high + 1, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[ts.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            raise InvalidInputError(
+                f"input {ts.name!r} has dtype {ts.dtype}, which edgekit cannot generate data for",
+                hint="supply data with --data",
+            )
+    return feeds

@@ -1,0 +1,165 @@
+"""Registries of converters and runtimes: plain data, listable without importing any framework.
+
+A spec names its implementation as ``"module:Class"`` and the top-level packages it needs.
+Availability is checked with ``importlib.util.find_spec`` (no import); the implementation is
+imported only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from edgekit.toolkit.errors import MissingDependencyError, UsageError
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.options import Device, QuantMode
+
+# Package to ``pip install`` for each importable module a spec may require.
+PIP_NAMES = {
+    "torch": "torch==2.13.0",
+    "executorch": "executorch==1.4.1",
+    "tensorflow": "tensorflow==2.21.*",
+    "keras": "keras",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "onnxscript": "onnxscript",
+    "tf2onnx": "tf2onnx",
+    "ai_edge_litert": "ai-edge-litert",
+    "litert_torch": "litert-torch",
+    "h5py": "h5py",
+}
+
+
+def missing_modules(requires: Iterable[str]) -> list[str]:
+    """The required top-level modules that are not importable here (checked without importing)."""
+    missing = []
+    for module in requires:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def _load_impl(impl: str) -> Any:
+    module_name, _, attr = impl.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    format: Format
+    impl: str
+    requires: tuple[str, ...]
+    devices: tuple[Device, ...] = (Device.CPU,)
+    description: str = ""
+
+    @property
+    def key(self) -> Format:
+        return self.format
+
+    def missing(self) -> list[str]:
+        return missing_modules(self.requires)
+
+    def load(self) -> Any:
+        _require(self.requires, f"running {self.format} models")
+        return _load_impl(self.impl)
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    source: Format
+    target: Format
+    name: str
+    impl: str
+    requires: tuple[str, ...]
+    quant_modes: tuple[QuantMode, ...] = (QuantMode.NONE,)
+    description: str = ""
+
+    @property
+    def key(self) -> tuple[Format, Format]:
+        return (self.source, self.target)
+
+    def missing(self) -> list[str]:
+        return missing_modules(self.requires)
+
+    def load(self) -> Any:
+        _require(self.requires, f"converting {self.source} to {self.target}")
+        return _load_impl(self.impl)
+
+
+def _require(requires: Iterable[str], purpose: str) -> None:
+    missing = missing_modules(requires)
+    if missing:
+        pip = " ".join(PIP_NAMES.get(m, m) for m in missing)
+        raise MissingDependencyError(
+            f"{purpose} needs {', '.join(missing)}, which is not installed", hint=f"pip install {pip}"
+        )
+
+
+S = TypeVar("S", RuntimeSpec, ConverterSpec)
+
+
+class Registry(Generic[S]):
+    """An ordered set of specs keyed by ``spec.key``; registering a key twice is an error."""
+
+    def __init__(self, kind: str, specs: Iterable[S] = ()) -> None:
+        self.kind = kind
+        self._specs: dict[Any, S] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: S) -> None:
+        if spec.key in self._specs:
+            raise ValueError(f"duplicate {self.kind} registration for {spec.key}: {spec.impl}")
+        self._specs[spec.key] = spec
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def get(self, key: Any) -> S | None:
+        return self._specs.get(key)
+
+
+RUNTIMES: Registry[RuntimeSpec] = Registry(
+    "runtime",
+    [
+        RuntimeSpec(Format.TFLITE, "edgekit.targets.litert:LiteRTRuntime", ("ai_edge_litert",),
+                    description="LiteRT interpreter (XNNPACK)"),
+        RuntimeSpec(Format.ONNX, "edgekit.targets.ort:OnnxRuntime", ("onnxruntime", "onnx"),
+                    (Device.CPU, Device.CUDA), "ONNX Runtime"),
+        RuntimeSpec(Format.TORCHSCRIPT, "edgekit.targets.torchscript:TorchScriptRuntime", ("torch",),
+                    (Device.CPU, Device.CUDA), "TorchScript (torch.jit)"),
+        RuntimeSpec(Format.TORCH_EXPORTED, "edgekit.targets.exported:ExportedProgramRuntime", ("torch",),
+                    (Device.CPU, Device.CUDA), "torch.export ExportedProgram (eager reference)"),
+        RuntimeSpec(Format.EXECUTORCH, "edgekit.targets.executorch:ExecuTorchRuntime", ("executorch", "torch"),
+                    description="ExecuTorch runtime (pybindings)"),
+        RuntimeSpec(Format.KERAS, "edgekit.targets.keras:KerasRuntime", ("keras", "tensorflow"),
+                    description="Keras 3 (TensorFlow backend)"),
+        RuntimeSpec(Format.KERAS_H5, "edgekit.targets.keras:KerasH5Runtime", ("keras", "tensorflow", "h5py"),
+                    description="Keras legacy HDF5 (TensorFlow backend)"),
+        RuntimeSpec(Format.SAVEDMODEL, "edgekit.targets.savedmodel:SavedModelRuntime", ("tensorflow",),
+                    description="TensorFlow SavedModel (serving signature)"),
+    ],
+)
+
+# Conversion routes land one module per edge in edgekit/converters/ (see the conversion issue);
+# each is registered here as it lands, so `edgekit info` lists only routes that really exist.
+CONVERTERS: Registry[ConverterSpec] = Registry("converter", [])
+
+
+def runtime_for(fmt: Format) -> RuntimeSpec:
+    spec = RUNTIMES.get(fmt)
+    if spec is None:
+        supported = ", ".join(str(s.format) for s in RUNTIMES)
+        raise UsageError(f"no runtime runs {fmt} models", hint=f"supported formats: {supported}")
+    return spec
+
