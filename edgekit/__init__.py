@@ -6,13 +6,9 @@ backend it needs when called.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("edgekit")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from edgekit._version import __version__
 
 if TYPE_CHECKING:
     from edgekit.inspection import inspect_model

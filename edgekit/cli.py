@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -85,7 +86,11 @@ def _main(
 @app.command()
 @handle_errors
 def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
-    """Backend versions, CPU (model, cores, ISA flags), CUDA, and which runtimes and routes are available."""
+    """Versions, CPU and ISA flags, CUDA, runtimes and routes.
+
+    Backend versions come from package metadata (no framework is imported); CUDA is probed through the
+    driver itself.
+    """
     from edgekit.render import render_info
     from edgekit.toolkit.registry import CONVERTERS, RUNTIMES
     from edgekit.toolkit.sysinfo import environment_fingerprint
@@ -119,7 +124,11 @@ def inspect(
     ),
     run: bool = typer.Option(True, "--run/--no-run", help="Run one inference on seeded inputs to prove it runs."),
 ) -> None:
-    """Format, I/O contract, size, parameters, operators, delegation and quantization of a model."""
+    """What a model is: format, I/O contract, ops, size.
+
+    Also parameters, delegation and quantization where the format exposes them, and one inference on
+    seeded inputs to prove the model runs (--no-run to skip).
+    """
     from edgekit.inspection import inspect_model
     from edgekit.render import render_inspect
     from edgekit.toolkit.iospec import parse_input_shapes

@@ -45,7 +45,7 @@ def render_inspect(report: InspectReport) -> None:
     params = "unknown" if details.parameters is None else f"{details.parameters:,}"
     console.print(f"  parameters  {params}")
     if report.io_spec is not None:
-        table = Table(title=f"I/O contract (from {report.contract_source})", title_justify="left")
+        table = Table(title=f"I/O contract — source: {report.contract_source}", title_justify="left")
         for column in ("", "name", "shape", "dtype", "layout", "quantization"):
             table.add_column(column)
         for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs)):
@@ -82,13 +82,19 @@ def _compact(value: Any) -> str:
     return str(value)
 
 
+def _status(missing: list[str]) -> str:
+    return "[green]available[/green]" if not missing else f"[red]missing {', '.join(missing)}[/red]"
+
+
 def render_info(data: dict[str, Any]) -> None:
     cpu, cuda = data["cpu"], data["cuda"]
     console.print(f"[bold]edgekit {data['edgekit']}[/bold]  Python {data['python']}  {data['platform']}")
-    console.print(f"  CPU   {cpu['model']} ({cpu['arch']}), {cpu['usable_cores']} usable of {cpu['logical_cores']} cores")
+    cores = f"{cpu['usable_cores']} usable of {cpu['logical_cores']} cores"
+    console.print(f"  CPU   {cpu['model']} ({cpu['arch']}), {cores}")
     console.print(f"  ISA   {' '.join(cpu['isa_flags']) or 'none of the tracked flags'}")
     if cuda["usable"]:
-        console.print(f"  CUDA  usable: {cuda['devices']} device(s) {', '.join(cuda['names'])}, driver {cuda['driver_version']}")
+        names = ", ".join(cuda["names"])
+        console.print(f"  CUDA  usable: {cuda['devices']} device(s) {names}, driver {cuda['driver_version']}")
     else:
         console.print(f"  CUDA  not usable: {cuda['reason']}")
 
@@ -103,8 +109,7 @@ def render_info(data: dict[str, Any]) -> None:
     for column in ("format", "runtime", "devices", "status"):
         runtimes.add_column(column)
     for rt in data["runtimes"]:
-        status = "[green]available[/green]" if not rt["missing"] else f"[red]missing {', '.join(rt['missing'])}[/red]"
-        runtimes.add_row(rt["format"], rt["runtime"], ", ".join(rt["devices"]), status)
+        runtimes.add_row(rt["format"], rt["runtime"], ", ".join(rt["devices"]), _status(rt["missing"]))
     console.print(runtimes)
 
     if not data["routes"]:
@@ -114,6 +119,6 @@ def render_info(data: dict[str, Any]) -> None:
     for column in ("route", "converter", "quantize", "status"):
         routes.add_column(column)
     for route in data["routes"]:
-        status = "[green]available[/green]" if not route["missing"] else f"[red]missing {', '.join(route['missing'])}[/red]"
-        routes.add_row(f"{route['source']} → {route['target']}", route["name"], ", ".join(route["quantize"]), status)
+        name = f"{route['source']} → {route['target']}"
+        routes.add_row(name, route["name"], ", ".join(route["quantize"]), _status(route["missing"]))
     console.print(routes)

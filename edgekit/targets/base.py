@@ -108,7 +108,7 @@ class Runtime(ABC):
             raise BackendError(
                 f"{self.path}: model returned {len(outputs)} outputs, its contract lists {len(spec.outputs)}"
             )
-        return dict(zip(spec.output_names, outputs))
+        return dict(zip(spec.output_names, outputs, strict=False))
 
     def _invoke(self, ordered: list[np.ndarray]) -> list[np.ndarray]:
         try:
@@ -116,7 +116,9 @@ class Runtime(ABC):
         except EdgekitError:
             raise
         except MemoryError:
-            raise ResourceLimitError(f"{self.path}: out of memory during inference", hint="use a smaller input") from None
+            raise ResourceLimitError(
+                f"{self.path}: out of memory during inference", hint="use a smaller input"
+            ) from None
         except Exception as exc:
             raise BackendError(f"{self.path}: {self.format} inference failed: {first_line(exc)}") from exc
 
@@ -138,7 +140,8 @@ class Runtime(ABC):
                 )
             if not ts.accepts(value.shape):
                 raise InvalidInputError(
-                    f"{self.path}: input {ts.name!r} has shape {list(value.shape)}, the model takes {list(ts.shape or [])}",
+                    f"{self.path}: input {ts.name!r} has shape {list(value.shape)}, "
+                    f"the model takes {list(ts.shape or [])}",
                     hint="reshape the data or pass --input-shape for symbolic dimensions",
                 )
             ordered.append(value)
@@ -173,7 +176,9 @@ class Runtime(ABC):
 
             info = cuda_info()
             if not info.usable:
-                raise InvalidInputError(f"--device cuda: CUDA is not usable here: {info.reason}", hint="use --device cpu")
+                raise InvalidInputError(
+                    f"--device cuda: CUDA is not usable here: {info.reason}", hint="use --device cpu"
+                )
 
     # -- for subclasses --------------------------------------------------------------------------
     @abstractmethod

@@ -12,14 +12,16 @@ from edgekit.targets._torch import SCALAR_TYPES, flatten_outputs, to_tensors
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
+from edgekit.toolkit.reports import ModelDetails
 
 
 def _spec_of(name: str, meta) -> TensorSpec:
     code = int(meta.dtype())
     if code not in SCALAR_TYPES:
-        raise InvalidInputError(f"{name}: ExecuTorch dtype code {code} is not supported by edgekit", hint="use float32 I/O")
+        raise InvalidInputError(
+            f"{name}: ExecuTorch dtype code {code} is not supported by edgekit", hint="use float32 I/O"
+        )
     return tensor(name, list(meta.sizes()), SCALAR_TYPES[code])
 
 

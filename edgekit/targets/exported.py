@@ -10,9 +10,9 @@ import torch
 from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, set_threads, to_tensors
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
 from edgekit.toolkit.options import Device
+from edgekit.toolkit.reports import ModelDetails
 
 
 def _spec_of(name: str, node: torch.fx.Node) -> TensorSpec:

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from edgekit.targets.base import Runtime, histogram  # noqa: E402
-from edgekit.toolkit.formats import Format  # noqa: E402
+from edgekit.targets.base import Runtime, histogram
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.iospec import IOSpec, tensor
+from edgekit.toolkit.options import Device
 from edgekit.toolkit.reports import ModelDetails
-from edgekit.toolkit.iospec import IOSpec, tensor  # noqa: E402
-from edgekit.toolkit.options import Device  # noqa: E402
 
 
 class KerasRuntime(Runtime):
@@ -27,7 +27,7 @@ class KerasRuntime(Runtime):
         self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
         inputs = tuple(tensor(t.name, t.shape, t.dtype) for t in self._model.inputs)
         names = list(getattr(self._model, "output_names", None) or [t.name for t in self._model.outputs])
-        outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs))
+        outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=False))
         return IOSpec(inputs, outputs)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -10,8 +10,8 @@ from ai_edge_litert import interpreter as litert
 
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.iospec import IOSpec, QuantParams, TensorSpec, tensor
+from edgekit.toolkit.reports import ModelDetails
 
 
 def _quant_of(details: dict[str, Any]) -> QuantParams | None:
@@ -35,6 +35,9 @@ class LiteRTRuntime(Runtime):
 
     def _load_impl(self) -> IOSpec:
         self._interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.options.threads)
+        # XNNPACK is applied when tensors are first allocated: do it now so load time and delegation
+        # are measured here, not inside the first inference.
+        self._interpreter.allocate_tensors()
         signatures = self._interpreter.get_signature_list()
         self._runner = None
         if len(signatures) == 1:
@@ -48,7 +51,6 @@ class LiteRTRuntime(Runtime):
                 tuple(_spec_of(n, d) for n, d in inputs.items()),
                 tuple(_spec_of(n, d) for n, d in outputs.items()),
             )
-        self._interpreter.allocate_tensors()
         return IOSpec(
             tuple(_spec_of(d["name"], d) for d in self._interpreter.get_input_details()),
             tuple(_spec_of(d["name"], d) for d in self._interpreter.get_output_details()),
@@ -57,15 +59,15 @@ class LiteRTRuntime(Runtime):
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         names = self.io_spec.input_names
         if self._runner is not None:
-            result = self._runner(**dict(zip(names, inputs)))
+            result = self._runner(**dict(zip(names, inputs, strict=False)))
             return [result[n] for n in self.io_spec.output_names]
         interp = self._interpreter
         details = interp.get_input_details()
-        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs)):
-            for d, x in zip(details, inputs):
+        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=False)):
+            for d, x in zip(details, inputs, strict=False):
                 interp.resize_tensor_input(d["index"], list(x.shape))
             interp.allocate_tensors()
-        for d, x in zip(details, inputs):
+        for d, x in zip(details, inputs, strict=False):
             interp.set_tensor(d["index"], x)
         interp.invoke()
         return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]

@@ -11,9 +11,9 @@ import onnxruntime as ort
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.options import Device
+from edgekit.toolkit.reports import ModelDetails
 
 # ONNX Runtime's type strings → numpy dtype names.
 ORT_TYPES = {
@@ -54,7 +54,7 @@ class OnnxRuntime(Runtime):
         return tensor(arg.name, arg.shape, dtype)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(None, dict(zip(self.io_spec.input_names, inputs)))
+        return self._session.run(None, dict(zip(self.io_spec.input_names, inputs, strict=False)))
 
     def _describe_impl(self) -> ModelDetails:
         model = onnx.load(str(self.path), load_external_data=False)

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from edgekit.targets.base import Runtime, histogram  # noqa: E402
-from edgekit.toolkit.errors import InvalidInputError  # noqa: E402
-from edgekit.toolkit.formats import Format  # noqa: E402
+from edgekit.targets.base import Runtime, histogram
+from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
-from edgekit.toolkit.iospec import IOSpec, tensor  # noqa: E402
 
 SIGNATURE = "serving_default"
 STRUCTURAL_OPS = {"Placeholder", "NoOp", "Identity", "Const", "ReadVariableOp", "VarHandleOp",
@@ -43,7 +43,7 @@ class SavedModelRuntime(Runtime):
         return IOSpec(inputs, outputs)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        result = self._fn(**{n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs)})
+        result = self._fn(**{n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs, strict=False)})
         return [result[n].numpy() for n in self.io_spec.output_names]
 
     def _describe_impl(self) -> ModelDetails:

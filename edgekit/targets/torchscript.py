@@ -10,10 +10,10 @@ import torch
 from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, set_threads, to_tensors, torch_device
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.pickles import torchscript_traced_inputs
-from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.options import Device
+from edgekit.toolkit.pickles import torchscript_traced_inputs
+from edgekit.toolkit.reports import ModelDetails
 
 
 class TorchScriptRuntime(Runtime):
@@ -28,7 +28,7 @@ class TorchScriptRuntime(Runtime):
         if traced and len(traced) == len(names):
             # torch.jit.trace stores its example inputs in the archive: the shapes it was traced at.
             self.contract_source = "model (traced inputs)"
-            return IOSpec(tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, traced)))
+            return IOSpec(tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, traced, strict=False)))
         if self._io_hint is not None and self._io_hint.input_names == names:
             self.contract_source = "sidecar"
             return IOSpec(self._io_hint.inputs, self._io_hint.outputs)

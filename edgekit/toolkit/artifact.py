@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.fsutil import sha256_of, write_bytes_atomic
 from edgekit.toolkit.formats import Format
+from edgekit.toolkit.fsutil import sha256_of, write_bytes_atomic
 from edgekit.toolkit.iospec import IOSpec
 
 SIDECAR_SUFFIX = ".edgekit.json"
@@ -82,7 +82,9 @@ def read_sidecar(artifact: str | os.PathLike[str]) -> Artifact | None:
         data = json.loads(path.read_text())
         record = Artifact.from_dict(data, directory=artifact.parent)
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{path}: unreadable edgekit sidecar ({exc})", hint="delete it or regenerate it") from None
+        raise InvalidInputError(
+            f"{path}: unreadable edgekit sidecar ({exc})", hint="delete it or regenerate it"
+        ) from None
     if record.sha256 != sha256_of(artifact):
         return None
     return record

@@ -21,7 +21,7 @@ class ExitCode(IntEnum):
 
 
 class EdgekitError(Exception):
-    """Base of all user-facing errors. ``str(err)`` is the one-line message shown to the user."""
+    """Base of all user-facing errors. ``str(err)`` is the one line shown to the user: message and fix."""
 
     exit_code: ExitCode = ExitCode.BACKEND_FAILURE
 
@@ -33,6 +33,9 @@ class EdgekitError(Exception):
     def one_line(self) -> str:
         text = self.message if not self.hint else f"{self.message} (fix: {self.hint})"
         return " ".join(text.split())
+
+    def __str__(self) -> str:
+        return self.one_line()
 
 
 class CheckFailedError(EdgekitError):

@@ -14,13 +14,13 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from edgekit.toolkit.errors import InvalidInputError
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     TORCH_MODULE = "torch-module"  # an in-memory nn.Module (factory); never a file
     TORCH_EXPORTED = "torch-exported"  # torch.export ExportedProgram, .pt2
     TORCHSCRIPT = "torchscript"
@@ -31,9 +31,6 @@ class Format(str, Enum):
     ONNX = "onnx"
     TFLITE = "tflite"
     EXECUTORCH = "executorch"  # .pte
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Extensions each format is usually saved with. Used only to warn about disagreement and to name

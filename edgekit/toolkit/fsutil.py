@@ -47,6 +47,7 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal write honours the umask
     try:
         yield tmp
         with tmp.open("rb") as fh:
@@ -62,6 +63,12 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, force: bool
     with atomic_path(path, force=force) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

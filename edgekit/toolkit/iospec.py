@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -19,13 +19,10 @@ from edgekit.toolkit.errors import InvalidInputError, UsageError
 Dim = int | str
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     NCHW = "nchw"
     NHWC = "nhwc"
     UNKNOWN = ""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ class TensorSpec:
             return True
         if len(shape) != len(self.shape):
             return False
-        return all(not isinstance(want, int) or want == got for want, got in zip(self.shape, shape))
+        return all(not isinstance(want, int) or want == got for want, got in zip(self.shape, shape, strict=False))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,7 +220,7 @@ def apply_input_shapes(spec: IOSpec, shapes: Mapping[str, tuple[Dim, ...]]) -> I
             continue
         if ts.shape is not None:
             conflict = len(given) != len(ts.shape) or any(
-                isinstance(have, int) and have != want for have, want in zip(ts.shape, given)
+                isinstance(have, int) and have != want for have, want in zip(ts.shape, given, strict=False)
             )
             if conflict:
                 raise UsageError(

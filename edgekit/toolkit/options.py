@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class QuantMode(str, Enum):
+class QuantMode(StrEnum):
     NONE = "none"
     FP16 = "fp16"
     DYNAMIC = "dynamic"  # int8 weights, float activations
@@ -13,13 +13,7 @@ class QuantMode(str, Enum):
     INT8_IO = "int8-io"  # full integer including inputs and outputs
     INT16X8 = "int16x8"  # int16 activations, int8 weights
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Device(str, Enum):
+class Device(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"
-
-    def __str__(self) -> str:
-        return self.value

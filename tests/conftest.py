@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny seeded models in every format, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Format → path of the tiny CNN written in that format (with sidecars)."""
+    from edgekit.samples import WRITERS, write_sample
+
+    out = tmp_path_factory.mktemp("samples")
+    return {fmt: write_sample(fmt, out) for fmt in WRITERS}
+
+
+@pytest.fixture(scope="session")
+def whole_model_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from tiny_models import PickledNet
+
+    path = tmp_path_factory.mktemp("pickles") / "whole_model.pt"
+    torch.save(PickledNet(), str(path))
+    return path
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

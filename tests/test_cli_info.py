@@ -1,0 +1,50 @@
+import json
+
+from typer.testing import CliRunner
+
+from edgekit import __version__
+from edgekit.cli import app
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"edgekit {__version__}"
+
+
+def test_help_lists_commands_and_exit_codes():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for fragment in ("info", "inspect", "Exit codes", "4 refused for safety"):
+        assert fragment in result.stdout
+
+
+def test_info_json_has_versions_cpu_cuda_and_runtimes():
+    result = runner.invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["edgekit"] == __version__
+    assert data["versions"]["torch"].startswith("2.13.0")
+    assert data["versions"]["onnxruntime"]
+    assert data["cpu"]["logical_cores"] >= 1 and isinstance(data["cpu"]["isa_flags"], list)
+    assert isinstance(data["cuda"]["usable"], bool)
+    formats = {rt["format"]: rt for rt in data["runtimes"]}
+    assert {"tflite", "onnx", "torchscript", "torch-exported", "executorch", "keras", "keras-h5", "savedmodel"} == set(
+        formats
+    )
+    assert all(rt["missing"] == [] for rt in formats.values())
+    assert isinstance(data["routes"], list)
+
+
+def test_info_human():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    for fragment in ("CPU", "ISA", "CUDA", "Backends", "Runtimes", "onnxruntime"):
+        assert fragment in result.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    result = runner.invoke(app, ["frobnicate"])
+    assert result.exit_code == 2

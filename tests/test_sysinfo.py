@@ -1,0 +1,36 @@
+from edgekit.toolkit.sysinfo import cpu_info, cuda_info, environment_fingerprint, package_versions
+
+X86 = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_int8
+"""
+ARM = """processor\t: 0
+Features\t: fp asimd asimddp i8mm sve
+CPU implementer\t: 0x41
+"""
+
+
+def test_cpu_info_parses_x86_flags():
+    info = cpu_info(X86)
+    assert info.model == "Intel(R) Xeon(R) Platinum 8480+"
+    assert info.isa_flags == ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_int8")
+
+
+def test_cpu_info_parses_arm_features():
+    assert cpu_info(ARM).isa_flags == ("asimd", "asimddp", "i8mm", "sve")
+
+
+def test_cuda_info_is_consistent():
+    info = cuda_info()
+    assert info.usable == (info.devices > 0)
+    assert info.usable or info.reason
+
+
+def test_package_versions_marks_missing_packages():
+    versions = package_versions(("numpy", "edgekit-no-such-package"))
+    assert versions["numpy"] and versions["edgekit-no-such-package"] is None
+
+
+def test_fingerprint_has_the_fields_reports_need():
+    fingerprint = environment_fingerprint()
+    assert {"python", "platform", "cpu", "cuda", "versions"} <= set(fingerprint)
