@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import typer
 
 from edgekit import __version__
+from edgekit.models import Arch, Framework
 from edgekit.toolkit.errors import EdgekitError, ExitCode
+from edgekit.toolkit.options import Layout
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
@@ -142,6 +144,88 @@ def inspect(
         error = report.smoke_run.error if report.smoke_run else ""
         typer.echo(f"edgekit: error: {model}: the model loads but does not run: {error}", err=True)
         raise typer.Exit(int(ExitCode.BACKEND_FAILURE))
+
+
+@app.command()
+@handle_errors
+def train(
+    framework: Framework = typer.Option(..., "--framework", help="torch (saved as .pt2) or keras (.keras)."),
+    arch: Arch = typer.Option(..., "--arch", help="mlp, cnn or mobilenetv2."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model path; the extension is added if missing."),
+    data: str = typer.Option("digits", "--data", help="digits (bundled with scikit-learn) or a FILE.npz "
+                             "with x (N,H,W[,C]), y (N,) and optional labels."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Default: mlp 30, cnn 15, mobilenetv2 5."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the split, the init and the batch order."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float | None = typer.Option(None, "--learning-rate", help="Adam; default 1e-3 (mlp), 2e-3."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Resize inputs (mobilenetv2 default 64)."),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no progress lines)."),
+) -> None:
+    """Train a small real model offline (digits or your .npz).
+
+    Writes the model, <stem>.data.npz (calibration and test splits, preprocessed, with labels) and the
+    sidecar with the I/O contract, labels, preprocessing and test accuracy.
+    """
+    from edgekit.render import render_epoch, render_train
+    from edgekit.training import TrainOptions
+    from edgekit.training import train as train_model
+
+    options = TrainOptions(framework, arch, data, epochs, seed, batch_size, learning_rate, image_size)
+    result = train_model(options, output, force=force, on_epoch=(lambda stats: None) if json_out else render_epoch)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_train(result)
+
+
+def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    source: str = typer.Argument(..., show_default=False,
+                                 help="A model file or SavedModel directory, package.module:factory, or "
+                                      "keras:<Application> (seeded random weights, no download)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Artifact path (extension added if missing)."),
+    input_shape: list[str] = typer.Option([], "--input-shape", metavar="NAME=D1,D2,…",
+                                          help="Input shape (repeatable); required for torch models."),
+    weights: Path | None = typer.Option(None, "--weights", help="torch state_dict (.pt, loaded weights-only) or "
+                                        "Keras .weights.h5 for the factory's model."),
+    labels: Path | None = typer.Option(None, "--labels", help="Class labels: one per line, or a JSON list."),
+    scale: float = typer.Option(1.0, "--scale", help="Raw pixel × scale before normalising (e.g. 0.00392157)."),
+    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406."),
+    std: str | None = typer.Option(None, "--std", help="Per-channel std, e.g. 0.229,0.224,0.225."),
+    layout: Layout | None = typer.Option(None, "--layout", help="nchw or nhwc (default: from the contract)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for keras:<Application> weights."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing artifact."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Bring a model in: normalise it into an artifact with its contract.
+
+    torch → .pt2, Keras → .keras; SavedModel, ONNX, TFLite, TorchScript and .pte are copied. The
+    result is loaded and run once before it and its sidecar appear.
+    """
+    from edgekit.importing import ImportOptions, import_model
+    from edgekit.render import render_import
+    from edgekit.toolkit.iospec import parse_input_shapes
+
+    options = ImportOptions(
+        input_shapes=parse_input_shapes(input_shape), weights=weights, labels=labels, scale=scale,
+        mean=_floats("--mean", mean), std=_floats("--std", std), layout=layout, seed=seed,
+    )
+    result = import_model(source, output, options, force=force)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_import(result)
 
 
 def main() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from edgekit.toolkit.artifact import sidecar_path
 from edgekit.toolkit.iospec import TensorSpec
 from edgekit.toolkit.reports import InspectReport
+from edgekit.training.types import EpochStats
+
+if TYPE_CHECKING:
+    from edgekit.importing import ImportResult
+    from edgekit.training import TrainResult
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -80,6 +87,42 @@ def _compact(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
+
+
+def render_epoch(stats: EpochStats) -> None:
+    console.print(
+        f"  epoch {stats.epoch:>3}/{stats.epochs}  loss {stats.loss:.4f}  train {stats.train_accuracy:.1%}  "
+        f"val {stats.val_accuracy:.1%}  {stats.seconds:.1f} s"
+    )
+
+
+def render_train(result: TrainResult) -> None:
+    artifact = result.artifact
+    console.print(
+        f"[bold]test accuracy {result.test_accuracy:.2%}[/bold] on {result.test_samples} held-out images "
+        f"({result.seconds:.1f} s in all)"
+    )
+    size = human_bytes(artifact.path.stat().st_size)
+    console.print(f"  model     {artifact.path}  ({artifact.format.value}, {size})")
+    console.print(f"  data      {artifact.data_path}  (calibration and test splits)")
+    console.print(f"  sidecar   {sidecar_path(artifact.path)}")
+
+
+def render_import(result: ImportResult) -> None:
+    artifact = result.artifact
+    size = human_bytes(_size(artifact.path))
+    console.print(f"[bold]imported[/bold] ({result.source_kind}) → {artifact.path}  ({artifact.format.value}, {size})")
+    for direction, specs in (("in ", artifact.io_spec.inputs), ("out", artifact.io_spec.outputs)):
+        for ts in specs:
+            console.print(f"  {direction}  {ts.name}  {_shape(ts)}  {ts.dtype}  {ts.layout.value}")
+    if artifact.labels:
+        shown = ", ".join(artifact.labels[:5]) + (", …" if len(artifact.labels) > 5 else "")
+        console.print(f"  labels  {len(artifact.labels)}: {shown}")
+    console.print(f"  sidecar {sidecar_path(artifact.path)}  ({result.seconds:.1f} s)")
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def _status(missing: list[str]) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 from edgekit.toolkit.artifact import Artifact
 from edgekit.toolkit.errors import EdgekitError, UsageError
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.fsutil import atomic_path, check_writable_target, sha256_of
+from edgekit.toolkit.fsutil import atomic_directory, atomic_path, sha256_of
 from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.sysinfo import package_versions
 
@@ -167,34 +165,17 @@ def write_sample(fmt: Format, out_dir: str | os.PathLike[str], *, force: bool = 
     """Write the tiny model in ``fmt`` under ``out_dir`` atomically, with its sidecar."""
     out = Path(out_dir) / FILENAMES[fmt]
     if fmt is Format.SAVEDMODEL:
-        _write_directory_atomically(out, WRITERS[fmt], force=force)
+        with atomic_directory(out, force=force) as staged:
+            WRITERS[fmt](staged)
     else:
         with atomic_path(out, force=force) as tmp:
-            # Exporters check the extension (Keras refuses .tmp): stage under a name ending in the real one.
-            staged = tmp.with_name(tmp.name + "." + out.name)
-            try:
-                WRITERS[fmt](staged)
-                os.replace(staged, tmp)
-            finally:
-                staged.unlink(missing_ok=True)
+            WRITERS[fmt](tmp)
     if fmt is not Format.TORCH_PICKLE:
         Artifact(
             path=out, format=fmt, io_spec=sample_contract(fmt), sha256=sha256_of(out), route=("edgekit.samples",),
             options={"seed": 0}, versions={k: v for k, v in package_versions().items() if v},
         ).write_sidecar(force=True)
     return out
-
-
-def _write_directory_atomically(out: Path, writer: Callable[[Path], None], *, force: bool) -> None:
-    check_writable_target(out, force=force)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        writer(staging / "model")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging / "model", out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,3 +12,36 @@ class PickledNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x)
+
+
+class TwoInputNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
+
+def torch_factory() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return TwoInputNet()
+
+
+def broken_factory() -> torch.nn.Module:
+    raise RuntimeError("checkpoint directory not configured")
+
+
+def not_a_model() -> dict:
+    return {"weights": [1, 2, 3]}
+
+
+def keras_factory():
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    features = keras.Input((4,), name="features")
+    return keras.Model(features, keras.layers.Dense(3, name="scores")(features))

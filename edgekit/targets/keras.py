@@ -30,6 +30,12 @@ class KerasRuntime(Runtime):
         outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=False))
         return IOSpec(inputs, outputs)
 
+    @property
+    def model(self) -> keras.Model:
+        """The loaded Keras model (for re-saving, e.g. .h5 → .keras)."""
+        self.load()
+        return self._model
+
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         feed = list(inputs) if len(inputs) > 1 else inputs[0]
         result = self._model(feed, training=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.toolkit.datasets import Preprocessing
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.fsutil import sha256_of, write_bytes_atomic
@@ -34,7 +35,15 @@ class Artifact:
     source_sha256: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
+    data: str | None = None  # file name (beside the artifact) of its calibration/test splits
+    metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_path(self) -> Path | None:
+        return self.path.parent / self.data if self.data else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +56,10 @@ class Artifact:
             "options": self.options,
             "versions": self.versions,
             "io_spec": self.io_spec.to_dict(),
+            "labels": list(self.labels),
+            "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
+            "data": self.data,
+            "metrics": self.metrics,
             "extra": self.extra,
         }
 
@@ -61,12 +74,18 @@ class Artifact:
             source_sha256=data.get("source_sha256"),
             options=dict(data.get("options", {})),
             versions=dict(data.get("versions", {})),
+            labels=tuple(data.get("labels", ())),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]) if data.get("preprocessing") else None,
+            data=data.get("data"),
+            metrics=dict(data.get("metrics", {})),
             extra=dict(data.get("extra", {})),
         )
 
+    def sidecar_text(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def write_sidecar(self, *, force: bool = False) -> Path:
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
-        return write_bytes_atomic(sidecar_path(self.path), text.encode(), force=force)
+        return write_bytes_atomic(sidecar_path(self.path), self.sidecar_text().encode(), force=force)
 
 
 def read_sidecar(artifact: str | os.PathLike[str]) -> Artifact | None:

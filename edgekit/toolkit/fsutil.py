@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgekit.toolkit.errors import InvalidInputError, UsageError
+
+TEMP_PREFIX = ".edgekit-"
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -40,11 +43,13 @@ def check_writable_target(path: Path, *, force: bool) -> None:
 def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it is fsynced and renamed onto ``path``.
 
-    On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is untouched.
+    The temp name ends with the final name (``.edgekit-k3j2-model.keras``) because exporters check
+    extensions. On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is
+    untouched.
     """
     path = Path(path)
     check_writable_target(path, force=force)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal write honours the umask
@@ -57,6 +62,34 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike[str], force: bool = False) -> Iterator[list[Path]]:
+    """Temp paths for several outputs that appear together: all are renamed into place only after the
+    body succeeded, and none is left behind when it fails."""
+    for path in paths:
+        check_writable_target(Path(path), force=force)
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p, force=force)) for p in paths]
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
+    """Yield a not-yet-existing staging path beside ``path`` for a directory output (a SavedModel);
+    on success it replaces ``path`` (removing an old one only with ``force``), on failure it is removed."""
+    path = Path(path)
+    check_writable_target(path, force=force)
+    staging_root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent))
+    try:
+        staged = staging_root / path.name
+        yield staged
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(staged, path)
+        _fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, force: bool = False) -> Path:

@@ -9,20 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.options import Layout
 
 Dim = int | str
+__all__ = [
+    "Dim", "IOSpec", "Layout", "QuantParams", "TensorSpec", "apply_input_shapes", "example_feeds", "guess_layout",
+    "parse_input_shapes", "tensor",
+]
 
-
-class Layout(StrEnum):
-    NCHW = "nchw"
-    NHWC = "nhwc"
-    UNKNOWN = ""
 
 
 @dataclass(frozen=True)

@@ -17,3 +17,9 @@ class QuantMode(StrEnum):
 class Device(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"
+
+
+class Layout(StrEnum):
+    NCHW = "nchw"
+    NHWC = "nhwc"
+    UNKNOWN = ""
