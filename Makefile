@@ -29,12 +29,16 @@ lint: setup
 	$(VENV)/bin/ruff check edgekit tests benchmarks
 
 demo: setup
+	@mkdir -p $(DEMO_DIR)
 	$(EDGEKIT) info
-	$(PY) -m edgekit.samples $(DEMO_DIR) --force onnx tflite executorch
+	$(EDGEKIT) train --framework torch --arch cnn -o $(DEMO_DIR)/digits_cnn.pt2 --force
+	$(EDGEKIT) train --framework keras --arch cnn -o $(DEMO_DIR)/digits_cnn.keras --force
+	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.pt2
+	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.keras
+	$(PY) -m edgekit.samples $(DEMO_DIR) --force tflite executorch
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.tflite
-	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.onnx
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.pte
-	@echo "demo models and their .edgekit.json sidecars are in $(DEMO_DIR)/"
+	@echo "demo models, their data splits and .edgekit.json sidecars are in $(DEMO_DIR)/"
 
 bench: setup
 	$(PY) benchmarks/startup.py

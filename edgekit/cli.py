@@ -164,7 +164,7 @@ def train(
 ) -> None:
     """Train a small real model offline (digits or your .npz).
 
-    Writes the model, <stem>.data.npz (calibration and test splits, preprocessed, with labels) and the
+    Writes the model, <model>.data.npz (calibration and test splits, preprocessed, with labels) and the
     sidecar with the I/O contract, labels, preprocessing and test accuracy.
     """
     from edgekit.render import render_epoch, render_train

@@ -145,3 +145,15 @@ def test_wrong_extension_and_existing_output(tmp_path):
 def test_unknown_arch_is_a_usage_error(tmp_path):
     result = train(tmp_path, "--framework", "torch", "--arch", "resnet")
     assert result.exit_code == 2
+
+
+def test_torch_and_keras_models_of_one_name_keep_separate_data():
+    from pathlib import Path
+
+    from edgekit.models import Framework
+    from edgekit.training import output_paths
+
+    torch_model, torch_data = output_paths(Path("digits"), Framework.TORCH)
+    keras_model, keras_data = output_paths(Path("digits"), Framework.KERAS)
+    assert (torch_model.name, keras_model.name) == ("digits.pt2", "digits.keras")
+    assert torch_data != keras_data and torch_data.name == "digits.pt2.data.npz"

@@ -1,7 +1,7 @@
 """``edgekit train``: a small real model on real data, saved with its data splits and contract.
 
 torch models are saved as a torch.export program (``.pt2``, batch 1, NCHW), Keras models as ``.keras``
-(NHWC). Beside the model: ``<stem>.data.npz`` (calibration and test inputs, already preprocessed, with
+(NHWC). Beside the model: ``<model>.data.npz`` (calibration and test inputs, already preprocessed, with
 labels) and the sidecar, so later steps (calibration, parity) use real data by default. The three files
 appear together or not at all.
 """
@@ -96,7 +96,8 @@ def output_paths(out: str | os.PathLike[str], framework: Framework) -> tuple[Pat
         raise UsageError(
             f"-o {out}: {framework} models are saved as {suffix}", hint=f"use -o {out.with_suffix(suffix)}"
         )
-    return out, out.with_name(out.stem + ".data.npz")
+    # The full name, not the stem: digits.pt2 and digits.keras must not share (and clobber) one data file.
+    return out, out.with_name(out.name + ".data.npz")
 
 
 def train(
