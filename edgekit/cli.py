@@ -6,10 +6,13 @@ needs when it runs, so ``edgekit --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +21,8 @@ import typer
 from edgekit import __version__
 from edgekit.models import Arch, Framework
 from edgekit.toolkit.errors import EdgekitError, ExitCode
-from edgekit.toolkit.options import Layout
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.options import Layout, QuantMode
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
@@ -68,6 +72,27 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def framework_output_to_stderr() -> Iterator[None]:
+    """Frameworks print progress to stdout (torch.onnx, litert-torch, tf2onnx; some from C++). Send it
+    to stderr while they run, so stdout carries only edgekit's own output (e.g. clean --json)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): Python-level redirect only
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _version_callback(value: bool) -> None:
@@ -135,7 +160,8 @@ def inspect(
     from edgekit.render import render_inspect
     from edgekit.toolkit.iospec import parse_input_shapes
 
-    report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run)
+    with framework_output_to_stderr():
+        report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -172,11 +198,86 @@ def train(
     from edgekit.training import train as train_model
 
     options = TrainOptions(framework, arch, data, epochs, seed, batch_size, learning_rate, image_size)
-    result = train_model(options, output, force=force, on_epoch=(lambda stats: None) if json_out else render_epoch)
+    with framework_output_to_stderr():  # epoch progress goes to stderr with the frameworks' own output
+        result = train_model(options, output, force=force,
+                             on_epoch=(lambda stats: None) if json_out else render_epoch)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         render_train(result)
+
+
+@app.command()
+@handle_errors
+def convert(
+    model: str = typer.Argument(..., show_default=False, help="Model file, SavedModel directory, or "
+                                "package.module:factory (with --input-shape)."),
+    to: Format = typer.Option(..., "--to", help="tflite, onnx, torchscript or executorch."),
+    quantize: QuantMode = typer.Option(QuantMode.NONE, "--quantize", help="none, fp16, dynamic, int8, int8-io, "
+                                       "int16x8 (see `edgekit routes` for what each route supports)."),
+    calibration: str | None = typer.Option(None, "--calibration", help="digits, FILE.npz, IMAGE_DIR or random; "
+                                           "default: the model's own data from train/import."),
+    calibration_samples: int = typer.Option(100, "--calibration-samples", help="How many samples to calibrate on."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Default: beside the input, e.g. "
+                                       "model.int8.tflite."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    via: Format | None = typer.Option(None, "--via", help="Route through this format (e.g. --via onnx)."),
+    nhwc: bool = typer.Option(False, "--nhwc", help="torch → tflite: channels-last image inputs."),
+    script: bool = typer.Option(False, "--script", help="torch → torchscript by scripting: refused for .pt2 "
+                                "sources, which hold a traced graph (script in your code, then import)."),
+    opset: int | None = typer.Option(None, "--opset", help="ONNX opset version."),
+    input_shape: list[str] = typer.Option([], "--input-shape", metavar="NAME=D1,D2,…",
+                                          help="Input shapes where the source records none."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Convert a model: edgekit convert model.pt2 --to tflite.
+
+    Plans the route (composing converters when there is no direct one), calibrates on real data,
+    loads and runs the artifact once, and writes it atomically with its provenance sidecar.
+    """
+    from edgekit.conversion import convert as convert_model
+    from edgekit.converters.base import ConvertOptions
+    from edgekit.render import render_convert
+    from edgekit.toolkit.iospec import parse_input_shapes
+
+    options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset)
+    shapes = parse_input_shapes(input_shape)
+    with framework_output_to_stderr(), _factory_as_file(model, shapes) as source:
+        result = convert_model(source, to, options, output=output, force=force, via=via, input_shapes=shapes)
+    for warning in result.warnings:
+        typer.echo(f"edgekit: warning: {warning}", err=True)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_convert(result)
+
+
+@contextlib.contextmanager
+def _factory_as_file(model: str, shapes: dict) -> Iterator[str]:
+    """A ``package.module:factory`` source is imported to a scratch .pt2/.keras first."""
+    from edgekit.importing import FACTORY, ImportOptions, import_model
+
+    if Path(model).exists() or not FACTORY.match(model):
+        yield model
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-factory-") as scratch:
+        imported = import_model(model, Path(scratch) / "model", ImportOptions(input_shapes=shapes))
+        yield str(imported.artifact.path)
+
+
+@app.command()
+@handle_errors
+def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The conversion matrix: every route and the quantization modes it supports."""
+    from edgekit.render import render_routes
+    from edgekit.toolkit.registry import CONVERTERS
+
+    rows = [{"source": s.source.value, "target": s.target.value, "converter": s.name,
+             "quantize": [q.value for q in s.quant_modes], "missing": s.missing()} for s in CONVERTERS]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        render_routes(rows)
 
 
 def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
@@ -221,7 +322,8 @@ def import_(
         input_shapes=parse_input_shapes(input_shape), weights=weights, labels=labels, scale=scale,
         mean=_floats("--mean", mean), std=_floats("--std", std), layout=layout, seed=seed,
     )
-    result = import_model(source, output, options, force=force)
+    with framework_output_to_stderr():
+        result = import_model(source, output, options, force=force)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -14,6 +14,7 @@ from edgekit.toolkit.reports import InspectReport
 from edgekit.training.types import EpochStats
 
 if TYPE_CHECKING:
+    from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
     from edgekit.training import TrainResult
 
@@ -123,6 +124,35 @@ def render_import(result: ImportResult) -> None:
 
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def render_convert(result: ConversionResult) -> None:
+    artifact = result.artifact
+    size = human_bytes(_size(artifact.path))
+    quant = artifact.options.get("quantize", "none")
+    console.print(f"[bold]converted[/bold] → {artifact.path}  ({artifact.format.value}, {quant}, {size}) "
+                  f"in {result.seconds:.1f} s")
+    console.print(f"  route     {' → '.join(artifact.route)}")
+    for step in result.steps:
+        facts = ", ".join(f"{k}={v}" for k, v in step.details.items())
+        console.print(f"  step      {step.converter} ({step.seconds:.1f} s){': ' + facts if facts else ''}")
+    for direction, specs in (("in ", artifact.io_spec.inputs), ("out", artifact.io_spec.outputs)):
+        for ts in specs:
+            console.print(f"  {direction}       {ts.name}  {_shape(ts)}  {ts.dtype}  {ts.layout.value}  {_quant(ts)}")
+    if result.details.delegation:
+        console.print("  delegation " + ", ".join(f"{k}={_compact(v)}" for k, v in result.details.delegation.items()))
+    console.print(f"  sidecar   {sidecar_path(artifact.path)}")
+
+
+def render_routes(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Conversion routes (edgekit convert MODEL --to TARGET --quantize MODE)", title_justify="left")
+    for column in ("source", "target", "converter", "quantize", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["source"], row["target"], row["converter"], ", ".join(row["quantize"]),
+                      _status(row["missing"]))
+    console.print(table)
+    console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx.")
 
 
 def _status(missing: list[str]) -> str:

@@ -45,3 +45,16 @@ def keras_factory():
     keras.utils.set_random_seed(0)
     features = keras.Input((4,), name="features")
     return keras.Model(features, keras.layers.Dense(3, name="scores")(features))
+
+
+class PoolWithoutStride(torch.nn.Module):
+    """max_pool2d with the stride left out: crashes ExecuTorch's XNNPACK partitioner unless handled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        return self.fc(torch.flatten(pooled, 1))

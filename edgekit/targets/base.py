@@ -108,7 +108,7 @@ class Runtime(ABC):
             raise BackendError(
                 f"{self.path}: model returned {len(outputs)} outputs, its contract lists {len(spec.outputs)}"
             )
-        return dict(zip(spec.output_names, outputs, strict=False))
+        return dict(zip(spec.output_names, outputs, strict=True))
 
     def _invoke(self, ordered: list[np.ndarray]) -> list[np.ndarray]:
         try:

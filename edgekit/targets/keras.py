@@ -27,7 +27,7 @@ class KerasRuntime(Runtime):
         self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
         inputs = tuple(tensor(t.name, t.shape, t.dtype) for t in self._model.inputs)
         names = list(getattr(self._model, "output_names", None) or [t.name for t in self._model.outputs])
-        outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=False))
+        outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=True))
         return IOSpec(inputs, outputs)
 
     @property

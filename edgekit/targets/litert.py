@@ -59,15 +59,15 @@ class LiteRTRuntime(Runtime):
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         names = self.io_spec.input_names
         if self._runner is not None:
-            result = self._runner(**dict(zip(names, inputs, strict=False)))
+            result = self._runner(**dict(zip(names, inputs, strict=True)))
             return [result[n] for n in self.io_spec.output_names]
         interp = self._interpreter
         details = interp.get_input_details()
-        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=False)):
-            for d, x in zip(details, inputs, strict=False):
+        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=True)):
+            for d, x in zip(details, inputs, strict=True):
                 interp.resize_tensor_input(d["index"], list(x.shape))
             interp.allocate_tensors()
-        for d, x in zip(details, inputs, strict=False):
+        for d, x in zip(details, inputs, strict=True):
             interp.set_tensor(d["index"], x)
         interp.invoke()
         return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]

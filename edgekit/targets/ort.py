@@ -54,7 +54,7 @@ class OnnxRuntime(Runtime):
         return tensor(arg.name, arg.shape, dtype)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(None, dict(zip(self.io_spec.input_names, inputs, strict=False)))
+        return self._session.run(None, dict(zip(self.io_spec.input_names, inputs, strict=True)))
 
     def _describe_impl(self) -> ModelDetails:
         model = onnx.load(str(self.path), load_external_data=False)

@@ -43,7 +43,7 @@ class SavedModelRuntime(Runtime):
         return IOSpec(inputs, outputs)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        result = self._fn(**{n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs, strict=False)})
+        result = self._fn(**{n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs, strict=True)})
         return [result[n].numpy() for n in self.io_spec.output_names]
 
     def _describe_impl(self) -> ModelDetails:

@@ -28,7 +28,7 @@ class TorchScriptRuntime(Runtime):
         if traced and len(traced) == len(names):
             # torch.jit.trace stores its example inputs in the archive: the shapes it was traced at.
             self.contract_source = "model (traced inputs)"
-            return IOSpec(tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, traced, strict=False)))
+            return IOSpec(tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, traced, strict=True)))
         if self._io_hint is not None and self._io_hint.input_names == names:
             self.contract_source = "sidecar"
             return IOSpec(self._io_hint.inputs, self._io_hint.outputs)

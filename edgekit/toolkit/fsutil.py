@@ -49,7 +49,11 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
     """
     path = Path(path)
     check_writable_target(path, force=force)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
+                                hint="choose a writable -o") from None
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal write honours the umask
@@ -80,7 +84,11 @@ def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> It
     on success it replaces ``path`` (removing an old one only with ``force``), on failure it is removed."""
     path = Path(path)
     check_writable_target(path, force=force)
-    staging_root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent))
+    try:
+        staging_root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent))
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
+                                hint="choose a writable -o") from None
     try:
         staged = staging_root / path.name
         yield staged

@@ -74,7 +74,7 @@ class TensorSpec:
             return True
         if len(shape) != len(self.shape):
             return False
-        return all(not isinstance(want, int) or want == got for want, got in zip(self.shape, shape, strict=False))
+        return all(not isinstance(want, int) or want == got for want, got in zip(self.shape, shape, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,7 +219,7 @@ def apply_input_shapes(spec: IOSpec, shapes: Mapping[str, tuple[Dim, ...]]) -> I
             continue
         if ts.shape is not None:
             conflict = len(given) != len(ts.shape) or any(
-                isinstance(have, int) and have != want for have, want in zip(ts.shape, given, strict=False)
+                isinstance(have, int) and have != want for have, want in zip(ts.shape, given, strict=True)
             )
             if conflict:
                 raise UsageError(

@@ -30,6 +30,8 @@ PIP_NAMES = {
     "ai_edge_litert": "ai-edge-litert",
     "litert_torch": "litert-torch",
     "h5py": "h5py",
+    "torchao": "torchao",
+    "ai_edge_quantizer": "ai-edge-quantizer",
 }
 
 
@@ -151,9 +153,43 @@ RUNTIMES: Registry[RuntimeSpec] = Registry(
     ],
 )
 
-# Conversion routes land one module per edge in edgekit/converters/ (see the conversion issue);
-# each is registered here as it lands, so `edgekit info` lists only routes that really exist.
-CONVERTERS: Registry[ConverterSpec] = Registry("converter", [])
+_ALL_TFLITE = (QuantMode.NONE, QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT8_IO,
+               QuantMode.INT16X8)
+_KERAS_TFLITE = "edgekit.converters.keras_tflite:KerasToTFLite"
+_KERAS_ONNX = "edgekit.converters.keras_onnx:KerasToOnnx"
+
+# One module per edge in edgekit/converters/; the planner composes edges (e.g. keras → onnx → int8 onnx).
+CONVERTERS: Registry[ConverterSpec] = Registry(
+    "converter",
+    [
+        ConverterSpec(Format.TORCH_EXPORTED, Format.ONNX, "torch.onnx (dynamo, TorchScript fallback)",
+                      "edgekit.converters.torch_onnx:TorchToOnnx", ("torch", "onnx", "onnxscript")),
+        ConverterSpec(Format.TORCH_EXPORTED, Format.TORCHSCRIPT, "torch.jit trace/script",
+                      "edgekit.converters.torch_torchscript:TorchToTorchScript", ("torch",)),
+        ConverterSpec(Format.TORCH_EXPORTED, Format.EXECUTORCH, "ExecuTorch + XNNPACK (PT2E quantization)",
+                      "edgekit.converters.torch_executorch:TorchToExecuTorch", ("torch", "executorch", "torchao"),
+                      (QuantMode.NONE, QuantMode.DYNAMIC, QuantMode.INT8)),
+        ConverterSpec(Format.TORCH_EXPORTED, Format.TFLITE, "litert-torch + ai-edge-quantizer",
+                      "edgekit.converters.torch_tflite:TorchToTFLite",
+                      ("torch", "litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
+                      (QuantMode.NONE, QuantMode.DYNAMIC, QuantMode.INT8_IO, QuantMode.INT16X8)),
+        ConverterSpec(Format.KERAS, Format.TFLITE, "TFLiteConverter", _KERAS_TFLITE, ("tensorflow", "keras"),
+                      _ALL_TFLITE),
+        ConverterSpec(Format.KERAS_H5, Format.TFLITE, "TFLiteConverter", _KERAS_TFLITE, ("tensorflow", "keras"),
+                      _ALL_TFLITE),
+        ConverterSpec(Format.SAVEDMODEL, Format.TFLITE, "TFLiteConverter (SavedModel)", _KERAS_TFLITE,
+                      ("tensorflow",), _ALL_TFLITE),
+        ConverterSpec(Format.KERAS, Format.ONNX, "tf2onnx (from_function)", _KERAS_ONNX,
+                      ("tensorflow", "keras", "tf2onnx")),
+        ConverterSpec(Format.KERAS_H5, Format.ONNX, "tf2onnx (from_function)", _KERAS_ONNX,
+                      ("tensorflow", "keras", "tf2onnx")),
+        ConverterSpec(Format.SAVEDMODEL, Format.ONNX, "tf2onnx (SavedModel signature)", _KERAS_ONNX,
+                      ("tensorflow", "tf2onnx")),
+        ConverterSpec(Format.ONNX, Format.ONNX, "onnxruntime.quantization / float16",
+                      "edgekit.converters.onnx_quantize:OnnxQuantize", ("onnx", "onnxruntime"),
+                      (QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8)),
+    ],
+)
 
 
 def runtime_for(fmt: Format) -> RuntimeSpec:

@@ -1,0 +1,222 @@
+"""``edgekit convert``: plan a route, calibrate on real data, convert, verify, record provenance.
+
+Intermediate steps go to a scratch directory; the final artifact and its sidecar are staged beside the
+output and renamed into place together only after the artifact was loaded and run once in its own
+runtime. An existing output is never replaced without ``force``; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit.converters.base import NEEDS_CALIBRATION, ConvertOptions, StepInput, StepReport
+from edgekit.converters.planning import plan
+from edgekit.toolkit import calibration as calibration_data
+from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
+from edgekit.toolkit.errors import BackendError, UsageError
+from edgekit.toolkit.formats import EXTENSIONS, Format, Sniffed, sniff
+from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, sha256_of
+from edgekit.toolkit.iospec import Dim, IOSpec, Layout, example_feeds
+from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.sysinfo import package_versions
+
+TARGET_SUFFIX = {Format.TFLITE: ".tflite", Format.ONNX: ".onnx", Format.TORCHSCRIPT: ".pt",
+                 Format.EXECUTORCH: ".pte"}
+CONVERSION_REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    artifact: Artifact
+    steps: tuple[StepReport, ...]
+    seconds: float
+    warnings: tuple[str, ...]
+    details: ModelDetails
+
+    @property
+    def passed(self) -> bool:
+        return True  # a conversion that did not produce a running artifact raised instead
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edgekit_report": "convert",
+            "version": CONVERSION_REPORT_VERSION,
+            "artifact": str(self.artifact.path),
+            "sidecar": str(sidecar_path(self.artifact.path)),
+            "format": self.artifact.format.value,
+            "route": list(self.artifact.route),
+            "quantize": self.artifact.options.get("quantize"),
+            "size_bytes": self.artifact.path.stat().st_size if self.artifact.path.is_file() else None,
+            "seconds": self.seconds,
+            "steps": [s.to_dict() for s in self.steps],
+            "warnings": list(self.warnings),
+            "io_spec": self.artifact.io_spec.to_dict(),
+            "delegation": self.details.delegation,
+        }
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    sniffed: Sniffed
+    sidecar: Artifact | None
+    io_spec: IOSpec
+
+
+def default_output(source: Path, target: Format, quant: QuantMode) -> Path:
+    """``model.int8.tflite`` beside ``model.pt2``."""
+    name = source.name
+    for suffix in sorted({s for exts in EXTENSIONS.values() for s in exts if s}, key=len, reverse=True):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    tag = "" if quant is QuantMode.NONE else f".{quant.value}"
+    return source.with_name(f"{name}{tag}{TARGET_SUFFIX[target]}")
+
+
+def convert(
+    model: str | os.PathLike[str],
+    target: Format,
+    options: ConvertOptions | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    via: Format | None = None,
+    input_shapes: dict[str, tuple[Dim, ...]] | None = None,
+) -> ConversionResult:
+    start = time.perf_counter()
+    options = options or ConvertOptions()
+    if target not in TARGET_SUFFIX:
+        supported = ", ".join(f.value for f in TARGET_SUFFIX)
+        raise UsageError(f"--to {target.value} is not a conversion target", hint=f"targets: {supported}")
+    source = _load_source(Path(model), input_shapes or {})
+    route = plan(source.sniffed.format, target, options.quantize, via=via)
+    out = Path(output) if output is not None else default_output(source.path, target, options.quantize)
+    _check_output(out, target, source.path, force)
+    calibration = _calibration(options, source)
+    warnings: list[str] = []
+    if calibration is not None and not calibration.real and options.quantize in NEEDS_CALIBRATION:
+        warnings.append("calibrated on random data: the quantized model's accuracy is unknown")
+    reports: list[StepReport] = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-route-") as scratch:
+        current = StepInput(source.path, source.sniffed.format, source.io_spec, options, QuantMode.NONE, calibration)
+        for index, spec in enumerate(route):
+            last = index == len(route) - 1
+            step = replace(current, quantize=options.quantize if last else QuantMode.NONE)
+            converter = spec.load()(spec)
+            if last:
+                with atomic_paths(out, sidecar_path(out), force=force) as (staged, staged_sidecar):
+                    reports.append(converter.convert(step, staged))
+                    artifact, details = _verify(staged, out, target, source, route, options, reports)
+                    staged_sidecar.write_text(artifact.sidecar_text())
+            else:
+                intermediate = Path(scratch) / f"step{index}{TARGET_SUFFIX[spec.target]}"
+                reports.append(converter.convert(step, intermediate))
+                current = replace(step, path=intermediate, format=spec.target)
+    warnings += [w for r in reports for w in r.warnings]
+    return ConversionResult(artifact, tuple(reports), time.perf_counter() - start, tuple(warnings), details)
+
+
+def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Source:
+    """The source's contract, from its verified sidecar when there is one (no framework load), else from
+    loading it in its runtime under the safety policy."""
+    from edgekit.targets import open_runtime
+
+    sniffed = sniff(path)
+    sidecar = read_sidecar(path) if path.is_file() else None
+    if sidecar is not None and not input_shapes and all(t.shape is not None for t in sidecar.io_spec.inputs):
+        return _Source(path, sniffed, sidecar, sidecar.io_spec)
+    with open_runtime(path, input_shapes=input_shapes, io_hint=sidecar.io_spec if sidecar else None,
+                      sniffed=sniffed) as runtime:
+        spec = runtime.io_spec
+    missing = [ts.name for ts in spec.inputs if ts.shape is None]
+    if missing:
+        raise UsageError(f"{path}: the shapes of {missing} are unknown", hint="give --input-shape NAME=D1,D2,…")
+    return _Source(path, sniffed, sidecar, spec)
+
+
+def _check_output(out: Path, target: Format, source: Path, force: bool) -> None:
+    if out.resolve() == source.resolve():
+        raise UsageError(f"-o {out} is the source model itself", hint="choose another output path")
+    if out.suffix and out.suffix not in EXTENSIONS[target]:
+        raise UsageError(f"-o {out}: {target.value} artifacts are saved as {' or '.join(EXTENSIONS[target])}",
+                         hint=f"use -o {out.with_suffix(TARGET_SUFFIX[target])}")
+    for path in (out, sidecar_path(out)):
+        check_writable_target(path, force=force)
+
+
+def _calibration(options: ConvertOptions, source: _Source) -> calibration_data.CalibrationSet | None:
+    quant = options.quantize
+    if quant not in NEEDS_CALIBRATION:
+        return None
+    found = calibration_data.resolve(options.calibration, source.io_spec, sidecar=source.sidecar,
+                                     samples=options.calibration_samples)
+    if found is None:
+        raise UsageError(
+            f"--quantize {quant.value} needs calibration data and {source.path.name} has none of its own",
+            hint="give --calibration digits|FILE.npz|IMAGE_DIR, or --calibration random to accept unknown accuracy",
+        )
+    return found
+
+
+def _verify(staged: Path, out: Path, target: Format, source: _Source, route: list, options: ConvertOptions,
+            reports: list[StepReport]) -> tuple[Artifact, ModelDetails]:
+    """Load the staged artifact in its runtime and run it once; describe its contract and delegation."""
+    from edgekit.targets import open_runtime
+
+    with open_runtime(staged) as runtime:
+        spec = runtime.io_spec
+        try:
+            runtime.run(example_feeds(spec))
+        except Exception as exc:
+            raise BackendError(f"{out.name}: the converted model does not run: {exc}") from None
+        details = runtime.describe()
+    spec = _with_layout(spec, source, options)
+    upstream = source.sidecar
+    data = upstream.data_path if upstream is not None else None
+    artifact = Artifact(
+        path=out, format=target, io_spec=spec, sha256=sha256_of(staged),
+        route=(source.sniffed.format.value, *(s.target.value for s in route)),
+        source_sha256=sha256_of(source.path), options=options.to_dict(),
+        versions={k: v for k, v in package_versions().items() if v},
+        labels=upstream.labels if upstream else (),
+        preprocessing=_preprocessing(upstream, options, target),
+        data=os.path.relpath(data, out.parent) if data is not None and data.is_file() else None,
+        metrics=dict(upstream.metrics) if upstream else {},
+        extra={"source": str(source.path), "converters": [s.name for s in route],
+               "steps": [r.to_dict() for r in reports], "delegation": details.delegation,
+               "conversion_seconds": sum(r.seconds for r in reports)},
+    )
+    return artifact, details
+
+
+def _with_layout(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSpec:
+    """Carry the source's image layout over (converters keep it unless --nhwc changed it)."""
+    layouts = {t.name: t.layout for t in source.io_spec.inputs}
+    inputs = []
+    for index, ts in enumerate(spec.inputs):
+        if ts.shape is None or len(ts.shape) != 4:
+            inputs.append(ts)
+            continue
+        layout = Layout.NHWC if options.nhwc else layouts.get(ts.name) or (
+            source.io_spec.inputs[index].layout if index < len(source.io_spec.inputs) else ts.layout
+        )
+        inputs.append(replace(ts, layout=layout or ts.layout))
+    return IOSpec(tuple(inputs), spec.outputs)
+
+
+def _preprocessing(upstream: Artifact | None, options: ConvertOptions, target: Format):
+    if upstream is None or upstream.preprocessing is None:
+        return None
+    if options.nhwc and target is Format.TFLITE:
+        return replace(upstream.preprocessing, layout=Layout.NHWC)
+    return upstream.preprocessing

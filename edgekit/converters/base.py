@@ -1,0 +1,100 @@
+"""The Converter interface: one subclass per edge (source format → target format).
+
+``Converter.convert`` validates the quantization mode against the edge's spec, times the work and maps
+framework exceptions to the error tree; subclasses implement only ``_convert_impl``, which writes the
+artifact to the path it is given and returns what it learned (exporter used, warnings).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edgekit.toolkit.calibration import CalibrationSet
+from edgekit.toolkit.errors import BackendError, EdgekitError, MissingDependencyError, UsageError, first_line
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.iospec import IOSpec
+from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.registry import ConverterSpec
+
+# Modes whose activation ranges come from data: refused without calibration samples.
+NEEDS_CALIBRATION = {QuantMode.INT8, QuantMode.INT8_IO, QuantMode.INT16X8}
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    quantize: QuantMode = QuantMode.NONE
+    calibration: str | None = None  # digits | FILE.npz | IMAGE_DIR | random; None: the model's own data
+    calibration_samples: int = 100
+    nhwc: bool = False  # torch → tflite: channels-last inputs/outputs (what Android camera code feeds)
+    script: bool = False  # torch → torchscript: torch.jit.script instead of trace
+    opset: int | None = None  # onnx: opset version; None: the exporter's default
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantize": self.quantize.value, "calibration": self.calibration,
+                "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,
+                "opset": self.opset}
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What one conversion step works from."""
+
+    path: Path
+    format: Format
+    io_spec: IOSpec
+    options: ConvertOptions
+    quantize: QuantMode  # this step's mode: intermediate steps are float
+    calibration: CalibrationSet | None
+
+
+@dataclass
+class StepReport:
+    """What a converter reports about its step; ``details`` holds exporter-specific facts."""
+
+    converter: str
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"converter": self.converter, "seconds": self.seconds, "details": self.details,
+                "warnings": self.warnings}
+
+
+class Converter(ABC):
+    source: ClassVar[tuple[Format, ...]]
+    target: ClassVar[Format]
+
+    def __init__(self, spec: ConverterSpec) -> None:
+        self.spec = spec
+
+    def convert(self, step: StepInput, out: Path) -> StepReport:
+        if step.quantize not in self.spec.quant_modes:
+            supported = ", ".join(q.value for q in self.spec.quant_modes)
+            raise UsageError(f"{self.spec.name} does not support --quantize {step.quantize.value}",
+                             hint=f"supported: {supported}")
+        if step.quantize in NEEDS_CALIBRATION and step.calibration is None:
+            raise UsageError(f"--quantize {step.quantize.value} needs calibration data")
+        report = StepReport(self.spec.name)
+        start = time.perf_counter()
+        try:
+            self._convert_impl(step, out, report)
+        except (EdgekitError, MissingDependencyError):
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{step.path.name}: {self.spec.name} failed: {first_line(exc)}",
+                               hint="rerun with --debug for the exporter's traceback") from exc
+        report.seconds = time.perf_counter() - start
+        if not out.exists() or (out.is_file() and out.stat().st_size == 0):
+            raise BackendError(f"{self.spec.name} reported success but wrote no model")
+        return report
+
+    @abstractmethod
+    def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        """Write the converted model to ``out``; record exporter facts and warnings in ``report``."""

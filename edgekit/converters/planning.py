@@ -1,0 +1,77 @@
+"""Route planning over the converter registry: the shortest chain of edges from a source format to a
+target format whose last edge supports the requested quantization (framework-free, pure data)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.registry import CONVERTERS, ConverterSpec, Registry
+
+MAX_HOPS = 3
+
+
+def supported_summary(source: Format, registry: Registry[ConverterSpec] = CONVERTERS) -> str:
+    """'onnx (none, fp16, dynamic, int8), tflite (none, …)' for the targets reachable from ``source``."""
+    reachable: dict[Format, list[QuantMode]] = {}
+    for target in Format:
+        for quant in QuantMode:
+            if _search(source, target, quant, registry) is not None:
+                reachable.setdefault(target, []).append(quant)
+    if not reachable:
+        return "none"
+    return "; ".join(f"{fmt.value} ({', '.join(q.value for q in quants)})" for fmt, quants in reachable.items())
+
+
+def plan(
+    source: Format,
+    target: Format,
+    quant: QuantMode = QuantMode.NONE,
+    *,
+    via: Format | None = None,
+    registry: Registry[ConverterSpec] = CONVERTERS,
+) -> list[ConverterSpec]:
+    """The converters to run in order. Intermediate steps are float; only the last one quantizes."""
+    if via is not None:
+        if via in (source, target):
+            raise UsageError(f"--via {via.value} must differ from the source and the target format")
+        return _require(source, via, QuantMode.NONE, registry) + _require(via, target, quant, registry)
+    return _require(source, target, quant, registry)
+
+
+def _require(
+    source: Format, target: Format, quant: QuantMode, registry: Registry[ConverterSpec]
+) -> list[ConverterSpec]:
+    route = _search(source, target, quant, registry)
+    if route is None:
+        raise UsageError(
+            f"no route converts {source.value} to {target.value} with --quantize {quant.value}",
+            hint=f"from {source.value} edgekit reaches: {supported_summary(source, registry)}",
+        )
+    return route
+
+
+def _search(source: Format, target: Format, quant: QuantMode, registry: Registry[ConverterSpec]
+            ) -> list[ConverterSpec] | None:
+    """Breadth-first over formats; a same-format edge (e.g. onnx→onnx quantization) may close a route."""
+    edges: dict[Format, list[ConverterSpec]] = {}
+    for spec in registry:
+        edges.setdefault(spec.source, []).append(spec)
+    queue: deque[tuple[Format, list[ConverterSpec]]] = deque([(source, [])])
+    seen = {source}
+    while queue:
+        here, route = queue.popleft()
+        for spec in edges.get(here, []):
+            if spec.target is target and quant in spec.quant_modes and (route or spec.source is not spec.target
+                                                                        or quant is not QuantMode.NONE):
+                return [*route, spec]
+        if len(route) >= MAX_HOPS:
+            continue
+        for spec in edges.get(here, []):
+            if spec.source is spec.target or spec.target in seen or QuantMode.NONE not in spec.quant_modes:
+                continue
+            seen.add(spec.target)
+            queue.append((spec.target, [*route, spec]))
+    return None

@@ -1,0 +1,100 @@
+"""torch.export program (.pt2) → ExecuTorch (.pte), lowered to the XNNPACK delegate.
+
+Quantization uses PT2E with the XNNPACK quantizer: ``int8`` static (calibrated, per-channel weights),
+``dynamic`` (int8 weights, activations quantized at run time). When XNNPACK partitioning fails, the
+program falls back to ExecuTorch's portable kernels with a warning naming the failure; the delegated
+share of nodes is recorded either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import to_edge_transform_and_lower
+
+from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.torch_onnx import example_inputs
+from edgekit.toolkit.errors import first_line
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.options import QuantMode
+
+DELEGATE_CALL = "executorch_call_delegate"
+
+
+def explicit_pool_strides(program: torch.export.ExportedProgram) -> int:
+    """Spell out max_pool2d's default stride (= kernel size) where the call left it out.
+
+    Semantically a no-op; the XNNPACK partitioner indexes ``node.args[2]`` and crashes without it.
+    """
+    fixed = 0
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.target in (torch.ops.aten.max_pool2d.default,
+                                                         torch.ops.aten.max_pool2d_with_indices.default):
+            if "stride" in node.kwargs:
+                continue
+            if len(node.args) == 2:
+                node.args = (*node.args, node.args[1])
+                fixed += 1
+            elif len(node.args) > 2 and not node.args[2]:  # stride=[] also means "same as kernel"
+                node.args = (node.args[0], node.args[1], node.args[1], *node.args[3:])
+                fixed += 1
+    if fixed:
+        program.graph_module.recompile()
+    return fixed
+
+
+def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tuple) -> torch.export.ExportedProgram:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    dynamic = step.quantize is QuantMode.DYNAMIC
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
+                                                                                 is_dynamic=dynamic))
+    prepared = prepare_pt2e(program.module(), quantizer)
+    if dynamic:
+        prepared(*args)
+    else:
+        assert step.calibration is not None
+        names = step.io_spec.input_names
+        for feed in step.calibration.feeds:
+            prepared(*(torch.from_numpy(feed[n]) for n in names))
+    return torch.export.export(convert_pt2e(prepared), args)
+
+
+class TorchToExecuTorch(Converter):
+    source = (Format.TORCH_EXPORTED,)
+    target = Format.EXECUTORCH
+
+    def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        program = torch.export.load(str(step.path))
+        args = example_inputs(step)
+        if step.quantize is not QuantMode.NONE:
+            program = _quantized(program, step, args)
+            report.details["quantizer"] = "PT2E XNNPACKQuantizer " + (
+                "dynamic" if step.quantize is QuantMode.DYNAMIC else "static per-channel"
+            )
+        patched = explicit_pool_strides(program)
+        if patched:
+            report.details["max_pool2d_strides_made_explicit"] = patched
+        total = sum(1 for n in program.graph.nodes if n.op == "call_function")
+        try:
+            lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            report.details["backend"] = "XNNPACK"
+        except Exception as exc:
+            report.warnings.append(
+                f"XNNPACK partitioning failed ({type(exc).__name__}: {first_line(exc)}); "
+                "the whole program runs on portable kernels"
+            )
+            lowered = to_edge_transform_and_lower(program)
+            report.details["backend"] = "portable (fallback)"
+        graph = lowered.exported_program().graph
+        remaining = [n for n in graph.nodes if n.op == "call_function" and "getitem" not in str(n.target)]
+        portable = sum(1 for n in remaining if DELEGATE_CALL not in str(n.target))
+        report.details["delegated_share"] = round(1 - portable / total, 3) if total else 0.0
+        report.details["portable_nodes"] = portable
+        out.write_bytes(lowered.to_executorch().buffer)

@@ -1,0 +1,36 @@
+"""torch.export program (.pt2) → ONNX: the dynamo exporter first, the TorchScript-based exporter when
+dynamo fails; which one ran is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.toolkit.errors import first_line
+from edgekit.toolkit.formats import Format
+
+
+def example_inputs(step: StepInput) -> tuple[torch.Tensor, ...]:
+    """Batch-1 inputs of the source's contract (symbolic dims at 1)."""
+    return tuple(torch.zeros(ts.concrete_shape(), dtype=getattr(torch, ts.dtype)) for ts in step.io_spec.inputs)
+
+
+class TorchToOnnx(Converter):
+    source = (Format.TORCH_EXPORTED,)
+    target = Format.ONNX
+
+    def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        program = torch.export.load(str(step.path))
+        args = example_inputs(step)
+        names = {"input_names": step.io_spec.input_names, "output_names": step.io_spec.output_names}
+        opset = {"opset_version": step.options.opset} if step.options.opset else {}
+        try:
+            torch.onnx.export(program, args, str(out), dynamo=True, external_data=False, **names, **opset)
+            report.details["exporter"] = "torch.onnx dynamo"
+        except Exception as exc:
+            report.warnings.append(f"dynamo exporter failed ({first_line(exc)}); used the TorchScript-based exporter")
+            out.unlink(missing_ok=True)
+            torch.onnx.export(program.module(), args, str(out), dynamo=False, **names, **opset)
+            report.details["exporter"] = "torch.onnx TorchScript-based (fallback)"

@@ -1,0 +1,74 @@
+"""torch.export program (.pt2) → TFLite with litert-torch; quantized with ai-edge-quantizer.
+
+Modes: ``dynamic`` (int8 weights, float activations), ``int8-io`` (static int8, inputs and outputs
+int8 too) and ``int16x8`` (static int16 activations with int8 weights, int16 I/O) — what
+ai-edge-quantizer's recipes produce. ``--nhwc`` wraps the model so its image inputs are channels-last,
+as Android camera pipelines deliver them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.torch_onnx import example_inputs
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.options import QuantMode
+
+RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.INT8_IO: "static_wi8_ai8",
+           QuantMode.INT16X8: "static_wi8_ai16"}
+SIGNATURE = "serving_default"
+
+
+def _image_inputs(step: StepInput) -> list[int]:
+    return [i for i, ts in enumerate(step.io_spec.inputs) if ts.shape is not None and len(ts.shape) == 4]
+
+
+class TorchToTFLite(Converter):
+    source = (Format.TORCH_EXPORTED,)
+    target = Format.TFLITE
+
+    def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        import litert_torch
+
+        module = torch.export.load(str(step.path)).module()
+        args = example_inputs(step)
+        nhwc = _image_inputs(step) if step.options.nhwc else []
+        if nhwc:
+            module = litert_torch.to_channel_last_io(module, args=nhwc)
+            args = tuple(a.permute(0, 2, 3, 1).contiguous() if i in nhwc else a for i, a in enumerate(args))
+            report.details["io_layout"] = "nhwc"
+        if step.quantize is QuantMode.NONE:
+            litert_torch.convert(module, args).export(str(out))
+            report.details["converter"] = "litert_torch.convert"
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            float_model = Path(scratch) / "float.tflite"
+            litert_torch.convert(module, args).export(str(float_model))
+            self._quantize(float_model, out, step, nhwc, report)
+
+    def _quantize(self, float_model: Path, out: Path, step: StepInput, nhwc: list[int], report: StepReport) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_quantizer import quantizer, recipe
+
+        recipe_name = RECIPES[step.quantize]
+        engine = quantizer.Quantizer(str(float_model), getattr(recipe, recipe_name)())
+        calibration_result = None
+        if engine.need_calibration:
+            assert step.calibration is not None
+            tflite_names = list(Interpreter(str(float_model)).get_signature_list()[SIGNATURE]["inputs"])
+            samples = []
+            for feed in step.calibration.feeds:
+                values = [feed[name] for name in step.io_spec.input_names]
+                values = [v.transpose(0, 2, 3, 1) if i in nhwc else v for i, v in enumerate(values)]
+                pairs = zip(tflite_names, values, strict=True)
+                samples.append({tflite_name: np.ascontiguousarray(v) for tflite_name, v in pairs})
+            calibration_result = engine.calibrate({SIGNATURE: samples})
+            report.details["calibration"] = step.calibration.source
+        result = engine.quantize(calibration_result, enable_progress_report=False)
+        out.write_bytes(bytes(result.quantized_model))
+        report.details["converter"] = f"litert_torch.convert + ai_edge_quantizer ({recipe_name})"

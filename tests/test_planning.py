@@ -1,0 +1,54 @@
+import pytest
+
+from edgekit.converters.planning import plan, supported_summary
+from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.formats import Format as F
+from edgekit.toolkit.options import QuantMode as Q
+from edgekit.toolkit.registry import CONVERTERS, ConverterSpec, Registry
+
+
+def names(route):
+    return [(s.source.value, s.target.value) for s in route]
+
+
+def test_direct_route_when_it_supports_the_mode():
+    assert names(plan(F.KERAS, F.TFLITE, Q.INT8)) == [("keras", "tflite")]
+
+
+def test_quantized_onnx_goes_through_float_onnx_first():
+    assert names(plan(F.TORCH_EXPORTED, F.ONNX, Q.INT8)) == [("torch-exported", "onnx"), ("onnx", "onnx")]
+    assert names(plan(F.KERAS, F.ONNX, Q.FP16)) == [("keras", "onnx"), ("onnx", "onnx")]
+    assert names(plan(F.TORCH_EXPORTED, F.ONNX, Q.NONE)) == [("torch-exported", "onnx")]
+
+
+def test_onnx_to_itself_only_to_quantize():
+    assert names(plan(F.ONNX, F.ONNX, Q.DYNAMIC)) == [("onnx", "onnx")]
+    with pytest.raises(UsageError, match="onnx to onnx with --quantize none"):
+        plan(F.ONNX, F.ONNX, Q.NONE)
+
+
+def test_unsupported_pair_lists_what_is_reachable():
+    with pytest.raises(UsageError) as excinfo:
+        plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8)
+    message = str(excinfo.value)
+    assert "tflite (none, dynamic, int8-io, int16x8)" in message and "executorch (none, dynamic, int8)" in message
+
+
+def test_via_must_be_a_third_format():
+    with pytest.raises(UsageError, match="must differ"):
+        plan(F.KERAS, F.TFLITE, via=F.TFLITE)
+
+
+def test_via_composes_two_plans_on_a_synthetic_registry():
+    registry = Registry("converter", [
+        ConverterSpec(F.KERAS, F.ONNX, "k2o", "x:Y", ("x",)),
+        ConverterSpec(F.ONNX, F.TFLITE, "o2t", "x:Y", ("x",), (Q.NONE, Q.INT8)),
+        ConverterSpec(F.KERAS, F.TFLITE, "k2t", "x:Y", ("x",)),
+    ])
+    assert names(plan(F.KERAS, F.TFLITE, registry=registry)) == [("keras", "tflite")]
+    assert names(plan(F.KERAS, F.TFLITE, Q.INT8, registry=registry)) == [("keras", "onnx"), ("onnx", "tflite")]
+    assert names(plan(F.KERAS, F.TFLITE, via=F.ONNX, registry=registry)) == [("keras", "onnx"), ("onnx", "tflite")]
+
+
+def test_summary_for_a_format_without_routes():
+    assert supported_summary(F.TFLITE, CONVERTERS) == "none"
