@@ -35,6 +35,10 @@ demo: setup
 	$(EDGEKIT) train --framework keras --arch cnn -o $(DEMO_DIR)/digits_cnn.keras --force
 	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.pt2
 	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.keras
+	$(EDGEKIT) routes
+	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to executorch --quantize int8 --force
+	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to onnx --quantize int8 --force
+	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.keras --to tflite --quantize int8 --force
 	$(PY) -m edgekit.samples $(DEMO_DIR) --force tflite executorch
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.tflite
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.pte

@@ -39,13 +39,6 @@ class ConversionResult:
     warnings: tuple[str, ...]
     details: ModelDetails
 
-    @property
-    def passed(self) -> bool:
-        return True  # a conversion that did not produce a running artifact raised instead
-
-    def __bool__(self) -> bool:
-        return self.passed
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "edgekit_report": "convert",

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.toolkit.artifact import sidecar_path
-from edgekit.toolkit.iospec import TensorSpec
-from edgekit.toolkit.reports import InspectReport
-from edgekit.training.types import EpochStats
+from edgekit.toolkit.artifact_paths import sidecar_path
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.toolkit.iospec import TensorSpec
+    from edgekit.toolkit.reports import InspectReport
     from edgekit.training import TrainResult
+    from edgekit.training.types import EpochStats
 
 console = Console(highlight=False, soft_wrap=True)
 

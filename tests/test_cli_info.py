@@ -48,3 +48,21 @@ def test_info_human():
 def test_unknown_command_is_a_usage_error():
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def test_routes_lists_the_matrix():
+    result = runner.invoke(app, ["routes", "--json"])
+    assert result.exit_code == 0
+    rows = {(r["source"], r["target"]): r["quantize"] for r in json.loads(result.stdout)}
+    assert rows[("keras", "tflite")] == ["none", "fp16", "dynamic", "int8", "int8-io", "int16x8"]
+    assert rows[("torch-exported", "executorch")] == ["none", "dynamic", "int8"]
+    assert rows[("onnx", "onnx")] == ["fp16", "dynamic", "int8"]
+    human = runner.invoke(app, ["routes"])
+    assert human.exit_code == 0 and "torch-exported" in human.stdout
+
+
+def test_info_lists_routes():
+    data = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
+    pairs = {(r["source"], r["target"]) for r in data["routes"]}
+    assert {("keras", "onnx"), ("torch-exported", "tflite"), ("onnx", "onnx")} <= pairs
+    assert all(r["missing"] == [] for r in data["routes"])

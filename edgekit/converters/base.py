@@ -91,6 +91,8 @@ class Converter(ABC):
             raise BackendError(f"{step.path.name}: {self.spec.name} failed: {first_line(exc)}",
                                hint="rerun with --debug for the exporter's traceback") from exc
         report.seconds = time.perf_counter() - start
+        if step.quantize in NEEDS_CALIBRATION and step.calibration is not None:
+            report.details["calibration"] = step.calibration.source
         if not out.exists() or (out.is_file() and out.stat().st_size == 0):
             raise BackendError(f"{self.spec.name} reported success but wrote no model")
         return report

@@ -1,12 +1,16 @@
 """Keras (.keras/.h5) or SavedModel → ONNX with tf2onnx.
 
-``tf2onnx.convert.from_keras`` fails on Keras 3 (``KeyError: 'keras_tensor_N'``), so the model is
+``tf2onnx.convert.from_keras`` fails on Keras 3 (``KeyError: 'keras_tensor_N'``), so a Keras model is
 wrapped in a ``tf.function`` with an explicit input signature and converted with ``from_function``.
+A SavedModel goes through tf2onnx's own SavedModel front end (``python -m tf2onnx.convert
+--saved-model``), in a child process, which also keeps its TensorFlow graph state out of ours.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -15,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 
 from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.toolkit.errors import BackendError
 from edgekit.toolkit.formats import Format
 
 DEFAULT_OPSET = 17
@@ -29,25 +34,26 @@ def _signature(step: StepInput) -> list[tf.TensorSpec]:
 
 def _function(step: StepInput) -> tf.types.experimental.GenericFunction:
     signature = _signature(step)
-    names = step.io_spec.input_names
     outputs = step.io_spec.output_names
-    if step.format is Format.SAVEDMODEL:
-        served = tf.saved_model.load(str(step.path)).signatures["serving_default"]
+    import keras
 
-        def call(*args: tf.Tensor) -> list[tf.Tensor]:
-            result = served(**dict(zip(names, args, strict=True)))
-            return [tf.identity(result[n], name=n) for n in outputs]
-    else:
-        import keras
+    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=True)
 
-        model = keras.saving.load_model(str(step.path), compile=False, safe_mode=True)
-
-        def call(*args: tf.Tensor) -> list[tf.Tensor]:
-            result = model(list(args) if len(args) > 1 else args[0], training=False)
-            result = result if isinstance(result, (list, tuple)) else [result]
-            return [tf.identity(r, name=n) for r, n in zip(result, outputs, strict=True)]
+    def call(*args: tf.Tensor) -> list[tf.Tensor]:
+        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        result = result if isinstance(result, (list, tuple)) else [result]
+        return [tf.identity(r, name=n) for r, n in zip(result, outputs, strict=True)]
 
     return tf.function(call, input_signature=signature)
+
+
+def _from_saved_model(step: StepInput, out: Path, opset: int) -> None:
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(step.path), "--signature_def",
+               "serving_default", "--opset", str(opset), "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if "Error" in line or "error" in line]
+        raise BackendError(f"{step.path.name}: tf2onnx --saved-model failed: {(errors or ['see --debug'])[-1]}")
 
 
 class KerasToOnnx(Converter):
@@ -58,6 +64,10 @@ class KerasToOnnx(Converter):
         import tf2onnx
 
         opset = step.options.opset or DEFAULT_OPSET
+        if step.format is Format.SAVEDMODEL:
+            _from_saved_model(step, out, opset)
+            report.details["exporter"] = f"tf2onnx --saved-model (opset {opset})"
+            return
         tf2onnx.convert.from_function(_function(step), input_signature=_signature(step), opset=opset,
                                       output_path=str(out))
         report.details["exporter"] = f"tf2onnx.convert.from_function (opset {opset})"

@@ -53,8 +53,6 @@ class KerasToTFLite(Converter):
                 converter.inference_output_type = tf.int8
         out.write_bytes(converter.convert())
         report.details["converter"] = "tf.lite.TFLiteConverter"
-        if step.calibration is not None and mode in (QuantMode.INT8, QuantMode.INT8_IO, QuantMode.INT16X8):
-            report.details["calibration"] = step.calibration.source
 
     @staticmethod
     def _representative(step: StepInput) -> Iterator[list[np.ndarray]]:

@@ -66,4 +66,3 @@ class OnnxQuantize(Converter):
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                 )
                 report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ, QInt8, per-channel)"
-                report.details["calibration"] = step.calibration.source if step.calibration else None

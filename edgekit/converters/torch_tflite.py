@@ -68,7 +68,6 @@ class TorchToTFLite(Converter):
                 pairs = zip(tflite_names, values, strict=True)
                 samples.append({tflite_name: np.ascontiguousarray(v) for tflite_name, v in pairs})
             calibration_result = engine.calibrate({SIGNATURE: samples})
-            report.details["calibration"] = step.calibration.source
         result = engine.quantize(calibration_result, enable_progress_report=False)
         out.write_bytes(bytes(result.quantized_model))
         report.details["converter"] = f"litert_torch.convert + ai_edge_quantizer ({recipe_name})"

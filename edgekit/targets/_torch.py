@@ -27,9 +27,27 @@ def torch_device(device: Device) -> torch.device:
     return torch.device("cuda" if device is Device.CUDA else "cpu")
 
 
-def set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None) -> bool:
+    """Apply the intra-op thread count; True when one was given (torch always honours it)."""
     if threads:
         torch.set_num_threads(threads)
+        return True
+    return False
+
+
+def prepared_call(module: Any, inputs: list[np.ndarray], device: Device) -> Any:
+    """One inference with tensors made once; on CUDA, synchronised so the time is the kernels' time."""
+    tensors = to_tensors(inputs, device)
+    sync = torch.cuda.synchronize if device is Device.CUDA else None
+
+    def call() -> Any:
+        with torch.inference_mode():
+            result = module(*tensors)
+        if sync is not None:
+            sync()
+        return result
+
+    return call
 
 
 def flatten_outputs(result: Any) -> list[np.ndarray]:

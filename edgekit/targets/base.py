@@ -8,7 +8,7 @@ The public methods validate and map failures to the error tree; subclasses imple
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,6 +44,8 @@ class Runtime(ABC):
     devices: ClassVar[tuple[Device, ...]] = (Device.CPU,)
     # Where the I/O contract came from; subclasses that fall back to other sources say so.
     contract_source: str = "model"
+    # Whether options.threads was enforced (subclasses set it when their framework honoured it).
+    threads_applied: bool = False
 
     def __init__(
         self,
@@ -109,6 +111,15 @@ class Runtime(ABC):
                 f"{self.path}: model returned {len(outputs)} outputs, its contract lists {len(spec.outputs)}"
             )
         return dict(zip(spec.output_names, outputs, strict=True))
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], Any]:
+        """A zero-argument call running one inference on ``feeds``, with every input conversion done
+        now, outside any timed region. Outputs are not converted back (that is not inference time)."""
+        ordered = self._check_feeds(self.io_spec, feeds)
+        return self._prepare_impl(ordered)
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        return lambda: self._run_impl(inputs)
 
     def _invoke(self, ordered: list[np.ndarray]) -> list[np.ndarray]:
         try:

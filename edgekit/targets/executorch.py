@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +26,24 @@ def _spec_of(name: str, meta) -> TensorSpec:
     return tensor(name, list(meta.sizes()), SCALAR_TYPES[code])
 
 
+def _set_threadpool(threads: int | None) -> bool:
+    """ExecuTorch's CPU thread pool (XNNPACK uses it) is process-wide; its pybindings can resize it."""
+    if not threads:
+        return False
+    from executorch.extension.pybindings import portable_lib
+
+    try:
+        portable_lib._unsafe_reset_threadpool(threads)
+    except (AttributeError, RuntimeError):
+        return False
+    return portable_lib._threadpool_get_thread_count() == threads
+
+
 class ExecuTorchRuntime(Runtime):
     format = Format.EXECUTORCH
 
     def _load_impl(self) -> IOSpec:
+        self.threads_applied = _set_threadpool(self.options.threads)
         program = ETRuntime.get().load_program(str(self.path))
         if "forward" not in program.method_names:
             raise InvalidInputError(
@@ -48,6 +63,11 @@ class ExecuTorchRuntime(Runtime):
             tuple(_spec_of(n, meta.input_tensor_meta(i)) for i, n in enumerate(in_names)),
             tuple(_spec_of(n, meta.output_tensor_meta(i)) for i, n in enumerate(out_names)),
         )
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        tensors = to_tensors(inputs, self.options.device)
+        method = self._method
+        return lambda: method.execute(tensors)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, set_threads, to_tensors
+from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, prepared_call, set_threads, to_tensors
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
@@ -28,7 +29,7 @@ class ExportedProgramRuntime(Runtime):
     devices = (Device.CPU, Device.CUDA)
 
     def _load_impl(self) -> IOSpec:
-        set_threads(self.options.threads)
+        self.threads_applied = set_threads(self.options.threads)
         self._program = torch.export.load(str(self.path))
         signature = self._program.graph_signature
         nodes = {n.name: n for n in self._program.graph.nodes}
@@ -39,6 +40,9 @@ class ExportedProgramRuntime(Runtime):
         module = self._program.module()
         self._module = module.to("cuda") if self.options.device is Device.CUDA else module
         return IOSpec(inputs, outputs)
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        return prepared_call(self._module, inputs, self.options.device)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -11,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from edgekit.targets._tf import tf_threads
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, tensor
@@ -23,6 +25,7 @@ class KerasRuntime(Runtime):
     devices = (Device.CPU,)
 
     def _load_impl(self) -> IOSpec:
+        self.threads_applied = tf_threads(self.options.threads)
         # safe_mode refuses Lambda layers and other deserialisation that would run arbitrary code.
         self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
         inputs = tuple(tensor(t.name, t.shape, t.dtype) for t in self._model.inputs)
@@ -35,6 +38,14 @@ class KerasRuntime(Runtime):
         """The loaded Keras model (for re-saving, e.g. .h5 → .keras)."""
         self.load()
         return self._model
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        import tensorflow as tf
+
+        feed = [tf.constant(x) for x in inputs]
+        model = self._model
+        single = feed[0] if len(feed) == 1 else feed
+        return lambda: model(single, training=False)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         feed = list(inputs) if len(inputs) > 1 else inputs[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,41 @@ def _spec_of(name: str, details: dict[str, Any]) -> TensorSpec:
     return tensor(name, [int(d) for d in shape], details["dtype"], _quant_of(details))
 
 
+def _delegation(model_ops: list[dict[str, Any]], planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which of the model's operators XNNPACK took over.
+
+    The delegated interpreter lists the model's own nodes followed by one DELEGATE node per partition,
+    but not which nodes each partition replaced. A partition's nodes are recovered from the graph: walk
+    back from the DELEGATE node's outputs through their producers until its inputs are reached.
+    """
+    producer = {int(t): op for op in model_ops for t in op["outputs"]}
+    delegated: set[int] = set()
+    partitions = [op for op in planned if op["op_name"] == "DELEGATE"]
+    for partition in partitions:
+        boundary = {int(t) for t in partition["inputs"] if t >= 0}
+        stack = [int(t) for t in partition["outputs"]]
+        while stack:
+            op = producer.get(stack.pop())
+            if op is None or op["index"] in delegated:
+                continue
+            delegated.add(op["index"])
+            stack += [int(t) for t in op["inputs"] if t >= 0 and int(t) not in boundary]
+    on_cpu = [op["op_name"] for op in model_ops if op["index"] not in delegated]
+    return {
+        "xnnpack_partitions": len(partitions),
+        "operators": len(model_ops),
+        "delegated_operators": len(delegated),
+        "delegated_share": round(len(delegated) / len(model_ops), 3) if model_ops else 0.0,
+        "cpu_operators": histogram(on_cpu),
+    }
+
+
 class LiteRTRuntime(Runtime):
     format = Format.TFLITE
 
     def _load_impl(self) -> IOSpec:
         self._interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.options.threads)
+        self.threads_applied = self.options.threads is not None
         # XNNPACK is applied when tensors are first allocated: do it now so load time and delegation
         # are measured here, not inside the first inference.
         self._interpreter.allocate_tensors()
@@ -55,6 +85,23 @@ class LiteRTRuntime(Runtime):
             tuple(_spec_of(d["name"], d) for d in self._interpreter.get_input_details()),
             tuple(_spec_of(d["name"], d) for d in self._interpreter.get_output_details()),
         )
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        """Set the inputs once and time only invoke(), as LiteRT's benchmark_model does."""
+        interp = self._interpreter
+        details = self._input_details()
+        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=True)):
+            for d, x in zip(details, inputs, strict=True):
+                interp.resize_tensor_input(d["index"], list(x.shape))
+            interp.allocate_tensors()
+        for d, x in zip(details, inputs, strict=True):
+            interp.set_tensor(d["index"], x)
+        return interp.invoke
+
+    def _input_details(self) -> list[dict[str, Any]]:
+        if self._runner is not None:
+            return list(self._runner.get_input_details().values())
+        return self._interpreter.get_input_details()
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         names = self.io_spec.input_names
@@ -86,7 +133,7 @@ class LiteRTRuntime(Runtime):
         constants = {int(i) for op in ops for i in op["inputs"] if i >= 0} - produced - graph_inputs
         parameters = sum(int(np.prod(tensors[i]["shape"])) for i in constants if i in tensors)
         dtypes = histogram([np.dtype(tensors[i]["dtype"]).name for i in constants if i in tensors])
-        delegated = [op for op in self._interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+        delegation = _delegation(ops, self._interpreter._get_ops_details())
         spec = self.io_spec
         return ModelDetails(
             parameters=parameters,
@@ -95,5 +142,5 @@ class LiteRTRuntime(Runtime):
                 "weight_dtypes": dtypes,
                 "quantized_io": [t.name for t in (*spec.inputs, *spec.outputs) if t.quant is not None],
             },
-            delegation={"xnnpack_partitions": len(delegated), "operators": len(ops)},
+            delegation=delegation,
         )

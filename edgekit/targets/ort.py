@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,7 +12,7 @@ import onnxruntime as ort
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, tensor
+from edgekit.toolkit.iospec import IOSpec, example_feeds, tensor
 from edgekit.toolkit.options import Device
 from edgekit.toolkit.reports import ModelDetails
 
@@ -33,6 +34,9 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         if self.options.threads:
             options.intra_op_num_threads = self.options.threads
+            options.inter_op_num_threads = 1
+            self.threads_applied = True
+        self._graph_optimization = options.graph_optimization_level.name
         providers = ["CPUExecutionProvider"]
         if self.options.device is Device.CUDA:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -56,6 +60,24 @@ class OnnxRuntime(Runtime):
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self._session.run(None, dict(zip(self.io_spec.input_names, inputs, strict=True)))
 
+    def _nodes_per_provider(self) -> dict[str, int]:
+        """Run once in a profiling session: each node event names the execution provider it ran on."""
+        import json
+        import tempfile
+
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        with tempfile.TemporaryDirectory() as scratch:
+            options.profile_file_prefix = str(Path(scratch) / "ort")
+            session = ort.InferenceSession(str(self.path), options, providers=self._session.get_providers())
+            session.run(None, example_feeds(self.io_spec))
+            events = json.loads(Path(session.end_profiling()).read_text())
+        nodes: dict[str, set[str]] = {}
+        for event in events:
+            if event.get("cat") == "Node" and "provider" in event.get("args", {}):
+                nodes.setdefault(event["args"]["provider"], set()).add(event["name"].removesuffix("_kernel_time"))
+        return {provider: len(names) for provider, names in sorted(nodes.items())}
+
     def _describe_impl(self) -> ModelDetails:
         model = onnx.load(str(self.path), load_external_data=False)
         graph = model.graph
@@ -70,6 +92,7 @@ class OnnxRuntime(Runtime):
             parameters=parameters,
             ops=histogram(ops),
             quantization={"weight_dtypes": weight_dtypes, "quantization_nodes": quant_nodes},
-            delegation={"providers": self._session.get_providers()},
+            delegation={"providers": self._session.get_providers(), "nodes_per_provider": self._nodes_per_provider(),
+                        "graph_optimization": self._graph_optimization},
             notes=(f"opsets {opsets}, producer {model.producer_name} {model.producer_version}".strip(),),
         )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
 
+from edgekit.targets._tf import tf_threads
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
@@ -25,8 +27,7 @@ class SavedModelRuntime(Runtime):
     format = Format.SAVEDMODEL
 
     def _load_impl(self) -> IOSpec:
-        if self.options.threads:
-            tf.config.threading.set_intra_op_parallelism_threads(self.options.threads)
+        self.threads_applied = tf_threads(self.options.threads)
         self._loaded = tf.saved_model.load(str(self.path))
         signatures = dict(self._loaded.signatures)
         if SIGNATURE not in signatures:
@@ -41,6 +42,11 @@ class SavedModelRuntime(Runtime):
             tensor(n, s.shape.as_list(), s.dtype.as_numpy_dtype) for n, s in sorted(self._fn.structured_outputs.items())
         )
         return IOSpec(inputs, outputs)
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        feeds = {n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs, strict=True)}
+        fn = self._fn
+        return lambda: fn(**feeds)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         result = self._fn(**{n: tf.constant(x) for n, x in zip(self.io_spec.input_names, inputs, strict=True)})

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, set_threads, to_tensors, torch_device
+from edgekit.targets._torch import (
+    flatten_outputs,
+    numpy_dtype_name,
+    prepared_call,
+    set_threads,
+    to_tensors,
+    torch_device,
+)
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, tensor
@@ -21,7 +29,7 @@ class TorchScriptRuntime(Runtime):
     devices = (Device.CPU, Device.CUDA)
 
     def _load_impl(self) -> IOSpec:
-        set_threads(self.options.threads)
+        self.threads_applied = set_threads(self.options.threads)
         self._module = torch.jit.load(str(self.path), map_location=torch_device(self.options.device)).eval()
         names = [a.name for a in self._module.forward.schema.arguments[1:]]
         traced = torchscript_traced_inputs(self.path).get("forward", [])
@@ -35,6 +43,9 @@ class TorchScriptRuntime(Runtime):
         # Scripted modules record no shapes: --input-shape supplies them; float32 is assumed.
         self.contract_source = "model (names only; dtype float32 assumed)"
         return IOSpec(tuple(tensor(n, None, "float32") for n in names))
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        return prepared_call(self._module, inputs, self.options.device)
 
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():

@@ -8,19 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.toolkit.artifact_paths import SIDECAR_SUFFIX, sidecar_path
 from edgekit.toolkit.datasets import Preprocessing
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.fsutil import sha256_of, write_bytes_atomic
 from edgekit.toolkit.iospec import IOSpec
 
-SIDECAR_SUFFIX = ".edgekit.json"
 SIDECAR_VERSION = 1
-
-
-def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
-    artifact = Path(artifact)
-    return artifact.with_name(artifact.name + SIDECAR_SUFFIX)
+__all__ = ["SIDECAR_SUFFIX", "SIDECAR_VERSION", "Artifact", "read_sidecar", "sidecar_path"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,212 @@
+"""On-device-style latency: single batch, inputs prepared outside the timed region, warmed up, at
+least N runs and at least S seconds (as TFLite's benchmark_model does), perf_counter_ns per call.
+
+Stability: the timed runs are cut into ``BLOCKS`` consecutive blocks; a result is flagged unstable when
+the coefficient of variation exceeds ``MAX_CV`` or the slowest block median exceeds the fastest by more
+than ``MAX_BLOCK_SPREAD`` (thermal throttling, a noisy neighbour, frequency scaling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.options import Device
+
+MAX_CV = 0.10
+MAX_BLOCK_SPREAD = 0.10
+BLOCKS = 5
+BENCH_REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    warmup: int = 10
+    runs: int = 100
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0  # a cap so a slow model cannot run for ever to satisfy --runs
+    threads: int | None = 1
+    device: Device = Device.CPU
+    cpus: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be ≥ 0, got {self.warmup}")
+        if self.runs < 1:
+            raise UsageError(f"--runs must be ≥ 1, got {self.runs}")
+        if self.min_seconds < 0:
+            raise UsageError(f"--min-seconds must be ≥ 0, got {self.min_seconds}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be ≥ 1, got {self.threads}", hint="e.g. --threads 1,2")
+        if self.cpus is not None:
+            usable = os.sched_getaffinity(0)
+            if not self.cpus or any(c not in usable for c in self.cpus):
+                raise UsageError(f"--cpus {list(self.cpus)} is not a subset of the usable CPUs {sorted(usable)}")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Seconds per inference over the timed runs."""
+
+    runs: int
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    cv: float
+    block_spread: float  # slowest block median ÷ fastest − 1
+
+    @property
+    def throughput(self) -> float:
+        return 1.0 / self.mean if self.mean > 0 else float("inf")
+
+    @classmethod
+    def from_samples(cls, seconds: np.ndarray) -> LatencyStats:
+        seconds = np.asarray(seconds, dtype=np.float64)
+        mean = float(seconds.mean())
+        blocks = [b for b in np.array_split(seconds, min(BLOCKS, len(seconds))) if len(b)]
+        medians = [float(np.median(b)) for b in blocks]
+        spread = max(medians) / min(medians) - 1 if min(medians) > 0 else 0.0
+        p50, p90, p99 = (float(v) for v in np.percentile(seconds, [50, 90, 99]))
+        std = float(seconds.std())
+        return cls(len(seconds), p50, p90, p99, mean, std, float(seconds.min()), float(seconds.max()),
+                   std / mean if mean > 0 else 0.0, spread)
+
+    def instability(self) -> list[str]:
+        reasons = []
+        if self.cv > MAX_CV:
+            reasons.append(f"coefficient of variation {self.cv:.1%} > {MAX_CV:.0%}")
+        if self.block_spread > MAX_BLOCK_SPREAD:
+            reasons.append(f"block medians differ by {self.block_spread:.1%} > {MAX_BLOCK_SPREAD:.0%}")
+        return reasons
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: str
+    format: str
+    runtime: str
+    device: str
+    threads: int | None
+    threads_applied: bool
+    cpus: list[int] | None
+    load_seconds: float
+    first_inference_seconds: float
+    warmup_runs: int
+    warmup_seconds: float
+    stats: LatencyStats
+    rss_increase_bytes: int
+    file_size_bytes: int
+    precision: str
+    input_source: str
+    delegation: dict[str, Any] = field(default_factory=dict)
+    unstable_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def unstable(self) -> bool:
+        return bool(self.unstable_reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stats"] = {**asdict(self.stats), "throughput": self.stats.throughput}
+        data["unstable"] = self.unstable
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
+        values = {k: v for k, v in data.items() if k not in ("unstable", "stats")}
+        stats = {k: v for k, v in data["stats"].items() if k != "throughput"}
+        return cls(**values, stats=LatencyStats(**stats))
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    results: list[BenchResult]
+    environment: dict[str, Any]
+    options: dict[str, Any]
+
+    def speedups(self) -> list[float]:
+        """p50 of the first result ÷ p50 of each (how many times faster than the first)."""
+        if not self.results:
+            return []
+        base = self.results[0].stats.p50
+        return [base / r.stats.p50 if r.stats.p50 > 0 else float("inf") for r in self.results]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edgekit_report": "bench", "version": BENCH_REPORT_VERSION, "environment": self.environment,
+                "options": self.options, "results": [r.to_dict() for r in self.results],
+                "speedup_vs_first": self.speedups()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchReport:
+        if data.get("edgekit_report") != "bench" or data.get("version") != BENCH_REPORT_VERSION:
+            raise ValueError("not an edgekit bench report of a supported version")
+        return cls([BenchResult.from_dict(r) for r in data["results"]], data["environment"], data["options"])
+
+
+@dataclass(frozen=True)
+class Timing:
+    first_inference: float
+    warmup_seconds: float
+    samples: np.ndarray
+
+
+def time_inference(call: Callable[[], object], options: BenchOptions,
+                   clock: Callable[[], int] = time.perf_counter_ns) -> Timing:
+    """First call, warm-up, then at least ``runs`` timed calls and at least ``min_seconds`` of them."""
+    start = clock()
+    call()
+    first = (clock() - start) / 1e9
+    start = clock()
+    for _ in range(options.warmup):
+        call()
+    warmup = (clock() - start) / 1e9
+    samples: list[int] = []
+    budget_start = clock()
+    min_ns, max_ns = options.min_seconds * 1e9, options.max_seconds * 1e9
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        samples.append(t1 - t0)
+        elapsed = t1 - budget_start
+        if (len(samples) >= options.runs and elapsed >= min_ns) or elapsed >= max_ns:
+            break
+    return Timing(first, warmup, np.asarray(samples, dtype=np.float64) / 1e9)
+
+
+def current_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@contextlib.contextmanager
+def pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """Run the block on the given CPUs (the process's affinity is restored afterwards)."""
+    if not cpus:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
