@@ -22,7 +22,7 @@ from edgekit import __version__
 from edgekit.models import Arch, Framework
 from edgekit.toolkit.errors import EdgekitError, ExitCode
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import Layout, QuantMode
+from edgekit.toolkit.options import Device, Layout, QuantMode
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
@@ -278,6 +278,60 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         typer.echo(json.dumps(rows, indent=2))
     else:
         render_routes(rows)
+
+
+def _ints(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers", param_hint=option) from None
+
+
+@app.command()
+@handle_errors
+def bench(
+    models: list[Path] = typer.Argument(..., show_default=False, help="One or more models; several are "
+                                        "compared side by side (speed-up versus the first)."),
+    device: Device = typer.Option(Device.CPU, "--device", help="cpu or cuda."),
+    threads: str | None = typer.Option(None, "--threads", help="Thread counts to run, e.g. 1,2 (default 1)."),
+    target: str | None = typer.Option(None, "--target", help="Device profile: mobile-cpu-1t, mobile-cpu-4t, "
+                                      "desktop-cpu, mcu-int8, cuda."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs first (reported)."),
+    runs: int = typer.Option(100, "--runs", help="At least this many timed runs …"),
+    min_seconds: float = typer.Option(1.0, "--min-seconds", help="… and at least this many seconds of them."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz or random; default: the model's own test data."),
+    cpus: str | None = typer.Option(None, "--cpus", help="Pin to these CPUs, e.g. 0,1."),
+    json_file: Path | None = typer.Option(None, "--json", help="Write the report (versioned JSON) here."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --json file."),
+) -> None:
+    """On-device-style latency: warmed up, thread-controlled, percentiles.
+
+    Reports load time, first inference, p50/p90/p99, CV (flagged unstable above 10%), RSS increase,
+    size and delegation (TFLite ops on XNNPACK, ExecuTorch delegated share, ONNX Runtime nodes per
+    execution provider), with the environment fingerprint in the JSON.
+    """
+    from edgekit.benchmarking import bench as bench_models
+    from edgekit.render import render_bench
+    from edgekit.targets.bench import BenchOptions
+    from edgekit.targets.profiles import profile
+    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
+
+    if json_file is not None:
+        check_writable_target(json_file, force=force)
+    chosen = profile(target) if target else None
+    thread_counts = _ints("--threads", threads)
+    pins = _ints("--cpus", cpus)
+    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, device=device,
+                           cpus=tuple(pins) if pins else None)
+    with framework_output_to_stderr():
+        report = bench_models([str(m) for m in models], options=options, threads=thread_counts, profile=chosen,
+                              data=data)
+    render_bench(report)
+    if json_file is not None:
+        write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
+        typer.echo(f"report: {json_file}")
 
 
 def _floats(option: str, text: str | None) -> tuple[float, ...] | None:

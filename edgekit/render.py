@@ -13,6 +13,7 @@ from edgekit.toolkit.artifact_paths import sidecar_path
 if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.targets.bench import BenchReport
     from edgekit.toolkit.iospec import TensorSpec
     from edgekit.toolkit.reports import InspectReport
     from edgekit.training import TrainResult
@@ -153,6 +154,57 @@ def render_routes(rows: list[dict[str, Any]]) -> None:
                       _status(row["missing"]))
     console.print(table)
     console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx.")
+
+
+def render_bench(report: BenchReport) -> None:
+    latency = Table(title="Latency (single batch, warmed up)", title_justify="left")
+    for column in ("model", "precision", "threads", "p50", "p90", "p99", "CV", "vs 1st", "delegation"):
+        latency.add_column(column, justify="right" if column in ("threads", "p50", "p90", "p99", "CV") else "left")
+    costs = Table(title="Costs", title_justify="left")
+    for column in ("model", "threads", "load", "first run", "mean", "min", "max", "RSS +", "size"):
+        costs.add_column(column, justify="left" if column == "model" else "right")
+    for result, speedup in zip(report.results, report.speedups(), strict=True):
+        stats, name = result.stats, Path(result.model).name
+        threads = "-" if result.threads is None else str(result.threads) + ("" if result.threads_applied else "*")
+        cv = f"{stats.cv:.1%}" + (" [red]unstable[/red]" if result.unstable else "")
+        latency.add_row(name, result.precision, threads, _ms(stats.p50), _ms(stats.p90), _ms(stats.p99), cv,
+                        f"{speedup:.2f}×", _delegation(result.delegation))
+        costs.add_row(name, threads, _ms(result.load_seconds), _ms(result.first_inference_seconds), _ms(stats.mean),
+                      _ms(stats.min), _ms(stats.max), human_bytes(max(result.rss_increase_bytes, 0)),
+                      human_bytes(result.file_size_bytes))
+    console.print(latency)
+    console.print(costs)
+    if any(not r.threads_applied and r.threads is not None for r in report.results):
+        console.print("  * the runtime could not enforce this thread count (see threads_applied in the JSON)")
+    for result in report.results:
+        name = Path(result.model).name
+        for reason in result.unstable_reasons:
+            console.print(f"  [yellow]unstable[/yellow] {name} ({result.threads} threads): {reason}")
+        cpu_ops = result.delegation.get("cpu_operators")
+        if cpu_ops and result.format == "tflite":
+            names = ", ".join(f"{k}×{v}" for k, v in cpu_ops.items())
+            console.print(f"  [yellow]not delegated[/yellow] {name}: {names} on LiteRT's own CPU kernels")
+    if report.results:
+        first = report.results[0]
+        console.print(f"inputs: {first.input_source}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
+
+
+def _ms(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.3f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
+
+
+def _delegation(delegation: dict[str, Any]) -> str:
+    if "delegated_share" in delegation and "xnnpack_partitions" in delegation:
+        return f"XNNPACK {delegation['delegated_operators']}/{delegation['operators']} ops"
+    if "delegates" in delegation:
+        total = delegation["delegate_calls"] + delegation["portable_kernel_calls"]
+        return f"{', '.join(delegation['delegates']) or 'portable'} {delegation['delegate_calls']}/{total} calls"
+    if "nodes_per_provider" in delegation:
+        nodes = delegation["nodes_per_provider"].items()
+        return ", ".join(f"{k.removesuffix('ExecutionProvider')} {v} nodes" for k, v in nodes)
+    return ""
 
 
 def _status(missing: list[str]) -> str:

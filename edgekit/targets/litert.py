@@ -96,7 +96,12 @@ class LiteRTRuntime(Runtime):
             interp.allocate_tensors()
         for d, x in zip(details, inputs, strict=True):
             interp.set_tensor(d["index"], x)
-        return interp.invoke
+        # Interpreter.invoke() refuses to run while any other object references its C++ wrapper (a
+        # guard against numpy views of tensor buffers, which this path never creates); the signature
+        # runner holds such a reference. Call the same Invoke the signature runner calls.
+        wrapper = interp._interpreter
+        subgraph = self._runner._subgraph_index if self._runner is not None else 0
+        return lambda: wrapper.Invoke(subgraph)
 
     def _input_details(self) -> list[dict[str, Any]]:
         if self._runner is not None:
