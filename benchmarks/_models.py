@@ -1,0 +1,38 @@
+"""Models the benchmark scripts share, built or trained once into a work directory and reused."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MOBILENET_EPOCHS = 2
+
+
+def mobilenet(work: Path, framework: str) -> Path:
+    """The MobileNetV2-style model of `edgekit train --arch mobilenetv2` (64×64×3 digits), trained briefly
+    so its activations are healthy for int8 calibration; reused when already in ``work``."""
+    from edgekit.models import Arch, Framework
+    from edgekit.training import TrainOptions, train
+
+    suffix = ".pt2" if framework == "torch" else ".keras"
+    path = work / f"mobilenetv2{suffix}"
+    if not path.exists():
+        print(f"training MobileNetV2 ({framework}, {MOBILENET_EPOCHS} epochs) …", file=sys.stderr)
+        train(TrainOptions(Framework(framework), Arch.MOBILENETV2, epochs=MOBILENET_EPOCHS), path)
+    return path
+
+
+def converted(source: Path, target: str, quant: str = "none") -> Path:
+    from edgekit.conversion import convert, default_output
+    from edgekit.converters.base import ConvertOptions
+    from edgekit.toolkit.formats import Format
+    from edgekit.toolkit.options import QuantMode
+
+    out = default_output(source, Format(target), QuantMode(quant))
+    if not out.exists():
+        convert(source, Format(target), ConvertOptions(quantize=QuantMode(quant)), output=out)
+    return out
