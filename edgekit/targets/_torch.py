@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from edgekit.targets.base import Runtime
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.options import Device
 
@@ -63,3 +64,17 @@ def flatten_outputs(result: Any) -> list[np.ndarray]:
 
 def to_tensors(inputs: list[np.ndarray], device: Device) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(x)).to(torch_device(device)) for x in inputs]
+
+
+class TorchModuleRuntime(Runtime):
+    """Shared by runtimes that hold a callable torch module in ``self._module`` (TorchScript, .pt2)."""
+
+    devices = (Device.CPU, Device.CUDA)
+    _module: Any
+
+    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
+        return prepared_call(self._module, inputs, self.options.device)
+
+    def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with torch.inference_mode():
+            return flatten_outputs(self._module(*to_tensors(list(inputs), self.options.device)))

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import numpy as np
 import torch
 
-from edgekit.targets._torch import flatten_outputs, numpy_dtype_name, prepared_call, set_threads, to_tensors
-from edgekit.targets.base import Runtime, histogram
+from edgekit.targets._torch import TorchModuleRuntime, numpy_dtype_name, set_threads
+from edgekit.targets.base import histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
 from edgekit.toolkit.options import Device
@@ -24,9 +20,8 @@ def _spec_of(name: str, node: torch.fx.Node) -> TensorSpec:
     return tensor(name, dims, numpy_dtype_name(value.dtype))
 
 
-class ExportedProgramRuntime(Runtime):
+class ExportedProgramRuntime(TorchModuleRuntime):
     format = Format.TORCH_EXPORTED
-    devices = (Device.CPU, Device.CUDA)
 
     def _load_impl(self) -> IOSpec:
         self.threads_applied = set_threads(self.options.threads)
@@ -40,13 +35,6 @@ class ExportedProgramRuntime(Runtime):
         module = self._program.module()
         self._module = module.to("cuda") if self.options.device is Device.CUDA else module
         return IOSpec(inputs, outputs)
-
-    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
-        return prepared_call(self._module, inputs, self.options.device)
-
-    def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        with torch.inference_mode():
-            return flatten_outputs(self._module(*to_tensors(list(inputs), self.options.device)))
 
     def _describe_impl(self) -> ModelDetails:
         targets = [str(n.target) for n in self._program.graph.nodes if n.op == "call_function"]

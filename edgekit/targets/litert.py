@@ -89,19 +89,22 @@ class LiteRTRuntime(Runtime):
     def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
         """Set the inputs once and time only invoke(), as LiteRT's benchmark_model does."""
         interp = self._interpreter
-        details = self._input_details()
-        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=True)):
-            for d, x in zip(details, inputs, strict=True):
-                interp.resize_tensor_input(d["index"], list(x.shape))
-            interp.allocate_tensors()
-        for d, x in zip(details, inputs, strict=True):
-            interp.set_tensor(d["index"], x)
+        self._set_inputs(self._input_details(), inputs)
         # Interpreter.invoke() refuses to run while any other object references its C++ wrapper (a
         # guard against numpy views of tensor buffers, which this path never creates); the signature
         # runner holds such a reference. Call the same Invoke the signature runner calls.
         wrapper = interp._interpreter
         subgraph = self._runner._subgraph_index if self._runner is not None else 0
         return lambda: wrapper.Invoke(subgraph)
+
+    def _set_inputs(self, details: list[dict[str, Any]], inputs: Sequence[np.ndarray]) -> None:
+        interp = self._interpreter
+        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=True)):
+            for d, x in zip(details, inputs, strict=True):
+                interp.resize_tensor_input(d["index"], list(x.shape))
+            interp.allocate_tensors()
+        for d, x in zip(details, inputs, strict=True):
+            interp.set_tensor(d["index"], x)
 
     def _input_details(self) -> list[dict[str, Any]]:
         if self._runner is not None:
@@ -114,13 +117,7 @@ class LiteRTRuntime(Runtime):
             result = self._runner(**dict(zip(names, inputs, strict=True)))
             return [result[n] for n in self.io_spec.output_names]
         interp = self._interpreter
-        details = interp.get_input_details()
-        if any(tuple(d["shape"]) != x.shape for d, x in zip(details, inputs, strict=True)):
-            for d, x in zip(details, inputs, strict=True):
-                interp.resize_tensor_input(d["index"], list(x.shape))
-            interp.allocate_tensors()
-        for d, x in zip(details, inputs, strict=True):
-            interp.set_tensor(d["index"], x)
+        self._set_inputs(interp.get_input_details(), inputs)
         interp.invoke()
         return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import numpy as np
 import torch
 
 from edgekit.targets._torch import (
-    flatten_outputs,
+    TorchModuleRuntime,
     numpy_dtype_name,
-    prepared_call,
     set_threads,
-    to_tensors,
     torch_device,
 )
-from edgekit.targets.base import Runtime, histogram
+from edgekit.targets.base import histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, tensor
-from edgekit.toolkit.options import Device
 from edgekit.toolkit.pickles import torchscript_traced_inputs
 from edgekit.toolkit.reports import ModelDetails
 
 
-class TorchScriptRuntime(Runtime):
+class TorchScriptRuntime(TorchModuleRuntime):
     format = Format.TORCHSCRIPT
-    devices = (Device.CPU, Device.CUDA)
 
     def _load_impl(self) -> IOSpec:
         self.threads_applied = set_threads(self.options.threads)
@@ -43,13 +35,6 @@ class TorchScriptRuntime(Runtime):
         # Scripted modules record no shapes: --input-shape supplies them; float32 is assumed.
         self.contract_source = "model (names only; dtype float32 assumed)"
         return IOSpec(tuple(tensor(n, None, "float32") for n in names))
-
-    def _prepare_impl(self, inputs: list[np.ndarray]) -> Callable[[], Any]:
-        return prepared_call(self._module, inputs, self.options.device)
-
-    def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        with torch.inference_mode():
-            return flatten_outputs(self._module(*to_tensors(list(inputs), self.options.device)))
 
     def _describe_impl(self) -> ModelDetails:
         kinds = [n.kind() for n in self._module.inlined_graph.nodes() if not n.kind().startswith("prim::")]
