@@ -21,8 +21,11 @@ def mobilenet(work: Path, framework: str) -> Path:
     suffix = ".pt2" if framework == "torch" else ".keras"
     path = work / f"mobilenetv2{suffix}"
     if not path.exists():
+        from edgekit.toolkit.stdio import framework_output_to_stderr
+
         print(f"training MobileNetV2 ({framework}, {MOBILENET_EPOCHS} epochs) …", file=sys.stderr)
-        train(TrainOptions(Framework(framework), Arch.MOBILENETV2, epochs=MOBILENET_EPOCHS), path)
+        with framework_output_to_stderr():
+            train(TrainOptions(Framework(framework), Arch.MOBILENETV2, epochs=MOBILENET_EPOCHS), path)
     return path
 
 
@@ -31,8 +34,10 @@ def converted(source: Path, target: str, quant: str = "none") -> Path:
     from edgekit.converters.base import ConvertOptions
     from edgekit.toolkit.formats import Format
     from edgekit.toolkit.options import QuantMode
+    from edgekit.toolkit.stdio import framework_output_to_stderr
 
     out = default_output(source, Format(target), QuantMode(quant))
     if not out.exists():
-        convert(source, Format(target), ConvertOptions(quantize=QuantMode(quant)), output=out)
+        with framework_output_to_stderr():
+            convert(source, Format(target), ConvertOptions(quantize=QuantMode(quant)), output=out)
     return out

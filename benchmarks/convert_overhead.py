@@ -39,6 +39,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from edgekit.toolkit.stdio import framework_output_to_stderr
+
+    # Frameworks print progress to stdout; this script's stdout is its report, printed at the end.
+    with framework_output_to_stderr():
+        report = measure(args.repeats)
+    print("\n".join(report))
+    return 0
+
+
+def measure(repeats: int) -> list[str]:
+    lines: list[str] = []
 
     import keras
     import numpy as np
@@ -79,6 +90,7 @@ def main() -> int:
     def edgekit(source: Path, target: Format, quant: QuantMode, name: str):
         return lambda: convert(source, target, ConvertOptions(quantize=quant), output=work / name, force=True)
 
+
     cases = [
         ("Keras→TFLite fp32", edgekit(keras_model, Format.TFLITE, QuantMode.NONE, "e.tflite"),
          lambda: raw_keras(False)),
@@ -86,11 +98,11 @@ def main() -> int:
          lambda: raw_keras(True)),
         ("torch→ExecuTorch", edgekit(torch_model, Format.EXECUTORCH, QuantMode.NONE, "e.pte"), raw_executorch),
     ]
-    print(f"{'conversion':<20} {'edgekit s':>10} {'raw s':>8} {'ratio':>7}  target ≤ 1.10")
+    lines.append(f"{'conversion':<20} {'edgekit s':>10} {'raw s':>8} {'ratio':>7}  target ≤ 1.10")
     for name, ours, raw in cases:
-        mine, theirs = median_seconds(ours, args.repeats), median_seconds(raw, args.repeats)
-        print(f"{name:<20} {mine:>10.3f} {theirs:>8.3f} {mine / theirs:>7.2f}  "
-              f"{'ok' if mine / theirs <= 1.10 else 'MISSES'}")
+        mine, theirs = median_seconds(ours, repeats), median_seconds(raw, repeats)
+        lines.append(f"{name:<20} {mine:>10.3f} {theirs:>8.3f} {mine / theirs:>7.2f}  "
+                     f"{'ok' if mine / theirs <= 1.10 else 'MISSES'}")
 
     from edgekit.models import keras_zoo
     from edgekit.training.keras_backend import save
@@ -104,12 +116,12 @@ def main() -> int:
         result = convert(mobilenet, Format.TFLITE, options, output=work / f"mnv2.{quant.value}.tflite", force=True)
         sizes[quant] = result.artifact.path.stat().st_size
     fp32 = sizes[QuantMode.NONE]
-    print(f"\nMobileNetV2-style (64×64×3, 10 classes) TFLite: fp32 {fp32 / 1e6:.2f} MB")
+    lines.append(f"\nMobileNetV2-style (64×64×3, 10 classes) TFLite: fp32 {fp32 / 1e6:.2f} MB")
     for quant, target in ((QuantMode.INT8, 0.30), (QuantMode.FP16, 0.52)):
         ratio = sizes[quant] / fp32
-        print(f"  {quant.value:<5} {sizes[quant] / 1e6:.2f} MB  ratio {ratio:.3f}  target ≤ {target:.2f}  "
-              f"{'ok' if ratio <= target else 'MISSES'}")
-    return 0
+        lines.append(f"  {quant.value:<5} {sizes[quant] / 1e6:.2f} MB  ratio {ratio:.3f}  target ≤ {target:.2f}  "
+                     f"{'ok' if ratio <= target else 'MISSES'}")
+    return lines
 
 
 if __name__ == "__main__":

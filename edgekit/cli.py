@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from edgekit.models import Arch, Framework
 from edgekit.toolkit.errors import EdgekitError, ExitCode
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import Device, Layout, QuantMode
+from edgekit.toolkit.stdio import framework_output_to_stderr
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
@@ -72,27 +72,6 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def framework_output_to_stderr() -> Iterator[None]:
-    """Frameworks print progress to stdout (torch.onnx, litert-torch, tf2onnx; some from C++). Send it
-    to stderr while they run, so stdout carries only edgekit's own output (e.g. clean --json)."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no real stdout (embedded use): Python-level redirect only
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-        return
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _version_callback(value: bool) -> None:
