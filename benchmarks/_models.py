@@ -13,7 +13,7 @@ MOBILENET_EPOCHS = 2
 
 
 def mobilenet(work: Path, framework: str) -> Path:
-    """The MobileNetV2-style model of `edgekit train --arch mobilenetv2` (64×64×3 digits), trained briefly
+    """The MobileNetV2-style model of `edgekit train --arch mobilenetv2` (96×96×3 digits), trained briefly
     so its activations are healthy for int8 calibration; reused when already in ``work``."""
     from edgekit.models import Arch, Framework
     from edgekit.training import TrainOptions, train

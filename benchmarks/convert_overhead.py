@@ -108,7 +108,7 @@ def measure(repeats: int) -> list[str]:
     from edgekit.training.keras_backend import save
 
     mobilenet = work / "mobilenetv2.keras"
-    save(keras_zoo.build(Arch.MOBILENETV2, channels=3, size=(64, 64), classes=10, seed=0), mobilenet)
+    save(keras_zoo.build(Arch.MOBILENETV2, channels=3, size=(96, 96), classes=10, seed=0), mobilenet)
     sizes = {}
     for quant in (QuantMode.NONE, QuantMode.FP16, QuantMode.INT8):
         options = ConvertOptions(quantize=quant, calibration="random" if quant is QuantMode.INT8 else None,
@@ -116,7 +116,7 @@ def measure(repeats: int) -> list[str]:
         result = convert(mobilenet, Format.TFLITE, options, output=work / f"mnv2.{quant.value}.tflite", force=True)
         sizes[quant] = result.artifact.path.stat().st_size
     fp32 = sizes[QuantMode.NONE]
-    lines.append(f"\nMobileNetV2-style (64×64×3, 10 classes) TFLite: fp32 {fp32 / 1e6:.2f} MB")
+    lines.append(f"\nMobileNetV2-style (96×96×3, 10 classes) TFLite: fp32 {fp32 / 1e6:.2f} MB")
     for quant, target in ((QuantMode.INT8, 0.30), (QuantMode.FP16, 0.52)):
         ratio = sizes[quant] / fp32
         lines.append(f"  {quant.value:<5} {sizes[quant] / 1e6:.2f} MB  ratio {ratio:.3f}  target ≤ {target:.2f}  "

@@ -47,7 +47,7 @@ def main() -> int:
     def p50(path: Path):
         return bench_one(path, options)
 
-    print(f"MobileNetV2-style 64×64×3, {args.threads} thread(s), p50 of ≥ {options.runs} runs and "
+    print(f"MobileNetV2-style 96×96×3, {args.threads} thread(s), p50 of ≥ {options.runs} runs and "
           f"≥ {options.min_seconds:.0f} s")
     print(f"{'runtime':<34} {'fp32 ms':>8} {'int8 ms':>8} {'speed-up':>9}")
     fp32_tflite = None

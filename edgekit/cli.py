@@ -163,7 +163,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seeds the split, the init and the batch order."),
     batch_size: int = typer.Option(32, "--batch-size"),
     learning_rate: float | None = typer.Option(None, "--learning-rate", help="Adam; default 1e-3 (mlp), 2e-3."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Resize inputs (mobilenetv2 default 64)."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Resize inputs (mobilenetv2 default 96)."),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no progress lines)."),
 ) -> None:

@@ -61,8 +61,10 @@ class OnnxQuantize(Converter):
                 quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True)
                 report.details["tool"] = "onnxruntime.quantization.quantize_dynamic (QInt8 weights, per-channel)"
             else:
+                # U8S8 (uint8 activations, int8 weights) is onnxruntime's default and what its x86 int8
+                # kernels are built for: on MobileNetV2 here 1.82x over fp32, where S8S8 gave 1.19x.
                 quantize_static(
                     str(prepared), str(out), _Reader(step, prepared), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                 )
-                report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ, QInt8, per-channel)"
+                report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ U8S8, per-channel weights)"

