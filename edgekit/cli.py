@@ -19,7 +19,7 @@ import typer
 
 from edgekit import __version__
 from edgekit.models import Arch, Framework
-from edgekit.toolkit.errors import EdgekitError, ExitCode
+from edgekit.toolkit.errors import EdgekitError, ExitCode, first_line
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import Device, Layout, QuantMode
 from edgekit.toolkit.stdio import framework_output_to_stderr
@@ -31,7 +31,8 @@ EXIT_CODES_HELP = (
 
 app = typer.Typer(
     name="edgekit",
-    help="Take a model from where it was made to where it runs: inspect, convert, validate, bench, package.\n\n"
+    help="Take a model from where it was made to where it runs: train or import it, inspect it, convert it, "
+    "bench it.\n\n"
     + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -62,11 +63,17 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except MemoryError:
+            if _State.debug:
+                raise
+            typer.echo("edgekit: error: out of memory (fix: use a smaller model or input, or free memory)", err=True)
+            raise typer.Exit(int(ExitCode.RESOURCE_LIMIT)) from None
         except Exception as exc:  # a bug in edgekit or an unexpected framework failure
             if _State.debug:
                 raise
             typer.echo(
-                f"edgekit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                f"edgekit: internal error: {type(exc).__name__}: {first_line(exc)} "
+                "(rerun with --debug for the traceback)",
                 err=True,
             )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None

@@ -193,17 +193,14 @@ def _verify(staged: Path, out: Path, target: Format, source: _Source, route: lis
 
 
 def _with_layout(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSpec:
-    """Carry the source's image layout over (converters keep it unless --nhwc changed it)."""
-    layouts = {t.name: t.layout for t in source.io_spec.inputs}
+    """Carry each image input's layout over from the source, matched by position (exporters rename
+    inputs: args_0, input_0); ``--nhwc`` makes them channels-last."""
     inputs = []
     for index, ts in enumerate(spec.inputs):
-        if ts.shape is None or len(ts.shape) != 4:
-            inputs.append(ts)
-            continue
-        layout = Layout.NHWC if options.nhwc else layouts.get(ts.name) or (
-            source.io_spec.inputs[index].layout if index < len(source.io_spec.inputs) else ts.layout
-        )
-        inputs.append(replace(ts, layout=layout or ts.layout))
+        if ts.shape is not None and len(ts.shape) == 4:
+            upstream = source.io_spec.inputs[index].layout if index < len(source.io_spec.inputs) else Layout.UNKNOWN
+            ts = replace(ts, layout=Layout.NHWC if options.nhwc else (upstream or ts.layout))
+        inputs.append(ts)
     return IOSpec(tuple(inputs), spec.outputs)
 
 

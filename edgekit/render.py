@@ -159,7 +159,8 @@ def render_routes(rows: list[dict[str, Any]]) -> None:
 def render_bench(report: BenchReport) -> None:
     latency = Table(title="Latency (single batch, warmed up)", title_justify="left")
     for column in ("model", "precision", "threads", "p50", "p90", "p99", "CV", "vs 1st", "delegation"):
-        latency.add_column(column, justify="right" if column in ("threads", "p50", "p90", "p99", "CV") else "left")
+        latency.add_column(column, justify="right" if column in ("threads", "p50", "p90", "p99", "CV") else "left",
+                           no_wrap=column == "model")
     costs = Table(title="Costs", title_justify="left")
     for column in ("model", "threads", "load", "first run", "mean", "min", "max", "RSS +", "size"):
         costs.add_column(column, justify="left" if column == "model" else "right")
@@ -185,8 +186,8 @@ def render_bench(report: BenchReport) -> None:
             names = ", ".join(f"{k}×{v}" for k, v in cpu_ops.items())
             console.print(f"  [yellow]not delegated[/yellow] {name}: {names} on LiteRT's own CPU kernels")
     if report.results:
-        first = report.results[0]
-        console.print(f"inputs: {first.input_source}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
+        sources = ", ".join(dict.fromkeys(r.input_source for r in report.results))
+        console.print(f"inputs: {sources}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
 
 
 def _ms(seconds: float) -> str:
