@@ -39,6 +39,8 @@ demo: setup
 	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to executorch --quantize int8 --force
 	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to onnx --quantize int8 --force
 	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.keras --to tflite --quantize int8 --force
+	$(EDGEKIT) validate $(DEMO_DIR)/digits_cnn.pt2 $(DEMO_DIR)/digits_cnn.int8.pte --junit $(DEMO_DIR)/parity.xml --force
+	$(EDGEKIT) bench $(DEMO_DIR)/digits_cnn.int8.pte $(DEMO_DIR)/digits_cnn.int8.onnx $(DEMO_DIR)/digits_cnn.int8.tflite --min-seconds 0.5
 	$(PY) -m edgekit.samples $(DEMO_DIR) --force tflite executorch
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.tflite
 	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.pte

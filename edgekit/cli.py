@@ -23,6 +23,7 @@ from edgekit.toolkit.errors import EdgekitError, ExitCode, first_line
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import Device, Layout, QuantMode
 from edgekit.toolkit.stdio import framework_output_to_stderr
+from edgekit.validators.tolerances import Profile
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
@@ -32,7 +33,7 @@ EXIT_CODES_HELP = (
 app = typer.Typer(
     name="edgekit",
     help="Take a model from where it was made to where it runs: train or import it, inspect it, convert it, "
-    "bench it.\n\n"
+    "validate its parity, bench it.\n\n"
     + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -214,6 +215,8 @@ def convert(
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset version."),
     input_shape: list[str] = typer.Option([], "--input-shape", metavar="NAME=D1,D2,…",
                                           help="Input shapes where the source records none."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check parity against the original "
+                                  "(default); a FAIL keeps the artifact, marked failed, and exits 1."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model: edgekit convert model.pt2 --to tflite.
@@ -226,7 +229,7 @@ def convert(
     from edgekit.render import render_convert
     from edgekit.toolkit.iospec import parse_input_shapes
 
-    options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset)
+    options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset, validate)
     shapes = parse_input_shapes(input_shape)
     with framework_output_to_stderr(), _factory_as_file(model, shapes) as source:
         result = convert_model(source, to, options, output=output, force=force, via=via, input_shapes=shapes)
@@ -236,6 +239,11 @@ def convert(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         render_convert(result)
+    if not result.passed:
+        assert result.parity is not None
+        typer.echo(f"edgekit: parity FAIL (artifact kept, marked failed in its sidecar): "
+                   f"{'; '.join(result.parity.failures())}", err=True)
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 @contextlib.contextmanager
@@ -264,6 +272,51 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         typer.echo(json.dumps(rows, indent=2))
     else:
         render_routes(rows)
+
+
+@app.command()
+@handle_errors
+def validate(
+    reference: Path = typer.Argument(..., show_default=False, help="The original model."),
+    candidate: Path = typer.Argument(..., show_default=False, help="The converted model."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz (test_x/test_y, or x/y) or random; default: "
+                                    "the model's own test split from train/import."),
+    samples: int = typer.Option(500, "--samples", help="At most this many samples."),
+    profile: Profile = typer.Option(Profile.AUTO, "--profile", help="auto (from the candidate's precision), fp32, "
+                                    "fp16, dynamic or int8."),
+    atol: list[str] = typer.Option([], "--atol", metavar="[NAME=]X", help="Elementwise absolute tolerance, for all "
+                                   "outputs or one (repeatable)."),
+    rtol: list[str] = typer.Option([], "--rtol", metavar="[NAME=]Y", help="Elementwise relative tolerance."),
+    json_file: Path | None = typer.Option(None, "--json", help="Write the versioned JSON report here."),
+    junit_file: Path | None = typer.Option(None, "--junit", help="Write JUnit XML (a test case per output and check)."),
+    force: bool = typer.Option(False, "--force", help="Replace existing report files."),
+) -> None:
+    """Numerical parity of a converted model against its original: PASS (exit 0) or FAIL (exit 1).
+
+    Both models run on identical real inputs; per output: max/mean/p99 absolute error, max relative
+    error, cosine, SNR, top-1/top-5 agreement, non-finite counts, and accuracy of both with labels.
+    """
+    from edgekit.render import render_parity
+    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
+    from edgekit.validators.parity import junit_xml
+    from edgekit.validators.parity import validate as validate_models
+    from edgekit.validators.tolerances import parse_overrides
+
+    for path in (json_file, junit_file):
+        if path is not None:
+            check_writable_target(path, force=force)
+    overrides = parse_overrides(atol, rtol)
+    with framework_output_to_stderr():
+        report = validate_models(reference, candidate, data=data, samples=samples, profile=profile,
+                                 overrides=overrides)
+    render_parity(report)
+    if json_file is not None:
+        write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
+    if junit_file is not None:
+        write_bytes_atomic(junit_file, junit_xml(report).encode(), force=force)
+    if not report.passed:
+        typer.echo(f"edgekit: parity FAIL: {'; '.join(report.failures())}", err=True)
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 def _ints(option: str, text: str | None) -> list[int] | None:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit.converters.base import NEEDS_CALIBRATION, ConvertOptions, StepInput, StepReport
 from edgekit.converters.planning import plan
@@ -26,6 +26,9 @@ from edgekit.toolkit.options import QuantMode
 from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.sysinfo import package_versions
 
+if TYPE_CHECKING:
+    from edgekit.validators.parity import ParityReport
+
 TARGET_SUFFIX = {Format.TFLITE: ".tflite", Format.ONNX: ".onnx", Format.TORCHSCRIPT: ".pt",
                  Format.EXECUTORCH: ".pte"}
 CONVERSION_REPORT_VERSION = 1
@@ -38,6 +41,12 @@ class ConversionResult:
     seconds: float
     warnings: tuple[str, ...]
     details: ModelDetails
+    parity: ParityReport | None = None  # None with --no-validate
+
+    @property
+    def passed(self) -> bool:
+        """False when parity validation ran and failed (the artifact is kept, marked failed)."""
+        return self.parity is None or self.parity.passed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,7 @@ class ConversionResult:
             "warnings": list(self.warnings),
             "io_spec": self.artifact.io_spec.to_dict(),
             "delegation": self.details.delegation,
+            "parity": self.parity.to_dict() if self.parity is not None else None,
         }
 
 
@@ -110,13 +120,32 @@ def convert(
                 with atomic_paths(out, sidecar_path(out), force=force) as (staged, staged_sidecar):
                     reports.append(converter.convert(step, staged))
                     artifact, details = _verify(staged, out, target, source, route, options, reports)
+                    parity = _validate(source, staged, options) if options.validate else None
+                    if parity is not None:
+                        artifact = replace(artifact, extra={**artifact.extra, "parity": _parity_summary(parity)})
                     staged_sidecar.write_text(artifact.sidecar_text())
             else:
                 intermediate = Path(scratch) / f"step{index}{TARGET_SUFFIX[spec.target]}"
                 reports.append(converter.convert(step, intermediate))
                 current = replace(step, path=intermediate, format=spec.target)
     warnings += [w for r in reports for w in r.warnings]
-    return ConversionResult(artifact, tuple(reports), time.perf_counter() - start, tuple(warnings), details)
+    return ConversionResult(artifact, tuple(reports), time.perf_counter() - start, tuple(warnings), details, parity)
+
+
+def _validate(source: _Source, staged: Path, options: ConvertOptions) -> ParityReport:
+    """Parity of the new artifact against the original model (not an intermediate step), judged by the
+    profile of the requested precision, on the original's own data when it has some."""
+    from edgekit.validators.parity import validate
+    from edgekit.validators.tolerances import FOR_QUANT_MODE
+
+    return validate(source.path, staged, profile=FOR_QUANT_MODE[options.quantize.value])
+
+
+def _parity_summary(report: ParityReport) -> dict[str, Any]:
+    return {"verdict": report.verdict, "profile": report.profile.value, "data": report.data_source,
+            "accuracy": report.accuracy, "failures": report.failures(),
+            "cosine": {o.reference_name: o.metrics.cosine for o in report.outputs if o.metrics is not None},
+            "max_abs": {o.reference_name: o.metrics.max_abs for o in report.outputs if o.metrics is not None}}
 
 
 def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Source:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
     from edgekit.toolkit.reports import InspectReport
     from edgekit.training import TrainResult
     from edgekit.training.types import EpochStats
+    from edgekit.validators.parity import ParityReport
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -142,6 +143,18 @@ def render_convert(result: ConversionResult) -> None:
             console.print(f"  {direction}       {ts.name}  {_shape(ts)}  {ts.dtype}  {ts.layout.value}  {_quant(ts)}")
     if result.details.delegation:
         console.print("  delegation " + ", ".join(f"{k}={_compact(v)}" for k, v in result.details.delegation.items()))
+    parity = result.parity
+    if parity is None:
+        console.print("  parity    not checked (--no-validate)")
+    else:
+        colour = "green" if parity.passed else "red"
+        cosine = min((o.metrics.cosine for o in parity.outputs if o.metrics is not None), default=float("nan"))
+        accuracy = ""
+        if parity.accuracy is not None:
+            accuracy = (f", accuracy {parity.accuracy['reference']:.2%} → {parity.accuracy['candidate']:.2%} "
+                        f"({parity.accuracy['delta'] * 100:+.2f} points)")
+        console.print(f"  parity    [{colour}]{parity.verdict}[/{colour}] (profile {parity.profile.value}, "
+                      f"cosine {cosine:.6f}{accuracy}; {parity.data_source})")
     console.print(f"  sidecar   {sidecar_path(artifact.path)}")
 
 
@@ -188,6 +201,42 @@ def render_bench(report: BenchReport) -> None:
     if report.results:
         sources = ", ".join(dict.fromkeys(r.input_source for r in report.results))
         console.print(f"inputs: {sources}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
+
+
+def render_parity(report: ParityReport) -> None:
+    colour = "green" if report.passed else "red"
+    console.print(f"[bold {colour}]{report.verdict}[/bold {colour}]  {report.candidate} vs {report.reference}  "
+                  f"(profile {report.profile.value}; {report.data_source})")
+    for step in report.adaptations:
+        console.print(f"  adapted   {step}")
+    table = Table(title_justify="left")
+    for column in ("output", "max |Δ|", "mean |Δ|", "p99 |Δ|", "max rel", "cosine", "SNR dB", "top-1", "top-5",
+                   "checks"):
+        table.add_column(column, justify="left" if column in ("output", "checks") else "right")
+    for out in report.outputs:
+        m = out.metrics
+        checks = ", ".join(f"{c.name} {'ok' if c.passed else '[red]FAIL[/red]'}" for c in out.checks)
+        name = out.reference_name if out.reference_name == out.candidate_name else \
+            f"{out.reference_name}↔{out.candidate_name}"
+        if m is None:
+            table.add_row(name, *["-"] * 8, checks)
+            continue
+        table.add_row(name, f"{m.max_abs:.3g}", f"{m.mean_abs:.3g}", f"{m.p99_abs:.3g}", f"{m.max_rel:.3g}",
+                      f"{m.cosine:.6f}", f"{m.snr_db:.1f}", _share(m.top1_agreement), _share(m.top5_agreement),
+                      checks)
+    console.print(table)
+    if report.accuracy is not None:
+        acc = report.accuracy
+        console.print(f"  accuracy  reference {acc['reference']:.2%}  candidate {acc['candidate']:.2%}  "
+                      f"delta {acc['delta'] * 100:+.2f} points")
+    for note in report.notes:
+        console.print(f"  note      {note}")
+    for line in report.failures():
+        console.print(f"  [red]fail[/red]      {line}")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _ms(seconds: float) -> str:

@@ -32,11 +32,12 @@ class ConvertOptions:
     nhwc: bool = False  # torch → tflite: channels-last inputs/outputs (what Android camera code feeds)
     script: bool = False  # torch → torchscript: torch.jit.script instead of trace
     opset: int | None = None  # onnx: opset version; None: the exporter's default
+    validate: bool = True  # parity against the original on its own data, verdict in the sidecar
 
     def to_dict(self) -> dict[str, Any]:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
                 "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,
-                "opset": self.opset}
+                "opset": self.opset, "validate": self.validate}
 
 
 @dataclass(frozen=True)
