@@ -26,6 +26,7 @@ from edgekit.targets.bench import (
 )
 from edgekit.targets.profiles import DeviceProfile
 from edgekit.toolkit.artifact import Artifact, read_sidecar
+from edgekit.toolkit.datasets import model_inputs_from_npz
 from edgekit.toolkit.errors import InvalidInputError, UsageError
 from edgekit.toolkit.formats import sniff
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, example_feeds
@@ -106,21 +107,10 @@ def bench_inputs(spec: IOSpec, sidecar: Artifact | None, data: str | None) -> tu
     if data == RANDOM or (data is None and (sidecar is None or sidecar.data_path is None)):
         return example_feeds(spec), "seeded random"
     path = Path(data) if data is not None else sidecar.data_path
-    if path is None or not path.is_file():
-        raise InvalidInputError(f"--data {path}: no such file", hint="give a .npz, or --data random")
     if len(spec.inputs) != 1:
         raise UsageError(f"{path.name} feeds single-input models; this one takes {spec.input_names}",
                          hint="use --data random")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            key = next((k for k in ("test_x", "calibration_x", "x") if k in archive.files), None)
-            if key is None:
-                raise InvalidInputError(f"{path}: has none of test_x, calibration_x, x", hint="save inputs as x")
-            sample = archive[key][:1]
-    except InvalidInputError:
-        raise
-    except Exception as exc:
-        raise InvalidInputError(f"{path}: not a readable .npz ({exc})", hint="save it with numpy.savez") from None
+    sample, _labels, key = model_inputs_from_npz(path, 1)
     return {spec.inputs[0].name: to_model_input(sample, spec.inputs[0], path)}, f"{key}[0] of {path.name}"
 
 

@@ -279,8 +279,8 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 def validate(
     reference: Path = typer.Argument(..., show_default=False, help="The original model."),
     candidate: Path = typer.Argument(..., show_default=False, help="The converted model."),
-    data: str | None = typer.Option(None, "--data", help="FILE.npz (test_x/test_y, or x/y) or random; default: "
-                                    "the model's own test split from train/import."),
+    data: str | None = typer.Option(None, "--data", help="digits, FILE.npz (test_x/test_y, or x/y), IMAGE_DIR or "
+                                    "random; default: the model's own test split from train/import."),
     samples: int = typer.Option(500, "--samples", help="At most this many samples."),
     profile: Profile = typer.Option(Profile.AUTO, "--profile", help="auto (from the candidate's precision), fp32, "
                                     "fp16, dynamic or int8."),

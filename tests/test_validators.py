@@ -162,3 +162,28 @@ def test_cli_exit_codes_and_report_files(reference, tmp_path):
     error = runner.invoke(app, ["validate", str(bad), str(scaled)])
     assert error.exit_code == 3 and len(error.stderr.strip().splitlines()) == 1
     assert runner.invoke(app, ["validate", str(reference), str(same), "--atol", "x=oops"]).exit_code == 2
+
+
+def test_digits_and_image_directory_as_data(tmp_path):
+    """A digits-shaped model compared with itself through --data digits (labels: accuracy measured) and an
+    image directory (no labels)."""
+    from PIL import Image
+
+    weight = RNG.standard_normal((64, 10)).astype(np.float32)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 8, 8])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])
+    shape = numpy_helper.from_array(np.array([1, 64], np.int64), "flat")
+    nodes = [helper.make_node("Reshape", ["image", "flat"], ["v"]), helper.make_node("MatMul", ["v", "w"], ["logits"])]
+    graph = helper.make_graph(nodes, "d", [x], [y], initializer=[shape, numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    save(model, str(tmp_path / "d.onnx"))
+    save(model, str(tmp_path / "e.onnx"))
+    report = validate(tmp_path / "d.onnx", tmp_path / "e.onnx", data="digits", samples=50)
+    assert report.passed and report.samples == 50 and report.accuracy is not None
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((8, 8), index * 80, np.uint8)).save(images / f"{index}.png")
+    report = validate(tmp_path / "d.onnx", tmp_path / "e.onnx", data=str(images))
+    assert report.passed and report.samples == 3 and report.accuracy is None

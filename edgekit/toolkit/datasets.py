@@ -182,3 +182,25 @@ def _resize_nearest(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = (np.arange(size[0]) * height // size[0]).astype(np.int64)
     cols = (np.arange(size[1]) * width // size[1]).astype(np.int64)
     return x[:, rows][:, :, cols]
+
+
+INPUT_KEYS = {"test_x": "test_y", "x": "y", "calibration_x": "calibration_y"}  # in order of preference
+
+
+def model_inputs_from_npz(path: Path, limit: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Model-ready inputs (and their labels, if any) from an edgekit data file or a user's .npz: test_x
+    first, then x, then calibration_x. Returns (inputs, labels or None, the key used)."""
+    if not path.is_file():
+        raise InvalidInputError(f"--data {path}: no such file", hint="give a .npz with test_x (and test_y), or random")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            key = next((k for k in INPUT_KEYS if k in archive.files), None)
+            if key is None:
+                raise InvalidInputError(f"{path}: has none of {', '.join(INPUT_KEYS)}", hint="save inputs as x")
+            inputs = archive[key][:limit]
+            labels = archive[INPUT_KEYS[key]][:limit] if INPUT_KEYS[key] in archive.files else None
+    except InvalidInputError:
+        raise
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: not a readable .npz ({exc})", hint="save it with numpy.savez") from None
+    return inputs, labels, key

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.toolkit.artifact import Artifact, read_sidecar
+from edgekit.toolkit.datasets import DIGITS, load_digits, model_inputs_from_npz
 from edgekit.toolkit.errors import InvalidInputError, UsageError
 from edgekit.toolkit.fsutil import sha256_of
 from edgekit.toolkit.iospec import IOSpec, example_feeds
@@ -165,33 +166,33 @@ def _inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact |
     """Real data first: the reference's (or candidate's) own test split, else --data, else seeded random."""
     own = next((s.data_path for s in (ref_sidecar, cand_sidecar) if s is not None and s.data_path is not None
                 and s.data_path.is_file()), None)
+    if data == DIGITS or (data not in (None, "random") and Path(data).is_dir()):
+        return _through_preprocessing(data, spec, ref_sidecar, samples)
     path = Path(data) if data not in (None, "random") else (own if data is None else None)
     if path is None:
         feeds = [example_feeds(spec, seed=i) for i in range(min(samples, 32))]
         return feeds, None, f"{len(feeds)} seeded random samples (no real data: accuracy not measured)"
-    if not path.is_file():
-        raise InvalidInputError(f"--data {path}: no such file", hint="give a .npz with test_x (and test_y), or random")
     if len(spec.inputs) != 1:
         raise UsageError(f"{path.name} feeds single-input models; this one takes {spec.input_names}",
                          hint="use --data random")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            key = next((k for k in ("test_x", "x", "calibration_x") if k in archive.files), None)
-            if key is None:
-                raise InvalidInputError(f"{path}: has none of test_x, x, calibration_x", hint="save inputs as x")
-            x = archive[key][:samples]
-            label_key = {"test_x": "test_y", "x": "y", "calibration_x": "calibration_y"}[key]
-            y = archive[label_key][:samples] if label_key in archive.files else None
-    except InvalidInputError:
-        raise
-    except Exception as exc:
-        raise InvalidInputError(f"{path}: not a readable .npz ({exc})", hint="save it with numpy.savez") from None
+    x, y, key = model_inputs_from_npz(path, samples)
     ts = spec.inputs[0]
     if not ts.accepts((1, *x.shape[1:])):
         raise InvalidInputError(f"{path}: samples of shape {list(x.shape[1:])} do not fit input {ts.name!r} "
                                 f"{list(ts.shape or [])}", hint="give data preprocessed for the reference model")
     feeds = [{ts.name: x[i: i + 1].astype(ts.dtype)} for i in range(len(x))]
     return feeds, y, f"{len(feeds)} samples of {key} from {path.name}"
+
+
+def _through_preprocessing(data: str, spec: IOSpec, sidecar: Artifact | None, samples: int
+                           ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
+    """digits or an image directory, through the reference's recorded preprocessing (digits has labels)."""
+    from edgekit.toolkit.calibration import resolve
+
+    found = resolve(data, spec, sidecar=sidecar, samples=samples)
+    assert found is not None
+    labels = load_digits().labels[: len(found.feeds)] if data == DIGITS else None
+    return list(found.feeds), labels, found.source
 
 
 def _input_adapter(ref: IOSpec, cand: IOSpec):
