@@ -115,11 +115,7 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
          "missing": s.missing()}
         for s in RUNTIMES
     ]
-    routes = [
-        {"source": s.source.value, "target": s.target.value, "name": s.name,
-         "quantize": [q.value for q in s.quant_modes], "missing": s.missing()}
-        for s in CONVERTERS
-    ]
+    routes = [spec.to_dict() for spec in CONVERTERS]
     data = {"edgekit": __version__, **env, "runtimes": runtimes, "routes": routes}
     if json_out:
         typer.echo(json.dumps(data, indent=2))
@@ -266,8 +262,7 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     from edgekit.render import render_routes
     from edgekit.toolkit.registry import CONVERTERS
 
-    rows = [{"source": s.source.value, "target": s.target.value, "converter": s.name,
-             "quantize": [q.value for q in s.quant_modes], "missing": s.missing()} for s in CONVERTERS]
+    rows = [spec.to_dict() for spec in CONVERTERS]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
     else:

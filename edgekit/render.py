@@ -295,5 +295,5 @@ def render_info(data: dict[str, Any]) -> None:
         routes.add_column(column)
     for route in data["routes"]:
         name = f"{route['source']} → {route['target']}"
-        routes.add_row(name, route["name"], ", ".join(route["quantize"]), _status(route["missing"]))
+        routes.add_row(name, route["converter"], ", ".join(route["quantize"]), _status(route["missing"]))
     console.print(routes)

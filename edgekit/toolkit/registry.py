@@ -87,6 +87,11 @@ class ConverterSpec:
     def key(self) -> tuple[Format, Format]:
         return (self.source, self.target)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `routes` and `info` report, with availability checked here (no import)."""
+        return {"source": self.source.value, "target": self.target.value, "converter": self.name,
+                "quantize": [q.value for q in self.quant_modes], "missing": self.missing()}
+
     def missing(self) -> list[str]:
         return missing_modules(self.requires)
 
