@@ -110,13 +110,8 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
     from edgekit.toolkit.sysinfo import environment_fingerprint
 
     env = environment_fingerprint()
-    runtimes = [
-        {"format": s.format.value, "runtime": s.description, "devices": [d.value for d in s.devices],
-         "missing": s.missing()}
-        for s in RUNTIMES
-    ]
-    routes = [spec.to_dict() for spec in CONVERTERS]
-    data = {"edgekit": __version__, **env, "runtimes": runtimes, "routes": routes}
+    data = {"edgekit": __version__, **env, "runtimes": [spec.to_dict() for spec in RUNTIMES],
+            "routes": [spec.to_dict() for spec in CONVERTERS]}
     if json_out:
         typer.echo(json.dumps(data, indent=2))
     else:

@@ -65,6 +65,11 @@ class RuntimeSpec:
     def key(self) -> Format:
         return self.format
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `info` reports, with availability checked here (no import)."""
+        return {"format": self.format.value, "runtime": self.description,
+                "devices": [d.value for d in self.devices], "missing": self.missing()}
+
     def missing(self) -> list[str]:
         return missing_modules(self.requires)
 
