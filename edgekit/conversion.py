@@ -95,7 +95,11 @@ def convert(
     force: bool = False,
     via: Format | None = None,
     input_shapes: dict[str, tuple[Dim, ...]] | None = None,
+    validation_data: str | None = None,
+    validation_samples: int | None = None,
 ) -> ConversionResult:
+    """``validation_data``/``validation_samples``: what parity runs on (default: the source's own test
+    split, as ``edgekit validate`` chooses)."""
     start = time.perf_counter()
     options = options or ConvertOptions()
     if target not in TARGET_SUFFIX:
@@ -120,7 +124,8 @@ def convert(
                 with atomic_paths(out, sidecar_path(out), force=force) as (staged, staged_sidecar):
                     reports.append(converter.convert(step, staged))
                     artifact, details = _verify(staged, out, target, source, route, options, reports)
-                    parity = _validate(source, staged, options) if options.validate else None
+                    parity = (_validate(source, staged, options, validation_data, validation_samples)
+                              if options.validate else None)
                     if parity is not None:
                         artifact = replace(artifact, extra={**artifact.extra, "parity": _parity_summary(parity)})
                     staged_sidecar.write_text(artifact.sidecar_text())
@@ -132,13 +137,15 @@ def convert(
     return ConversionResult(artifact, tuple(reports), time.perf_counter() - start, tuple(warnings), details, parity)
 
 
-def _validate(source: _Source, staged: Path, options: ConvertOptions) -> ParityReport:
+def _validate(source: _Source, staged: Path, options: ConvertOptions, data: str | None,
+              samples: int | None) -> ParityReport:
     """Parity of the new artifact against the original model (not an intermediate step), judged by the
     profile of the requested precision, on the original's own data when it has some."""
-    from edgekit.validators.parity import validate
+    from edgekit.validators.parity import DEFAULT_SAMPLES, validate
     from edgekit.validators.tolerances import FOR_QUANT_MODE
 
-    return validate(source.path, staged, profile=FOR_QUANT_MODE[options.quantize.value])
+    return validate(source.path, staged, data=data, samples=samples or DEFAULT_SAMPLES,
+                    profile=FOR_QUANT_MODE[options.quantize.value])
 
 
 def _parity_summary(report: ParityReport) -> dict[str, Any]:

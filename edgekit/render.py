@@ -9,10 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit.toolkit.artifact_paths import sidecar_path
+from edgekit.toolkit.delegation import delegation_summary
 
 if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.pipeline.report import PipelineReport
     from edgekit.targets.bench import BenchReport
     from edgekit.toolkit.iospec import TensorSpec
     from edgekit.toolkit.reports import InspectReport
@@ -182,7 +184,7 @@ def render_bench(report: BenchReport) -> None:
         threads = "-" if result.threads is None else str(result.threads) + ("" if result.threads_applied else "*")
         cv = f"{stats.cv:.1%}" + (" [red]unstable[/red]" if result.unstable else "")
         latency.add_row(name, result.precision, threads, _ms(stats.p50), _ms(stats.p90), _ms(stats.p99), cv,
-                        f"{speedup:.2f}×", _delegation(result.delegation))
+                        f"{speedup:.2f}×", delegation_summary(result.delegation))
         costs.add_row(name, threads, _ms(result.load_seconds), _ms(result.first_inference_seconds), _ms(stats.mean),
                       _ms(stats.min), _ms(stats.max), human_bytes(max(result.rss_increase_bytes, 0)),
                       human_bytes(result.file_size_bytes))
@@ -245,18 +247,6 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
 
 
-def _delegation(delegation: dict[str, Any]) -> str:
-    if "delegated_share" in delegation and "xnnpack_partitions" in delegation:
-        return f"XNNPACK {delegation['delegated_operators']}/{delegation['operators']} ops"
-    if "delegates" in delegation:
-        total = delegation["delegate_calls"] + delegation["portable_kernel_calls"]
-        return f"{', '.join(delegation['delegates']) or 'portable'} {delegation['delegate_calls']}/{total} calls"
-    if "nodes_per_provider" in delegation:
-        nodes = delegation["nodes_per_provider"].items()
-        return ", ".join(f"{k.removesuffix('ExecutionProvider')} {v} nodes" for k, v in nodes)
-    return ""
-
-
 def _status(missing: list[str]) -> str:
     return "[green]available[/green]" if not missing else f"[red]missing {', '.join(missing)}[/red]"
 
@@ -297,3 +287,36 @@ def render_info(data: dict[str, Any]) -> None:
         name = f"{route['source']} → {route['target']}"
         routes.add_row(name, route["converter"], ", ".join(route["quantize"]), _status(route["missing"]))
     console.print(routes)
+
+
+def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Console | None = None) -> None:
+    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, fmt_ms, table_cells
+
+    out = target or console
+    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow"}
+    for src in report.sources:
+        accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
+        trained = f", trained in {src.trained_seconds:.1f} s" if src.trained_seconds is not None else ""
+        note = f"  ({src.note})" if src.note else ""
+        out.print(f"[bold]{src.name}[/bold]  {src.format}, accuracy {accuracy}{trained}, eager p50 "
+                  f"{fmt_ms(src.latency.p50 if src.latency else None)}{note}")
+    table = Table(title="edgekit pipeline", title_justify="left")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="right" if column in ("size", "p50", "p90", "vs eager") else "left")
+    for row in report.rows:
+        cells = list(table_cells(row))
+        colour = colours[row.status]
+        cells[3] = f"[{colour}]{cells[3]}[/{colour}]"
+        table.add_row(*cells)
+    out.print(table)
+    for row in report.rows:
+        if row.status is not RowStatus.PASSED:
+            out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {row.label}: {row.reason}")
+    counts = report.counts()
+    out.print(f"{len(report.rows)} artifacts: {counts['passed']} passed, {counts['parity-failed']} failed parity, "
+              f"{counts['conversion-failed']} failed to convert; {len(report.not_applicable)} combinations have no "
+              f"route (listed in the report)")
+    for kind in ("html", "markdown", "json", "junit"):
+        if kind in files:
+            out.print(f"  {kind:<9}{files[kind]}")
+    out.print(f"pipeline time: {report.seconds:.1f} s")

@@ -110,3 +110,4 @@ class InspectReport:
             ),
             warnings=tuple(data.get("warnings", ())),
         )
+

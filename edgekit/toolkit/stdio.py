@@ -27,3 +27,25 @@ def framework_output_to_stderr() -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def framework_output_to_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, int]]:
+    """Send everything written to fd 1 and 2 (Python and C++ alike) to ``path`` while the block runs;
+    yields duplicates of the original stdout and stderr so the caller can keep talking to the user
+    (``edgekit pipeline`` draws its progress there and keeps the frameworks' chatter in a log)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield saved_out, saved_err
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        for fd in (saved_out, saved_err, log):
+            os.close(fd)

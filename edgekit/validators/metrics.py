@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 EPS = 1e-12
+# Percentiles of |Δ| kept per output, enough to draw its error distribution (box plots in reports).
+ERROR_PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
 
 
 def top1_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -66,9 +68,16 @@ class OutputMetrics:
     top5_agreement: float | None = None
     # Smallest atol that passes at the rtol in use: what would have made an elementwise check pass.
     atol_needed: float | None = None
+    # |Δ| at ERROR_PERCENTILES, over the finite elements.
+    abs_error_percentiles: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputMetrics:
+        percentiles = data.get("abs_error_percentiles")
+        return cls(**{**data, "abs_error_percentiles": tuple(percentiles) if percentiles is not None else None})
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = 0.0,
@@ -97,4 +106,5 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = 0.0,
         top1_agreement=topk_agreement(r, c, 1) if is_classes else None,
         top5_agreement=topk_agreement(r, c, 5) if is_classes else None,
         atol_needed=max(needed, 0.0),
+        abs_error_percentiles=tuple(float(v) for v in np.percentile(diff, ERROR_PERCENTILES)),
     )

@@ -99,7 +99,7 @@ class ParityReport:
             raise ValueError("not an edgekit parity report of a supported version")
         outputs = tuple(
             OutputParity(o["reference_name"], o["candidate_name"], tuple(Check(**c) for c in o["checks"]),
-                         OutputMetrics(**o["metrics"]) if o["metrics"] else None)
+                         OutputMetrics.from_dict(o["metrics"]) if o["metrics"] else None)
             for o in data["outputs"]
         )
         check = data.get("accuracy_check")
