@@ -19,7 +19,7 @@ import typer
 
 from edgekit import __version__
 from edgekit.models import Arch, Framework
-from edgekit.toolkit.errors import EdgekitError, ExitCode, first_line
+from edgekit.toolkit.errors import EdgekitError, ExitCode, UsageError, first_line
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import Device, Layout, QuantMode
 from edgekit.toolkit.stdio import framework_output_to_stderr
@@ -361,6 +361,237 @@ def bench(
     if json_file is not None:
         write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
         typer.echo(f"report: {json_file}")
+
+
+@app.command()
+@handle_errors
+def pipeline(
+    models: list[Path] | None = typer.Argument(None, show_default=False, help="Models to start from; none: train "
+                                               "the digits CNN in PyTorch and in Keras (seeded)."),
+    to: str = typer.Option("all", "--to", help="all, or some of tflite,onnx,torchscript,executorch."),
+    quantize: str = typer.Option("all", "--quantize", help="all, or some of none,fp16,dynamic,int8,int8-io,int16x8 "
+                                 "(each route runs the modes it supports; the rest are listed as having no route)."),
+    data: str | None = typer.Option(None, "--data", help="Default models: what they train on (digits or FILE.npz). "
+                                    "Given models: parity, calibration and bench data (default: their own)."),
+    calibration: str | None = typer.Option(None, "--calibration", help="Calibration data for int8 modes "
+                                           "(default: the model's own, else --data)."),
+    device: Device = typer.Option(Device.CPU, "--device", help="Bench on cpu or cuda (runtimes without a CUDA "
+                                  "path bench on CPU, noted in their row)."),
+    threads: int = typer.Option(1, "--threads", help="Bench threads."),
+    min_seconds: float = typer.Option(0.25, "--min-seconds", help="Bench each artifact at least this long."),
+    bench: bool = typer.Option(True, "--bench/--no-bench", help="Measure latency (reference and every artifact)."),
+    samples: int = typer.Option(500, "--samples", help="Parity samples per artifact (at most)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Default models: training epochs (default 15)."),
+    seed: int = typer.Option(0, "--seed", help="Default models: split, init and batch-order seed."),
+    out: Path = typer.Option(Path("edgekit-pipeline"), "--out", "-o", help="Directory for models, artifacts and "
+                             "reports."),
+    force: bool = typer.Option(False, "--force", help="Replace models, artifacts and reports already in --out."),
+) -> None:
+    """Model → every applicable route × precision: convert, validate, bench, report.
+
+    One failing row never stops the others. Writes report.json, report.md, junit.xml and a
+    self-contained report.html (plots embedded) in --out; exit 1 when any row failed to convert or
+    failed parity.
+    """
+    from edgekit.pipeline.run import REPORT_FILES, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
+    from edgekit.targets.bench import BenchOptions
+    from edgekit.toolkit.fsutil import check_writable_target
+
+    options = PipelineOptions(
+        targets=parse_targets(to), quantize=parse_quant_modes(quantize), data=data, calibration=calibration,
+        samples=samples, epochs=epochs, seed=seed,
+        bench=BenchOptions(warmup=5, runs=50, min_seconds=min_seconds, threads=threads, device=device)
+        if bench else None,
+    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the directory: {exc.strerror}",
+                         hint="choose a writable path") from None
+    for name in REPORT_FILES:
+        check_writable_target(out / name, force=force)
+    report, files = _run_with_progress(lambda observer: run_pipeline(models or [], out, options, force=force,
+                                                                      observer=observer), out, force)
+    if not report.passed:
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+def _run_with_progress(run: Callable[[Any], Any], out: Path, force: bool,
+                       finish: Callable[[Any], Any] = lambda report: report) -> tuple[Any, dict[str, Path]]:
+    """Run a pipeline with a Rich progress bar on the terminal while the frameworks' own output goes to
+    ``pipeline.log`` in ``out``; ``finish`` amends the report (``check`` adds its verdict); then write the
+    reports and draw the table."""
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from edgekit.pipeline.report import RowStatus
+    from edgekit.pipeline.run import Observer, write_reports
+    from edgekit.render import render_pipeline
+    from edgekit.toolkit.stdio import framework_output_to_file
+
+    log = out / "pipeline.log"
+    with framework_output_to_file(log) as (stdout_fd, stderr_fd):
+        stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
+        stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")
+        with stdout, stderr:
+            terminal = Console(file=stderr, highlight=False, soft_wrap=True)
+            progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=terminal, transient=True)
+            colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red",
+                       RowStatus.CONVERSION_FAILED: "yellow"}
+
+            class Bar(Observer):
+                def __init__(self) -> None:
+                    self.task = progress.add_task("starting", total=None)
+
+                def planned(self, total: int) -> None:
+                    progress.update(self.task, total=total)
+
+                def stage(self, text: str) -> None:
+                    progress.update(self.task, description=text)
+
+                def row_done(self, row: Any) -> None:
+                    colour = colours[row.status]
+                    p50 = "" if row.latency is None else f"  p50 {row.latency.p50 * 1e3:.3f} ms"
+                    reason = f": {row.reason}" if row.status is not RowStatus.PASSED else ""
+                    progress.console.print(f"[{colour}]{row.status.value:>17}[/{colour}]  {row.source} → "
+                                           f"{row.format} {row.precision}{p50}{reason}")
+                    progress.advance(self.task)
+
+            terminal.print(f"framework output: {log}")
+            with progress:
+                report = finish(run(Bar()))
+            files = write_reports(report, out, force=force)
+            # Piped or logged (CI, make): wide enough for the whole table on one line per row.
+            width = None if stdout.isatty() else 200
+            render_pipeline(report, files, Console(file=stdout, highlight=False, soft_wrap=True, width=width))
+    return report, files
+
+
+@app.command()
+@handle_errors
+def check(
+    config: Path = typer.Option(Path("edgekit.toml"), "--config", "-c", help="The gate's TOML config (see README)."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write the JUnit XML here (always in the out "
+                                      "directory)."),
+    write_baseline: Path | None = typer.Option(None, "--write-baseline", help="Save this run's report (with "
+                                               "latency) as the baseline for max_p50_ratio."),
+    force: bool = typer.Option(False, "--force", help="Replace outputs of an earlier check run."),
+) -> None:
+    """CI gate: run what edgekit.toml asks for and hold its thresholds (exit 1 listing each violation).
+
+    Thresholds: min_accuracy, max_accuracy_drop, max_p50_ratio (against a baseline report),
+    max_size_bytes, require_parity; globally or per FORMAT, PRECISION or FORMAT.PRECISION.
+    """
+    from dataclasses import replace
+
+    from edgekit.pipeline.gate import judge, load_baseline, load_config
+    from edgekit.pipeline.run import REPORT_FILES, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
+    from edgekit.targets.bench import BenchOptions
+    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
+
+    cfg = load_config(config)
+    baseline = load_baseline(cfg.baseline) if cfg.baseline is not None and cfg.needs_latency else None
+    measure = cfg.needs_latency or write_baseline is not None  # latency only when something uses it
+    options = PipelineOptions(
+        targets=parse_targets(",".join(cfg.to)), quantize=parse_quant_modes(",".join(cfg.quantize)), data=cfg.data,
+        calibration=cfg.calibration, samples=cfg.samples, epochs=cfg.epochs, seed=cfg.seed,
+        bench=BenchOptions(warmup=5, runs=50, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
+    )
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{config}: out {cfg.out}: cannot create the directory: {exc.strerror}") from None
+    for path in (*(cfg.out / name for name in REPORT_FILES), junit, write_baseline):
+        if path is not None:
+            check_writable_target(path, force=force)
+    verdicts = []
+
+    def finish(report: Any) -> Any:
+        verdicts.append(judge(report, cfg, baseline))
+        return replace(report, violations=verdicts[0].violations)
+
+    report, files = _run_with_progress(
+        lambda observer: run_pipeline(cfg.models, cfg.out, options, force=force, observer=observer),
+        cfg.out, force, finish)
+    verdict = verdicts[0]
+    if junit is not None:
+        write_bytes_atomic(junit, files["junit"].read_bytes(), force=force)
+    if write_baseline is not None:
+        write_bytes_atomic(write_baseline, files["json"].read_bytes(), force=force)
+        typer.echo(f"baseline: {write_baseline}")
+    for note in verdict.notes:
+        typer.echo(f"edgekit: note: {note}", err=True)
+    if not verdict.passed:
+        for violation in verdict.violations:
+            typer.echo(f"edgekit: check failed: {violation}", err=True)
+        typer.echo(f"edgekit: check FAILED: {len(verdict.violations)} violation(s) of {config}", err=True)
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+    typer.echo(f"check passed: {len(report.rows)} artifacts hold every threshold of {config}")
+
+
+@app.command()
+@handle_errors
+def package(
+    model: Path | None = typer.Argument(None, show_default=False, help="A .tflite, .pte or .onnx model (with "
+                                        "its sidecar, when edgekit made it)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="The bundle (.zip)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Class labels (one per line, or a JSON list); "
+                                       "default: the model's own."),
+    name: str | None = typer.Option(None, "--name", help="Bundle name (default: the model file's stem)."),
+    bench_seconds: float = typer.Option(0.5, "--bench-seconds", help="Latency summary measured for this long "
+                                        "(0: none)."),
+    verify_bundle: Path | None = typer.Option(None, "--verify", help="Verify this bundle instead: every sha256, "
+                                              "then the goldens re-run (exit 1 on any mismatch)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
+    json_out: bool = typer.Option(False, "--json", help="Print model.json (or the verification) as JSON."),
+) -> None:
+    """Bundle a model for a mobile app: model, model.json contract, goldens, labels, Android snippet.
+
+    edgekit package model.int8.tflite -o digits.zip; edgekit package --verify digits.zip
+    """
+    from edgekit.packaging import package as package_model
+    from edgekit.packaging import verify
+
+    if verify_bundle is not None:
+        if model is not None or output is not None:
+            raise UsageError("--verify takes only the bundle", hint="edgekit package --verify BUNDLE.zip")
+        with framework_output_to_stderr():
+            result = verify(verify_bundle)
+        if json_out:
+            typer.echo(json.dumps({"bundle": str(result.bundle), "passed": result.passed,
+                                   "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]},
+                                  indent=2))
+        else:
+            for check_name, ok, detail in result.checks:
+                typer.echo(f"  {'ok  ' if ok else 'FAIL'}  {check_name}: {detail}")
+            typer.echo(f"{verify_bundle}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
+        if not result.passed:
+            typer.echo(f"edgekit: error: {verify_bundle}: {'; '.join(result.failures())} (fix: package the model "
+                       "again; do not edit a bundle by hand)", err=True)
+            raise typer.Exit(int(ExitCode.CHECK_FAILED))
+        return
+    if model is None or output is None:
+        raise UsageError("package needs MODEL and -o BUNDLE.zip (or --verify BUNDLE.zip)",
+                         hint="edgekit package model.tflite -o model.zip")
+    with framework_output_to_stderr():
+        result = package_model(model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force)
+    manifest = result.manifest
+    if json_out:
+        typer.echo(json.dumps(manifest, indent=2))
+        return
+    typer.echo(f"packaged {manifest['model']['file']} ({manifest['model']['format']}, "
+               f"{manifest['model']['precision']}) → {result.bundle} in {result.seconds:.1f} s")
+    for member, digest in manifest["files"].items():
+        typer.echo(f"  {member:<22} {digest[:16]}…")
+    parity = manifest.get("parity")
+    typer.echo(f"  parity  {parity['verdict'] if parity else 'not recorded (no edgekit sidecar)'}")
+    latency = manifest.get("latency")
+    if latency:
+        typer.echo(f"  latency p50 {latency['p50_ms']:.3f} ms on {latency['measured_on']} (1 thread)")
+    typer.echo(f"verify with: edgekit package --verify {result.bundle}")
 
 
 def _floats(option: str, text: str | None) -> tuple[float, ...] | None:

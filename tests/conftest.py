@@ -34,3 +34,20 @@ def whole_model_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def run_edgekit(*args, cwd=None, timeout=900):
+    """`python -m edgekit ARGS` in a child process (commands that redirect fds 1/2 are tested this way)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def default_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """The embedded default `edgekit pipeline` (digits CNN in PyTorch and Keras, every route), run once."""
+    out = tmp_path_factory.mktemp("pipeline") / "out"
+    result = run_edgekit("pipeline", "--out", out)
+    return out, result

@@ -1,0 +1,197 @@
+"""A self-contained ``report.html``: the table and three plots (matplotlib, PNG embedded as data URIs),
+no external file, script or font, so it opens from a CI artifact store or an e-mail attachment.
+
+Plots: latency vs size, accuracy vs latency, and the |Δ| distribution per artifact (box plots drawn
+from the percentiles parity recorded). A plot is drawn only when there is something to draw; the
+page says what was not measured instead of showing an empty frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, fmt_ms, table_cells
+
+FORMAT_MARKERS = {"tflite": "o", "onnx": "s", "torchscript": "^", "executorch": "D"}
+STATUS_COLOURS = {RowStatus.PASSED: "#1a7f37", RowStatus.PARITY_FAILED: "#cf222e",
+                  RowStatus.CONVERSION_FAILED: "#6e7781"}
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em; color: #1f2328; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; white-space: nowrap; }
+th { background: #f6f8fa; }
+td.passed { color: #1a7f37; font-weight: 600; } td.parity-failed { color: #cf222e; font-weight: 600; }
+td.conversion-failed { color: #6e7781; font-weight: 600; }
+.verdict-pass { color: #1a7f37; } .verdict-fail { color: #cf222e; }
+figure { margin: 1em 0; } img.plot { max-width: 100%; border: 1px solid #d0d7de; }
+.muted { color: #57606a; }
+"""
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no display: render to memory
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours(report: PipelineReport) -> dict[str, str]:
+    palette = ["#0969da", "#bc4c00", "#8250df", "#1a7f37", "#cf222e", "#6e7781"]
+    return {s.name: palette[i % len(palette)] for i, s in enumerate(report.sources)}
+
+
+def _legend_handles(plt: Any, report: PipelineReport, rows: list[Row]) -> list[Any]:
+    from matplotlib.lines import Line2D
+
+    colours = _colours(report)
+    handles = [Line2D([], [], color=colours[s.name], marker="o", linestyle="", label=s.name) for s in report.sources
+               if any(r.source == s.name for r in rows)]
+    handles += [Line2D([], [], color="#57606a", marker=m, linestyle="", label=f) for f, m in FORMAT_MARKERS.items()
+                if any(r.format == f for r in rows)]
+    return handles
+
+
+def latency_vs_size(report: PipelineReport) -> str | None:
+    rows = [r for r in report.rows if r.latency is not None and r.size_bytes]
+    if not rows:
+        return None
+    plt = _pyplot()
+    colours = _colours(report)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        assert row.latency is not None and row.size_bytes is not None
+        x, y = row.size_bytes / 1024, row.latency.p50 * 1e3
+        ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
+                   edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
+        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("artifact size (KiB, log)")
+    ax.set_ylabel("p50 latency (ms, log)")
+    ax.set_title("Latency vs size (single batch)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(handles=_legend_handles(plt, report, rows), fontsize=8, loc="best")
+    return _png(fig)
+
+
+def accuracy_vs_latency(report: PipelineReport) -> str | None:
+    rows = [r for r in report.rows if r.latency is not None and r.accuracy is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    colours = _colours(report)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        assert row.latency is not None and row.accuracy is not None
+        x, y = row.latency.p50 * 1e3, row.accuracy * 100
+        ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
+                   edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
+        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    for src in report.sources:
+        if src.latency is not None and src.accuracy is not None:
+            ax.scatter(src.latency.p50 * 1e3, src.accuracy * 100, marker="*", s=180, color=colours[src.name],
+                       edgecolors="black", linewidths=0.8)
+            ax.annotate(f"{src.name} (eager)", (src.latency.p50 * 1e3, src.accuracy * 100),
+                        textcoords="offset points", xytext=(6, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency (ms, log)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Accuracy vs latency (stars: the eager source model)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(handles=_legend_handles(plt, report, rows), fontsize=8, loc="best")
+    return _png(fig)
+
+
+def error_distribution(report: PipelineReport) -> str | None:
+    """|Δ| against the source per artifact: box (p25–p75, median), whiskers p1–p99, dots at the max."""
+    rows = [r for r in report.rows if r.error_percentiles is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    floor = 1e-9  # exact zeros cannot sit on a log axis: drawn at the floor
+    stats = []
+    for row in rows:
+        p = [max(v, floor) for v in row.error_percentiles or ()]
+        # ERROR_PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
+        stats.append({"label": row.label, "whislo": p[1], "q1": p[3], "med": p[4], "q3": p[5], "whishi": p[7],
+                      "fliers": [p[8]]})
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.5))
+    boxes = ax.bxp(stats, orientation="horizontal", showfliers=True, patch_artist=True)
+    for patch, row in zip(boxes["boxes"], rows, strict=True):
+        patch.set_facecolor(STATUS_COLOURS[row.status])
+        patch.set_alpha(0.55)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("|output − source output| (log; box p25–p75, whiskers p1–p99, dot max)")
+    ax.set_title("Error distribution per artifact (red: parity failed)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+PLOTS = (("Latency vs size", latency_vs_size), ("Accuracy vs latency", accuracy_vs_latency),
+         ("Error distribution per artifact", error_distribution))
+
+
+def html_report(report: PipelineReport) -> str:
+    esc = html.escape
+    verdict = "PASS" if report.passed and not report.violations else "FAIL"
+    counts = report.counts()
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>edgekit pipeline report: {verdict}</title><style>{CSS}</style></head><body>",
+        f'<h1>edgekit pipeline: <span class="verdict-{verdict.lower()}">{verdict}</span></h1>',
+        f'<p class="muted">{len(report.rows)} artifacts: {counts["passed"]} passed, {counts["parity-failed"]} '
+        f'failed parity, {counts["conversion-failed"]} failed to convert · {report.seconds:.0f} s · '
+        f'{esc(report.created)} · edgekit {esc(report.edgekit_version)} · '
+        f'{esc(str(report.environment.get("cpu", {}).get("model", "unknown CPU")))}</p>',
+        "<h2>Sources</h2><table><tr><th>source</th><th>format</th><th>accuracy</th><th>eager p50</th>"
+        "<th>path</th></tr>",
+    ]
+    for src in report.sources:
+        accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
+        parts.append(f"<tr><td>{esc(src.name)}</td><td>{esc(src.format)}</td><td>{accuracy}</td>"
+                     f"<td>{fmt_ms(src.latency.p50 if src.latency else None)}</td><td>{esc(src.path)}</td></tr>")
+    parts.append("</table><h2>Artifacts</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in TABLE_COLUMNS)
+                 + "</tr>")
+    for row in report.rows:
+        cells = table_cells(row)
+        parts.append("<tr>" + "".join(
+            f'<td class="{row.status.value}">{esc(c)}</td>' if i == 3 else f"<td>{esc(c)}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    parts.append("</table>")
+    problems = [r for r in report.rows if r.status is not RowStatus.PASSED]
+    if problems or report.violations:
+        parts.append("<h2>Failures</h2><ul>")
+        parts += [f"<li><b>{esc(r.label)}</b> ({r.status.value}): {esc(r.reason)}</li>" for r in problems]
+        parts += [f"<li><b>check</b>: {esc(v)}</li>" for v in report.violations]
+        parts.append("</ul>")
+    parts.append("<h2>Plots</h2>")
+    for title, draw in PLOTS:
+        image = draw(report)
+        if image is None:
+            parts.append(f'<p class="muted">{esc(title)}: not measured in this run.</p>')
+        else:
+            parts.append(f'<figure><img class="plot" alt="{esc(title)}" src="data:image/png;base64,{image}">'
+                         f"<figcaption>{esc(title)}</figcaption></figure>")
+    if report.not_applicable:
+        parts.append(f"<h2>No route ({len(report.not_applicable)})</h2><ul>")
+        parts += [f'<li class="muted">{esc(n)}</li>' for n in report.not_applicable]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

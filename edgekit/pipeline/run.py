@@ -1,0 +1,327 @@
+"""``edgekit pipeline``: from a model (or the embedded default) to every applicable route × precision,
+each converted, validated on real data and benched, with the reports written together at the end.
+
+The default trains the digits CNN in PyTorch and in Keras (seeded), so every route is exercised. One
+row failing (conversion error, parity failure, bench error) never stops the others: its status and
+one-line reason go into the table. Everything runs in this process, so each framework is imported once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source
+from edgekit.targets.bench import BenchOptions
+from edgekit.toolkit.delegation import delegation_summary
+from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
+from edgekit.toolkit.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.options import Device, QuantMode
+
+TARGETS = (Format.TFLITE, Format.ONNX, Format.TORCHSCRIPT, Format.EXECUTORCH)
+# Short, so the whole default matrix stays within minutes; `edgekit bench` is the place for long runs.
+DEFAULT_BENCH = BenchOptions(warmup=5, runs=50, min_seconds=0.25)
+DEFAULT_MODELS = (("digits_cnn_torch", "torch"), ("digits_cnn_keras", "keras"))
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    targets: tuple[Format, ...] = TARGETS
+    quantize: tuple[QuantMode, ...] = tuple(QuantMode)
+    data: str | None = None  # default models: what they train on; given models: parity/bench/calibration data
+    calibration: str | None = None
+    samples: int = 500  # parity samples per artifact
+    bench: BenchOptions | None = DEFAULT_BENCH  # None: no latency
+    epochs: int | None = None  # default models only
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        wrong = [t.value for t in self.targets if t not in TARGETS]
+        if wrong:
+            raise UsageError(f"--to {','.join(wrong)}: not a conversion target",
+                             hint=f"targets: {', '.join(t.value for t in TARGETS)} or all")
+        if not self.targets or not self.quantize:
+            raise UsageError("--to and --quantize each need at least one value")
+        if self.samples < 1:
+            raise UsageError(f"--samples must be ≥ 1, got {self.samples}")
+
+    def to_dict(self) -> dict[str, Any]:
+        bench = self.bench
+        return {"targets": [t.value for t in self.targets], "quantize": [q.value for q in self.quantize],
+                "data": self.data, "calibration": self.calibration, "samples": self.samples,
+                "bench": None if bench is None else {"warmup": bench.warmup, "runs": bench.runs,
+                                                     "min_seconds": bench.min_seconds, "device": bench.device.value},
+                "threads": bench.threads if bench else None, "epochs": self.epochs, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row to produce: a source converted to ``target`` at ``quant``."""
+
+    source: Source
+    target: Format
+    quant: QuantMode
+    output: Path
+
+
+class Observer:
+    """What the pipeline tells its caller while it runs (the CLI draws a progress bar)."""
+
+    def planned(self, total: int) -> None: ...
+
+    def stage(self, text: str) -> None: ...
+
+    def row_done(self, row: Row) -> None: ...
+
+
+@dataclass
+class _Plan:
+    jobs: list[Job] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)
+
+
+def parse_targets(text: str) -> tuple[Format, ...]:
+    if text.strip() == "all":
+        return TARGETS
+    try:
+        return tuple(dict.fromkeys(Format(v.strip()) for v in text.split(",") if v.strip()))
+    except ValueError as exc:
+        raise UsageError(f"--to {text}: {exc}", hint=f"targets: {', '.join(t.value for t in TARGETS)} or all") \
+            from None
+
+
+def parse_quant_modes(text: str) -> tuple[QuantMode, ...]:
+    if text.strip() == "all":
+        return tuple(QuantMode)
+    try:
+        return tuple(dict.fromkeys(QuantMode(v.strip()) for v in text.split(",") if v.strip()))
+    except ValueError as exc:
+        raise UsageError(f"--quantize {text}: {exc}",
+                         hint=f"modes: {', '.join(q.value for q in QuantMode)} or all") from None
+
+
+def run_pipeline(
+    models: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    options: PipelineOptions | None = None,
+    *,
+    force: bool = False,
+    observer: Observer | None = None,
+) -> PipelineReport:
+    """Train or take the sources, plan the rows, then convert + validate + bench each; reports are
+    written by the caller (``write_reports``)."""
+    start = time.perf_counter()
+    options = options or PipelineOptions()
+    observer = observer or Observer()
+    out = Path(out)
+    _check_device(options)
+    given = [Path(m) for m in models]
+    for path in given:
+        if not path.exists():
+            raise InvalidInputError(f"{path}: no such model file or directory", hint="check the path")
+    out.mkdir(parents=True, exist_ok=True)
+    if not force:
+        earlier = [p for d in ("models", "artifacts") if (out / d).is_dir() for p in (out / d).iterdir()]
+        if earlier:
+            raise UsageError(f"--out {out} already holds models or artifacts of an earlier run ({earlier[0].name}, …)",
+                             hint="give --force to replace them, or another --out")
+    sources = [_given_source(p) for p in given] if given else _train_defaults(out / "models", options, force, observer)
+    plan = _plan(sources, out / "artifacts", options)
+    (out / "artifacts").mkdir(exist_ok=True)
+    observer.planned(len(plan.jobs) + len(sources))
+    benched = []
+    for src in sources:
+        observer.stage(f"bench {src.name} (eager reference)")
+        benched.append(_bench_source(src, options))
+        observer.row_done(Row(src.name, src.format, "reference", RowStatus.PASSED, latency=benched[-1].latency))
+    sources = benched
+    by_name = {s.name: s for s in sources}
+    rows = []
+    for job in plan.jobs:
+        job = replace(job, source=by_name[job.source.name])
+        observer.stage(f"{job.source.name} → {job.target.value} {job.quant.value}")
+        rows.append(_run_job(job, options, force))
+        observer.row_done(rows[-1])
+    from edgekit.toolkit.sysinfo import environment_fingerprint
+
+    return PipelineReport(
+        sources=tuple(sources), rows=tuple(rows), not_applicable=tuple(plan.not_applicable),
+        options=options.to_dict(), environment=environment_fingerprint(), seconds=time.perf_counter() - start,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), edgekit_version=__version__,
+    )
+
+
+def _check_device(options: PipelineOptions) -> None:
+    if options.bench is not None and options.bench.device is Device.CUDA:
+        from edgekit.toolkit.sysinfo import cuda_info
+
+        info = cuda_info()
+        if not info.usable:
+            raise InvalidInputError(f"--device cuda: CUDA is not usable here: {info.reason}", hint="use --device cpu")
+
+
+def _train_defaults(directory: Path, options: PipelineOptions, force: bool, observer: Observer) -> list[Source]:
+    """The embedded default: the digits CNN trained in PyTorch and in Keras with the same seed."""
+    from edgekit.models import Arch, Framework
+    from edgekit.training import TrainOptions, train
+
+    directory.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for name, framework in DEFAULT_MODELS:
+        observer.stage(f"train {name} ({framework}, digits CNN)")
+        train_options = TrainOptions(Framework(framework), Arch.CNN, data=options.data or "digits",
+                                     epochs=options.epochs, seed=options.seed)
+        result = train(train_options, directory / name, force=force)
+        sources.append(Source(name, str(result.artifact.path), result.artifact.format.value,
+                              accuracy=result.test_accuracy, trained_seconds=result.seconds))
+    return sources
+
+
+def _given_source(path: Path) -> Source:
+    from edgekit.toolkit.artifact import read_sidecar
+
+    sniffed = sniff(path)
+    sidecar = read_sidecar(path) if path.is_file() else None
+    accuracy = sidecar.metrics.get("test_accuracy") if sidecar else None
+    return Source(_stem(path), str(path), sniffed.format.value, accuracy=accuracy)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted({s for exts in EXTENSIONS.values() for s in exts if s}, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or name
+    return name
+
+
+def _plan(sources: list[Source], directory: Path, options: PipelineOptions) -> _Plan:
+    """Every (target, precision) a route exists for; the rest are listed as not applicable."""
+    from edgekit.conversion import TARGET_SUFFIX
+    from edgekit.converters.planning import plan
+
+    result = _Plan()
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise UsageError(f"two models share the name {sorted({n for n in names if names.count(n) > 1})}",
+                         hint="rename one: artifacts are named after their source")
+    for src in sources:
+        for target in options.targets:
+            for quant in options.quantize:
+                try:
+                    plan(Format(src.format), target, quant)
+                except UsageError as exc:
+                    result.not_applicable.append(f"{src.name} → {target.value} {quant.value}: {exc.message}")
+                    continue
+                tag = "fp32" if quant is QuantMode.NONE else quant.value
+                result.jobs.append(Job(src, target, quant, directory / f"{src.name}.{tag}{TARGET_SUFFIX[target]}"))
+    if not result.jobs:
+        raise UsageError("no route applies to these models with the --to/--quantize chosen",
+                         hint="see `edgekit routes` for what each source format reaches")
+    return result
+
+
+def _bench_source(src: Source, options: PipelineOptions) -> Source:
+    if options.bench is None:
+        return src
+    try:
+        result = _bench(Path(src.path), options, _given_data(src, options))
+    except EdgekitError as exc:
+        return replace(src, note=f"eager bench failed: {exc.one_line()}")
+    return replace(src, latency=result[0])
+
+
+def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Latency, str, list[str]]:
+    """One short ``edgekit bench`` run; a given .npz feeds it (digits/image directories only validate)."""
+    from edgekit.benchmarking import bench_one
+    from edgekit.toolkit.registry import runtime_for
+
+    assert options.bench is not None
+    bench = options.bench
+    notes = []
+    if bench.device is Device.CUDA and Device.CUDA not in runtime_for(sniff(path).format).devices:
+        bench = replace(bench, device=Device.CPU)
+        notes.append(f"benched on CPU: the {sniff(path).format.value} runtime has no CUDA path")
+    result = bench_one(path, bench, data=data if data is not None and data.endswith(".npz") else None)
+    stats = result.stats
+    latency = Latency(stats.p50, stats.p90, stats.p99, stats.cv, stats.runs, result.threads, result.device,
+                      result.unstable)
+    notes += [f"unstable timing: {reason}" for reason in result.unstable_reasons]
+    return latency, delegation_summary(result.delegation), notes
+
+
+def _run_job(job: Job, options: PipelineOptions, force: bool) -> Row:
+    from edgekit.conversion import convert
+    from edgekit.converters.base import ConvertOptions
+
+    base = Row(job.source.name, job.target.value, job.quant.value, RowStatus.CONVERSION_FAILED)
+    data = _given_data(job.source, options)
+    convert_options = ConvertOptions(quantize=job.quant, calibration=options.calibration or data)
+    try:
+        result = convert(job.source.path, job.target, convert_options, output=job.output, force=force,
+                         validation_data=data, validation_samples=options.samples)
+    except EdgekitError as exc:
+        return replace(base, reason=exc.one_line())
+    except Exception as exc:  # a converter's own failure must not stop the other rows
+        return replace(base, reason=f"{type(exc).__name__}: {first_line(exc)}")
+    parity = result.parity
+    assert parity is not None
+    metrics = [o.metrics for o in parity.outputs if o.metrics is not None]
+    row = replace(
+        base,
+        status=RowStatus.PASSED if parity.passed else RowStatus.PARITY_FAILED,
+        reason="; ".join(parity.failures()),
+        route=tuple(result.artifact.route), artifact=str(job.output), size_bytes=job.output.stat().st_size,
+        convert_seconds=result.seconds, profile=parity.profile.value, data=parity.data_source,
+        accuracy=parity.accuracy["candidate"] if parity.accuracy else None,
+        accuracy_delta=parity.accuracy["delta"] if parity.accuracy else None,
+        max_abs=max((m.max_abs for m in metrics), default=None),
+        cosine=min((m.cosine for m in metrics), default=None),
+        error_percentiles=metrics[0].abs_error_percentiles if metrics else None,
+        delegation=delegation_summary(result.details.delegation),
+        notes=tuple(result.warnings),
+    )
+    if options.bench is None:
+        return row
+    try:
+        latency, delegation, notes = _bench(job.output, options, data)
+    except EdgekitError as exc:
+        return replace(row, notes=(*row.notes, f"bench failed: {exc.one_line()}"))
+    except Exception as exc:
+        return replace(row, notes=(*row.notes, f"bench failed: {type(exc).__name__}: {first_line(exc)}"))
+    reference = job.source.latency
+    speedup = reference.p50 / latency.p50 if reference is not None and latency.p50 > 0 else None
+    return replace(row, latency=latency, speedup=speedup, delegation=delegation or row.delegation,
+                   notes=(*row.notes, *notes))
+
+
+def _given_data(src: Source, options: PipelineOptions) -> str | None:
+    """``--data`` calibrates and validates models given to the pipeline; a model the pipeline trained
+    uses its own held-out splits (``--data`` was what it trained on)."""
+    return options.data if src.trained_seconds is None else None
+
+
+def write_reports(report: PipelineReport, out: str | os.PathLike[str], *, force: bool = True) -> dict[str, Path]:
+    """report.json, report.md, junit.xml and report.html in ``out``, each written atomically."""
+    import json
+
+    from edgekit.pipeline.html import html_report
+    from edgekit.pipeline.report import junit_xml, markdown
+    from edgekit.toolkit.fsutil import write_bytes_atomic
+
+    out = Path(out)
+    files = {
+        "json": (out / "report.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode()),
+        "markdown": (out / "report.md", markdown(report).encode()),
+        "junit": (out / "junit.xml", junit_xml(report).encode()),
+        "html": (out / "report.html", html_report(report).encode()),
+    }
+    return {kind: write_bytes_atomic(path, data, force=force) for kind, (path, data) in files.items()}
+
+
+REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
