@@ -6,7 +6,7 @@ EDGEKIT := $(VENV)/bin/edgekit
 DEMO_DIR ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint demo bench clean
+.PHONY: setup test test-fast lint demo report-screenshot bench clean
 
 setup: $(VENV)/.installed
 
@@ -28,23 +28,19 @@ test-fast: test
 lint: setup
 	$(VENV)/bin/ruff check edgekit tests benchmarks
 
+# The whole chain on the embedded default (digits CNN in PyTorch and Keras → every route × precision), then a
+# mobile bundle of one artifact, verified. Ends with where the report is.
 demo: setup
-	@mkdir -p $(DEMO_DIR)
-	$(EDGEKIT) info
-	$(EDGEKIT) train --framework torch --arch cnn -o $(DEMO_DIR)/digits_cnn.pt2 --force
-	$(EDGEKIT) train --framework keras --arch cnn -o $(DEMO_DIR)/digits_cnn.keras --force
-	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.pt2
-	$(EDGEKIT) inspect $(DEMO_DIR)/digits_cnn.keras
-	$(EDGEKIT) routes
-	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to executorch --quantize int8 --force
-	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.pt2 --to onnx --quantize int8 --force
-	$(EDGEKIT) convert $(DEMO_DIR)/digits_cnn.keras --to tflite --quantize int8 --force
-	$(EDGEKIT) validate $(DEMO_DIR)/digits_cnn.pt2 $(DEMO_DIR)/digits_cnn.int8.pte --junit $(DEMO_DIR)/parity.xml --force
-	$(EDGEKIT) bench $(DEMO_DIR)/digits_cnn.int8.pte $(DEMO_DIR)/digits_cnn.int8.onnx $(DEMO_DIR)/digits_cnn.int8.tflite --min-seconds 0.5
-	$(PY) -m edgekit.samples $(DEMO_DIR) --force tflite executorch
-	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.tflite
-	$(EDGEKIT) inspect $(DEMO_DIR)/tiny_cnn.pte
-	@echo "demo models, their data splits and .edgekit.json sidecars are in $(DEMO_DIR)/"
+	$(EDGEKIT) pipeline --out $(DEMO_DIR) --force
+	$(EDGEKIT) package $(DEMO_DIR)/artifacts/digits_cnn_keras.int8-io.tflite -o $(DEMO_DIR)/digits_int8.zip --force
+	$(EDGEKIT) package --verify $(DEMO_DIR)/digits_int8.zip
+	@echo "report: $(abspath $(DEMO_DIR))/report.html (also report.md, report.json, junit.xml)"
+
+# Headless Chromium screenshot of the demo's report.html (Debian: apt-get install chromium).
+report-screenshot:
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,4000 \
+		--screenshot=$(abspath $(DEMO_DIR))/report.png file://$(abspath $(DEMO_DIR))/report.html
+	@echo "screenshot: $(DEMO_DIR)/report.png"
 
 bench: setup
 	$(PY) benchmarks/startup.py
