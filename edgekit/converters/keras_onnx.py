@@ -21,6 +21,7 @@ import tensorflow as tf
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.errors import BackendError
 from edgekit.toolkit.formats import Format
+from edgekit.toolkit.policy import keras_safe_mode
 
 DEFAULT_OPSET = 17
 
@@ -37,7 +38,7 @@ def _function(step: StepInput) -> tf.types.experimental.GenericFunction:
     outputs = step.io_spec.output_names
     import keras
 
-    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=True)
+    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=keras_safe_mode())
 
     def call(*args: tf.Tensor) -> list[tf.Tensor]:
         result = model(list(args) if len(args) > 1 else args[0], training=False)

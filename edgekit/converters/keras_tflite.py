@@ -15,6 +15,7 @@ import tensorflow as tf
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.policy import keras_safe_mode
 
 
 def tf_converter(step: StepInput) -> tf.lite.TFLiteConverter:
@@ -22,7 +23,7 @@ def tf_converter(step: StepInput) -> tf.lite.TFLiteConverter:
         return tf.lite.TFLiteConverter.from_saved_model(str(step.path))
     import keras
 
-    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=True)
+    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=keras_safe_mode())
     return tf.lite.TFLiteConverter.from_keras_model(model)
 
 

@@ -49,6 +49,20 @@ def check_torch_pickle(sniffed: Sniffed) -> None:
         )
 
 
+def check_loading_policy(sniffed: Sniffed) -> None:
+    """Refuse code-bearing content before any framework parses the file (see edgekit.toolkit.policy)."""
+    from edgekit.toolkit import policy
+
+    if sniffed.format in (Format.TORCH_PICKLE, Format.TORCH_EXPORTED, Format.TORCHSCRIPT):
+        check_torch_environment()
+    if sniffed.format is Format.TORCH_PICKLE:
+        check_torch_pickle(sniffed)
+    elif sniffed.format in (Format.KERAS, Format.KERAS_H5):
+        policy.check_keras_file(Path(sniffed.path), h5=sniffed.format is Format.KERAS_H5)
+    elif sniffed.format is Format.ONNX:
+        policy.check_onnx_file(Path(sniffed.path))
+
+
 def open_runtime(
     path: str | os.PathLike[str],
     *,
@@ -59,10 +73,8 @@ def open_runtime(
 ) -> Runtime:
     """A runtime for the model file at ``path`` (not yet loaded; use it as a context manager)."""
     sniffed = sniffed or sniff(path)
-    if sniffed.format in (Format.TORCH_PICKLE, Format.TORCH_EXPORTED, Format.TORCHSCRIPT):
-        check_torch_environment()
+    check_loading_policy(sniffed)
     if sniffed.format is Format.TORCH_PICKLE:
-        check_torch_pickle(sniffed)
         raise InvalidInputError(
             f"{sniffed.path}: holds weights only (a state_dict), no architecture to run",
             hint="export the model with torch.export.save to a .pt2, or script it with torch.jit",

@@ -17,6 +17,7 @@ from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.options import Device
+from edgekit.toolkit.policy import keras_safe_mode
 from edgekit.toolkit.reports import ModelDetails
 
 
@@ -27,7 +28,7 @@ class KerasRuntime(Runtime):
     def _load_impl(self) -> IOSpec:
         self.threads_applied = tf_threads(self.options.threads)
         # safe_mode refuses Lambda layers and other deserialisation that would run arbitrary code.
-        self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
+        self._model = keras.saving.load_model(str(self.path), compile=False, safe_mode=keras_safe_mode())
         inputs = tuple(tensor(t.name, t.shape, t.dtype) for t in self._model.inputs)
         names = list(getattr(self._model, "output_names", None) or [t.name for t in self._model.outputs])
         outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=True))

@@ -13,11 +13,12 @@ import mmap
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.errors import InvalidInputError, first_line
 
 
 class Format(StrEnum):
@@ -111,7 +112,30 @@ def _sniff_bytes(path: Path, head: bytes, size: int) -> tuple[Format | None, str
         return Format.TORCH_PICKLE, "legacy-pickle"
     if _looks_like_onnx(path, size):
         return Format.ONNX, ""
+    if _is_text_protocol_pickle(path, head, size):
+        return Format.TORCH_PICKLE, "legacy-pickle"
     return None, ""
+
+
+_PROTOCOL0_FIRST = b"(}]cNITFLSVPdlt"  # opcodes a protocol 0/1 pickle can start with
+MAX_TEXT_PICKLE = 64 << 20
+
+
+def _is_text_protocol_pickle(path: Path, head: bytes, size: int) -> bool:
+    """A protocol 0/1 pickle has no header: it is one when its opcodes parse to a STOP at the very end
+    (pickletools only reads opcodes; nothing is constructed or run)."""
+    import pickletools
+
+    if not head or head[:1] not in [bytes([b]) for b in _PROTOCOL0_FIRST] or size > MAX_TEXT_PICKLE:
+        return False
+    data = path.read_bytes()
+    try:
+        last = None
+        for opcode, _arg, pos in pickletools.genops(data):
+            last = (opcode.name, pos)
+    except (ValueError, EOFError, UnicodeDecodeError, KeyError, IndexError, struct.error):
+        return False
+    return last is not None and last[0] == "STOP" and last[1] == len(data) - 1
 
 
 def _sniff_directory(path: Path) -> Sniffed:
@@ -123,15 +147,62 @@ def _sniff_directory(path: Path) -> Sniffed:
     )
 
 
+_ZIP_CHECKED: dict[tuple[str, int, int], list[str]] = {}
+_EOCD = struct.Struct("<4s4H2LH")  # signature, disk numbers, entries on disk, entries, size, offset, comment
+
+
 def _open_zip_names(path: Path) -> list[str]:
+    """The member names of a zip whose directory is consistent and whose every member passes its CRC:
+    zip readers silently recover from a wrong directory offset or count, frameworks then read garbage."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _ZIP_CHECKED:
+        return _ZIP_CHECKED[key]
     try:
         with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            names = zf.namelist()
+            if not names or min(info.header_offset for info in zf.infolist()) != 0:
+                # A truncated .pt2 ends inside a nested, uncompressed archive whose directory zip readers
+                # then take for the file's own: the first member must start the file.
+                raise zipfile.BadZipFile("the directory found does not describe this file (nested or shifted)")
+            _check_zip_directory(path, len(names))
+            bad = zf.testzip()  # reads every member through its local header: CRC and name must match
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} fails its CRC check")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error,
+            UnicodeDecodeError, struct.error) as exc:
         raise InvalidInputError(
-            f"{path}: broken zip archive ({exc}); the file is probably truncated",
+            f"{path}: broken zip archive ({first_line(exc)}); the file is truncated or corrupt",
             hint="re-export or re-download the model",
         ) from None
+    _ZIP_CHECKED[key] = names
+    return names
+
+
+def _check_zip_directory(path: Path, count: int) -> None:
+    """The end-of-central-directory record must agree with the directory actually there."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - (1 << 16) - _EOCD.size))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0:
+        raise zipfile.BadZipFile("no end-of-central-directory record")
+    _, _, _, on_disk, entries, dir_size, dir_offset, _ = _EOCD.unpack_from(tail, at)
+    eocd_position = size - len(tail) + at
+    locator = tail[at - 20: at] if at >= 20 else b""
+    if locator.startswith(b"PK\x06\x07"):  # zip64 (torch.save always writes one): its record comes first
+        (zip64_offset,) = struct.unpack_from("<Q", locator, 8)
+        directory_end = zip64_offset
+        if 0xFFFF in (on_disk, entries) or 0xFFFFFFFF in (dir_size, dir_offset):
+            return  # the real values live in the zip64 record, which zipfile has read and checked
+    else:
+        directory_end = eocd_position
+    if entries != count or on_disk != count:
+        raise zipfile.BadZipFile(f"the directory record claims {entries} entries, the directory holds {count}")
+    if dir_offset + dir_size != directory_end:
+        raise zipfile.BadZipFile(f"the directory record places the directory at {dir_offset}+{dir_size}, "
+                                 f"but it ends at {directory_end}")
 
 
 def _sniff_zip(path: Path) -> tuple[Format | None, str]:
