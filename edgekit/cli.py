@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -62,8 +63,13 @@ def handle_errors(command: F) -> F:
                 raise
             typer.echo(f"edgekit: error: {exc.one_line()}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:
+            if _State.debug:
+                raise
+            typer.echo("edgekit: interrupted (outputs in progress were removed)", err=True)
+            raise typer.Exit(130) from None
         except MemoryError:
             if _State.debug:
                 raise
@@ -71,6 +77,9 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(int(ExitCode.RESOURCE_LIMIT)) from None
         except Exception as exc:  # a bug in edgekit or an unexpected framework failure
             if _State.debug:
+                trace = getattr(exc, "trace", None)  # from an isolated worker
+                if trace:
+                    typer.echo(trace, err=True)
                 raise
             typer.echo(
                 f"edgekit: internal error: {type(exc).__name__}: {first_line(exc)} "
@@ -80,6 +89,14 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _isolated(phase: str, work: Callable[[], Any]) -> Any:
+    """Native loading and conversion run in a child process (crash → exit 5, --timeout/--memory-limit →
+    exit 6; see edgekit.toolkit.isolation)."""
+    from edgekit.toolkit.isolation import run_isolated
+
+    return run_isolated(work, phase_name=phase)
 
 
 def _version_callback(value: bool) -> None:
@@ -93,8 +110,25 @@ def _main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
                                  callback=_version_callback),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    trust: bool = typer.Option(False, "--trust", help="Load code-bearing models (Keras Lambda/custom layers, ONNX "
+                               "external data outside the model's directory). Whole-model pickles stay refused."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds a model load/conversion may take in its "
+                                         "isolated worker (default 3600; exit 6 when exceeded)."),
+    memory_limit: int | None = typer.Option(None, "--memory-limit", metavar="MIB", help="Resident memory the "
+                                            "worker may use (exit 6 when exceeded; default: no limit)."),
 ) -> None:
+    from edgekit.toolkit import isolation, policy
+
     _State.debug = debug
+    policy.set_trusted(trust)
+    if timeout is not None:
+        if not timeout > 0:
+            raise typer.BadParameter(f"must be > 0, got {timeout}", param_hint="--timeout")
+        os.environ[isolation.TIMEOUT_ENV] = str(timeout)
+    if memory_limit is not None:
+        if memory_limit < 1:
+            raise typer.BadParameter(f"must be ≥ 1 MiB, got {memory_limit}", param_hint="--memory-limit")
+        os.environ[isolation.MEMORY_ENV] = str(memory_limit)
 
 
 @app.command()
@@ -139,7 +173,8 @@ def inspect(
     from edgekit.toolkit.iospec import parse_input_shapes
 
     with framework_output_to_stderr():
-        report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run)
+        shapes = parse_input_shapes(input_shape)
+        report = _isolated(f"inspecting {model}", lambda: inspect_model(model, input_shapes=shapes, smoke_run=run))
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -222,8 +257,12 @@ def convert(
 
     options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset, validate)
     shapes = parse_input_shapes(input_shape)
-    with framework_output_to_stderr(), _factory_as_file(model, shapes) as source:
-        result = convert_model(source, to, options, output=output, force=force, via=via, input_shapes=shapes)
+    def work() -> Any:
+        with _factory_as_file(model, shapes) as source:
+            return convert_model(source, to, options, output=output, force=force, via=via, input_shapes=shapes)
+
+    with framework_output_to_stderr():
+        result = _isolated(f"converting {model} to {to.value}", work)
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
@@ -297,8 +336,8 @@ def validate(
             check_writable_target(path, force=force)
     overrides = parse_overrides(atol, rtol)
     with framework_output_to_stderr():
-        report = validate_models(reference, candidate, data=data, samples=samples, profile=profile,
-                                 overrides=overrides)
+        report = _isolated(f"validating {candidate} against {reference}", lambda: validate_models(
+            reference, candidate, data=data, samples=samples, profile=profile, overrides=overrides))
     render_parity(report)
     if json_file is not None:
         write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
@@ -355,8 +394,8 @@ def bench(
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, device=device,
                            cpus=tuple(pins) if pins else None)
     with framework_output_to_stderr():
-        report = bench_models([str(m) for m in models], options=options, threads=thread_counts, profile=chosen,
-                              data=data)
+        report = _isolated("benchmarking", lambda: bench_models(
+            [str(m) for m in models], options=options, threads=thread_counts, profile=chosen, data=data))
     render_bench(report)
     if json_file is not None:
         write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
@@ -559,7 +598,7 @@ def package(
         if model is not None or output is not None:
             raise UsageError("--verify takes only the bundle", hint="edgekit package --verify BUNDLE.zip")
         with framework_output_to_stderr():
-            result = verify(verify_bundle)
+            result = _isolated(f"verifying {verify_bundle}", lambda: verify(verify_bundle))
         if json_out:
             typer.echo(json.dumps({"bundle": str(result.bundle), "passed": result.passed,
                                    "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]},
@@ -577,7 +616,8 @@ def package(
         raise UsageError("package needs MODEL and -o BUNDLE.zip (or --verify BUNDLE.zip)",
                          hint="edgekit package model.tflite -o model.zip")
     with framework_output_to_stderr():
-        result = package_model(model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force)
+        result = _isolated(f"packaging {model}", lambda: package_model(
+            model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force))
     manifest = result.manifest
     if json_out:
         typer.echo(json.dumps(manifest, indent=2))
@@ -637,7 +677,7 @@ def import_(
         mean=_floats("--mean", mean), std=_floats("--std", std), layout=layout, seed=seed,
     )
     with framework_output_to_stderr():
-        result = import_model(source, output, options, force=force)
+        result = _isolated(f"importing {source}", lambda: import_model(source, output, options, force=force))
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -8,7 +8,6 @@ runtime. An existing output is never replaced without ``force``; a failure leave
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +19,9 @@ from edgekit.toolkit import calibration as calibration_data
 from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
 from edgekit.toolkit.errors import BackendError, UsageError
 from edgekit.toolkit.formats import EXTENSIONS, Format, Sniffed, sniff
-from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, sha256_of
+from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, scratch_directory, sha256_of
 from edgekit.toolkit.iospec import Dim, IOSpec, Layout, example_feeds
+from edgekit.toolkit.isolation import phase
 from edgekit.toolkit.options import QuantMode
 from edgekit.toolkit.reports import ModelDetails
 from edgekit.toolkit.sysinfo import package_versions
@@ -114,16 +114,19 @@ def convert(
     if calibration is not None and not calibration.real and options.quantize in NEEDS_CALIBRATION:
         warnings.append("calibrated on random data: the quantized model's accuracy is unknown")
     reports: list[StepReport] = []
-    with tempfile.TemporaryDirectory(prefix="edgekit-route-") as scratch:
+    with scratch_directory("edgekit-route-") as scratch:
         current = StepInput(source.path, source.sniffed.format, source.io_spec, options, QuantMode.NONE, calibration)
         for index, spec in enumerate(route):
             last = index == len(route) - 1
             step = replace(current, quantize=options.quantize if last else QuantMode.NONE)
+            phase(f"converting {step.path.name} with {spec.name}")
             converter = spec.load()(spec)
             if last:
                 with atomic_paths(out, sidecar_path(out), force=force) as (staged, staged_sidecar):
                     reports.append(converter.convert(step, staged))
+                    phase(f"loading and running the converted {target.value} model")
                     artifact, details = _verify(staged, out, target, source, route, options, reports)
+                    phase("validating parity against the original")
                     parity = (_validate(source, staged, options, validation_data, validation_samples)
                               if options.validate else None)
                     if parity is not None:

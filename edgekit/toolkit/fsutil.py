@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.isolation import announce_temp
 
 TEMP_PREFIX = ".edgekit-"
 
@@ -56,6 +57,7 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
                                 hint="choose a writable -o") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    announce_temp(tmp)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal write honours the umask
     try:
         yield tmp
@@ -89,6 +91,7 @@ def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> It
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
                                 hint="choose a writable -o") from None
+    announce_temp(staging_root)
     try:
         staged = staging_root / path.name
         yield staged
@@ -104,6 +107,14 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, force: bool
     with atomic_path(path, force=force) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """A temporary directory removed afterwards, also when an isolated worker is killed."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        announce_temp(scratch)
+        yield Path(scratch)
 
 
 def _current_umask() -> int:

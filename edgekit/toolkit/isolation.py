@@ -1,0 +1,337 @@
+"""Crash isolation: native loading and conversion of untrusted files run in a child process.
+
+The parent forks a worker, which becomes the leader of its own process group (so converters' own
+subprocesses are killed with it), runs the work and sends back one message: its result, or its
+error. Meanwhile the parent watches it:
+
+- a crash (SIGSEGV, SIGABRT, …) → ``WorkerCrashedError`` (exit 5) naming the signal and the phase
+  the worker last reported (``phase("converting …")``);
+- ``--timeout`` seconds passed or the worker group's resident memory crossed ``--memory-limit`` →
+  ``ResourceLimitError`` (exit 6);
+- Ctrl-C in the parent → the worker group is killed and KeyboardInterrupt re-raised.
+
+In every case the worker group is killed and waited for (no orphan, no zombie), and every temp file
+the worker announced (``fsutil.atomic_path`` does) and left behind is removed, so a killed worker
+never leaves a partial file: the output path keeps its previous content or does not exist.
+
+Why fork: the CLI parent imports no framework (``edgekit --help`` is tested for it), so a fork is
+cheap (milliseconds; the worker imports what it needs, as the command would have in-process) and
+safe (no framework threads to inherit). When frameworks are already loaded in the caller (library
+use, in-process tests), forking would inherit their thread pools, so the work runs in-process
+instead; ``EDGEKIT_ISOLATION=off`` forces that, ``=on`` forces the fork.
+
+The worker's reply is read with an allow-listed unpickler: a compromised worker cannot make the
+parent import anything beyond edgekit's result types, numpy scalars and builtin containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgekit.toolkit.errors import BackendError, EdgekitError, ExitCode, ResourceLimitError, first_line
+
+T = TypeVar("T")
+ISOLATION_ENV = "EDGEKIT_ISOLATION"
+TIMEOUT_ENV = "EDGEKIT_TIMEOUT"
+MEMORY_ENV = "EDGEKIT_MEMORY_LIMIT_MB"
+DEFAULT_TIMEOUT = 3600.0
+POLL_SECONDS = 0.05
+# Heavy modules whose thread pools a fork would inherit half-initialised.
+FRAMEWORKS = ("torch", "tensorflow", "onnxruntime", "executorch", "ai_edge_litert", "jax")
+_HEADER = struct.Struct("!I")
+
+
+class WorkerCrashedError(BackendError):
+    """The worker died from a signal (segfault, abort) or exited without replying."""
+
+    exit_code = ExitCode.BACKEND_FAILURE
+
+
+@dataclass
+class Limits:
+    timeout: float | None = DEFAULT_TIMEOUT  # seconds; None: none
+    memory_mb: int | None = None  # resident memory of the worker's process group; None: none
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        timeout = os.environ.get(TIMEOUT_ENV)
+        memory = os.environ.get(MEMORY_ENV)
+        return cls(float(timeout) if timeout else DEFAULT_TIMEOUT, int(memory) if memory else None)
+
+
+@dataclass
+class _Watch:
+    phase: str
+    temps: list[str] = field(default_factory=list)
+    peak_rss: int = 0
+
+
+# -- inside the worker ------------------------------------------------------------------------------------
+
+_channel: int | None = None  # the worker's write end of the pipe; None in the parent or in-process
+
+
+def in_worker() -> bool:
+    return _channel is not None
+
+
+def phase(name: str) -> None:
+    """Tell the parent what the worker is doing now (named in crash and timeout messages)."""
+    if _channel is not None:
+        _send(_channel, ("phase", name))
+
+
+def announce_temp(path: str | os.PathLike[str]) -> None:
+    """A temp file or directory the parent removes if the worker dies before it is renamed into place
+    (or removed)."""
+    if _channel is not None:
+        _send(_channel, ("temp", os.fspath(path)))
+
+
+def _send(fd: int, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+# -- the parent ------------------------------------------------------------------------------------------
+
+
+def should_fork() -> bool:
+    setting = os.environ.get(ISOLATION_ENV, "auto").strip().lower()
+    if setting in ("off", "0", "no"):
+        return False
+    if setting in ("on", "1", "yes"):
+        return True
+    return _channel is None and not any(name in sys.modules for name in FRAMEWORKS)
+
+
+def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | None = None) -> T:
+    """``work()`` in a forked worker (see the module doc), or in-process when forking is unsafe."""
+    if not should_fork():
+        return work()
+    limits = limits or Limits.from_env()
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os.close(read_fd)
+        _worker_main(work, write_fd)  # never returns
+    os.close(write_fd)
+    watch = _Watch(phase_name)
+    try:
+        return _supervise(pid, read_fd, watch, limits)
+    finally:
+        os.close(read_fd)
+        _kill_group(pid)
+        _reap(pid)
+        for temp in watch.temps:  # what a killed worker could not clean up itself
+            with contextlib.suppress(OSError):
+                path = Path(temp)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+
+def _worker_main(work: Callable[[], Any], fd: int) -> None:
+    global _channel
+    code = 0
+    try:
+        os.setpgid(0, 0)  # own process group: the parent kills converters' subprocesses with us
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        _channel = fd
+        try:
+            result = work()
+            _send(fd, ("ok", result))
+        except EdgekitError as exc:
+            _send(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
+        except MemoryError:
+            _send(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
+                                 "use a smaller model or input, or raise --memory-limit")))
+        except BaseException as exc:
+            import traceback
+
+            _send(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
+    except BaseException:
+        code = 70
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
+    deadline = time.monotonic() + limits.timeout if limits.timeout else None
+    buffer = b""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:  # EOF: the worker exited (or crashed)
+                    return _no_reply(pid, watch)
+                buffer += chunk
+                while len(buffer) >= _HEADER.size:
+                    (size,) = _HEADER.unpack_from(buffer)
+                    if len(buffer) < _HEADER.size + size:
+                        break
+                    message = _restricted_loads(buffer[_HEADER.size: _HEADER.size + size])
+                    buffer = buffer[_HEADER.size + size:]
+                    done, value = _handle(message, watch)
+                    if done:
+                        return value
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_group(pid)
+                raise ResourceLimitError(f"timed out after {limits.timeout:g} s while {watch.phase}",
+                                         hint="raise --timeout, or use a smaller model")
+            if limits.memory_mb is not None:
+                rss = _group_rss(pid)
+                watch.peak_rss = max(watch.peak_rss, rss)
+                if rss > limits.memory_mb << 20:
+                    _kill_group(pid)
+                    raise ResourceLimitError(f"the worker used {rss >> 20} MiB, over the --memory-limit of "
+                                             f"{limits.memory_mb} MiB, while {watch.phase}",
+                                             hint="raise --memory-limit, or use a smaller model")
+    except KeyboardInterrupt:
+        _kill_group(pid)
+        raise
+
+
+def _handle(message: Any, watch: _Watch) -> tuple[bool, Any]:
+    kind, value = message
+    if kind == "phase":
+        watch.phase = str(value)
+        return False, None
+    if kind == "temp":
+        watch.temps.append(str(value))
+        return False, None
+    if kind == "ok":
+        return True, value
+    if kind == "error":
+        name, code, message_text, hint = value
+        raise _rebuild(name, int(code), str(message_text), hint)
+    if kind == "internal":
+        name, line, trace = value
+        raise WorkerInternalError(name, line, trace)
+    raise WorkerCrashedError(f"the worker sent an unknown message {kind!r} while {watch.phase}")
+
+
+class WorkerInternalError(Exception):
+    """An unexpected exception in the worker (a bug or an unmapped framework error): the CLI reports it
+    as an internal error, with the worker's traceback under --debug."""
+
+    def __init__(self, name: str, line: str, trace: str) -> None:
+        super().__init__(f"{name}: {line}")
+        self.name, self.line, self.trace = name, line, trace
+
+
+def _rebuild(name: str, code: int, message: str, hint: str | None) -> EdgekitError:
+    from edgekit.toolkit import errors
+
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, EdgekitError)):
+        cls = WorkerCrashedError if name == "WorkerCrashedError" else None
+    if cls is None:  # a subclass defined elsewhere: keep its exit code
+        error = EdgekitError(message, hint=hint)
+        error.exit_code = ExitCode(code)
+        return error
+    return cls(message, hint=hint)
+
+
+def _no_reply(pid: int, watch: _Watch) -> Any:
+    status = _reap(pid)
+    if status is not None and os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        raise WorkerCrashedError(f"the worker crashed with {name} while {watch.phase}",
+                                 hint="the file or the framework's native code is faulty; nothing was written")
+    code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
+    raise WorkerCrashedError(f"the worker exited (status {code}) without a result while {watch.phase}",
+                             hint="nothing was written; rerun with --debug")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+_reaped: dict[int, int] = {}
+
+
+def _reap(pid: int) -> int | None:
+    """Wait for the worker once; later calls return the recorded status."""
+    if pid in _reaped:
+        return _reaped[pid]
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    _reaped[pid] = status
+    return status
+
+
+def _group_rss(pgid: int) -> int:
+    """Resident bytes of every process in the worker's group (its converters' subprocesses included)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:  # fields after ')' start at state (3rd field of stat)
+                continue
+            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+# -- reading the worker's reply ---------------------------------------------------------------------------
+
+_ALLOWED_MODULE_PREFIXES = ("edgekit.",)
+_ALLOWED = {
+    ("builtins", n) for n in ("set", "frozenset", "tuple", "list", "dict", "complex", "slice", "range", "bytearray",
+                              "object", "int", "float", "str", "bytes", "bool")
+} | {
+    ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "Path"), ("collections", "OrderedDict"),
+    ("copyreg", "_reconstructor"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("datetime", "datetime"),
+    ("datetime", "timezone"), ("datetime", "timedelta"),
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(_ALLOWED_MODULE_PREFIXES) or (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"the worker's reply references {module}.{name}, which is not allowed")
+
+
+def _restricted_loads(data: bytes) -> Any:
+    try:
+        return _Unpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
+        raise WorkerCrashedError(f"unreadable reply from the worker ({exc})",
+                                 hint="the worker may be compromised; nothing it wrote was kept") from None
