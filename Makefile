@@ -26,7 +26,7 @@ test-fast: PYTEST_ARGS = -m "not slow"
 test-fast: test
 
 lint: setup
-	$(VENV)/bin/ruff check edgekit tests benchmarks
+	$(VENV)/bin/ruff check edgekit tests benchmarks fuzz
 
 # The whole chain on the embedded default (digits CNN in PyTorch and Keras → every route × precision), then a
 # mobile bundle of one artifact, verified. Ends with where the report is.

@@ -36,13 +36,15 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run_edgekit(*args, cwd=None, timeout=900):
-    """`python -m edgekit ARGS` in a child process (commands that redirect fds 1/2 are tested this way)."""
+def run_edgekit(*args, cwd=None, timeout=900, env_extra=None):
+    """`python -m edgekit ARGS` in a child process (commands that redirect fds 1/2, isolate work in a
+    worker or may crash are tested this way)."""
     import subprocess
     import sys
 
+    env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+                          cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,6 @@ def test_ruff_is_clean():
     ruff = Path(sys.executable).with_name("ruff")
     if not ruff.exists():
         pytest.skip("ruff is not installed in this environment (pip install -e '.[dev]')")
-    result = subprocess.run([str(ruff), "check", "edgekit", "tests", "benchmarks"], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run([str(ruff), "check", "edgekit", "tests", "benchmarks", "fuzz"], cwd=ROOT,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.pipeline.report import PipelineReport, Row, RowStatus
-from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.errors import InvalidInputError, UsageError, first_line
 from edgekit.toolkit.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
@@ -185,8 +185,8 @@ def load_baseline(path: Path) -> PipelineReport:
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: baseline not found", hint="write one with `edgekit check "
                                 "--write-baseline FILE` (or use a pipeline report.json)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{path}: not an edgekit pipeline report: {exc}",
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # fuzzing found each of these
+        raise InvalidInputError(f"{path}: not an edgekit pipeline report: {first_line(exc)}",
                                 hint="use the report.json of `edgekit pipeline` or `edgekit check`") from None
 
 

@@ -137,7 +137,8 @@ class PipelineReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineReport:
-        if data.get("edgekit_report") != "pipeline" or data.get("version") != PIPELINE_REPORT_VERSION:
+        if not isinstance(data, dict) or data.get("edgekit_report") != "pipeline" \
+                or data.get("version") != PIPELINE_REPORT_VERSION:
             raise ValueError(f"not an edgekit pipeline report of version {PIPELINE_REPORT_VERSION}")
         return cls(tuple(Source.from_dict(s) for s in data["sources"]), tuple(Row.from_dict(r) for r in data["rows"]),
                    tuple(data.get("not_applicable", ())), dict(data.get("options", {})),

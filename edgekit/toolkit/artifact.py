@@ -95,8 +95,10 @@ def read_sidecar(artifact: str | os.PathLike[str]) -> Artifact | None:
         return None
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
         record = Artifact.from_dict(data, directory=artifact.parent)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(
             f"{path}: unreadable edgekit sidecar ({exc})", hint="delete it or regenerate it"
         ) from None

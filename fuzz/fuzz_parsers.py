@@ -1,0 +1,132 @@
+"""Coverage-guided fuzzing (atheris) of what edgekit parses from untrusted bytes before any framework:
+the format sniffer, the sidecar reader, the check config and baseline readers, and the ONNX
+external-data containment check.
+
+    pip install -e '.[fuzz]'
+    python fuzz/fuzz_parsers.py -atheris_runs=200000          # all targets, chosen per input
+    python fuzz/fuzz_parsers.py -atheris_runs=50000 corpus/   # with a seed corpus directory
+
+A finding is any exception other than edgekit's own error types (which become one-line errors with an
+exit code), or an external-data path accepted although it resolves outside the model's directory.
+``check_one(data)`` is also driven without atheris by tests/test_fuzz_targets.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from edgekit.toolkit.errors import EdgekitError
+
+_ROOT = Path(tempfile.mkdtemp(prefix="edgekit-fuzz-"))
+_MODEL_DIR = _ROOT / "model"
+_MODEL_DIR.mkdir()
+(_MODEL_DIR / "weights.bin").write_bytes(b"\0" * 64)
+(_MODEL_DIR / "sub").mkdir()
+(_MODEL_DIR / "sub" / "w.bin").write_bytes(b"\0" * 16)
+(_ROOT / "outside.bin").write_bytes(b"\0" * 64)
+(_MODEL_DIR / "escape.bin").symlink_to(_ROOT / "outside.bin")
+_SNIFF_FILE = _ROOT / "input.bin"
+_ARTIFACT = _ROOT / "artifact.tflite"
+_ARTIFACT.write_bytes(b"x")
+
+
+def sniff_target(data: bytes) -> None:
+    from edgekit.toolkit.formats import sniff
+
+    _SNIFF_FILE.write_bytes(data)
+    try:
+        sniff(_SNIFF_FILE)
+    except EdgekitError:
+        pass
+
+
+def sidecar_target(data: bytes) -> None:
+    from edgekit.toolkit.artifact import read_sidecar
+    from edgekit.toolkit.artifact_paths import sidecar_path
+
+    sidecar_path(_ARTIFACT).write_bytes(data)
+    try:
+        read_sidecar(_ARTIFACT)
+    except EdgekitError:
+        pass
+
+
+def config_target(data: bytes) -> None:
+    from edgekit.pipeline.gate import parse_config
+
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return
+    try:
+        parse_config(document, _ROOT / "edgekit.toml")
+    except EdgekitError:
+        pass
+
+
+def baseline_target(data: bytes) -> None:
+    from edgekit.pipeline.gate import load_baseline
+
+    path = _ROOT / "baseline.json"
+    path.write_bytes(data)
+    try:
+        load_baseline(path)
+    except EdgekitError:
+        pass
+
+
+def external_data_target(data: bytes) -> None:
+    from edgekit.toolkit.policy import check_external_data, external_refs
+
+    try:
+        entries = json.loads(data.decode("utf-8", errors="replace"))
+    except ValueError:
+        entries = [["w", [["location", data.decode("latin-1")], ["offset", "0"]]]]
+    if not isinstance(entries, list):
+        return
+    pairs = []
+    for item in entries[:8]:
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[1], list):
+            kv = [(str(p[0]), str(p[1])) for p in item[1] if isinstance(p, list) and len(p) == 2]
+            pairs.append((str(item[0]), kv))
+    try:
+        refs = external_refs(pairs)
+        check_external_data(_MODEL_DIR, refs, trust=False)
+    except EdgekitError:
+        return
+    root = Path(os.path.realpath(_MODEL_DIR))
+    for ref in refs:  # accepted: it must really be a file inside the model's directory, range included
+        resolved = Path(os.path.realpath(_MODEL_DIR / ref.location))
+        assert root in resolved.parents, f"accepted {ref.location!r} → {resolved}"
+        assert resolved.is_file() and (ref.offset or 0) + (ref.length or 0) <= resolved.stat().st_size
+
+
+TARGETS = (sniff_target, sidecar_target, config_target, baseline_target, external_data_target)
+
+
+def check_one(data: bytes) -> None:
+    """One input: the first byte picks the target, the rest is its input."""
+    if not data:
+        return
+    TARGETS[data[0] % len(TARGETS)](data[1:])
+
+
+def main() -> None:
+    import atheris
+
+    with atheris.instrument_imports():
+        import edgekit.pipeline.gate
+        import edgekit.toolkit.artifact
+        import edgekit.toolkit.formats
+        import edgekit.toolkit.policy  # noqa: F401
+    atheris.Setup(sys.argv, check_one)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Crash isolation and no data loss: the worker crashes, times out, runs out of memory, is interrupted or
+killed at random points — the parent reports it with the documented exit code, leaves no orphan and
+no partial file, and an output it was replacing keeps its previous bytes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.toolkit.formats import Format
+from edgekit.toolkit.fsutil import TEMP_PREFIX
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    members.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return members
+
+
+def start(*args: str | os.PathLike[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgekit", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env_extra or {})})
+
+
+def wait_for_worker(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = children(proc.pid)
+        if workers:
+            return workers[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"the command ended before its worker started: {proc.communicate()}")
+        time.sleep(0.01)
+    raise AssertionError("no worker appeared")
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+
+# -- the isolation primitive, in a fresh interpreter (forking pytest, which has frameworks loaded, is not
+#    what the CLI does) ---------------------------------------------------------------------------------------
+
+PROBE = textwrap.dedent("""
+    import os, signal, sys
+    from edgekit.toolkit.isolation import run_isolated, phase, WorkerCrashedError
+    from edgekit.toolkit.errors import UsageError, EdgekitError
+    case = sys.argv[1]
+    def work():
+        phase("doing " + case)
+        if case == "value":
+            return {"answer": 42, "path": __import__("pathlib").Path("/x")}
+        if case == "usage":
+            raise UsageError("bad option", hint="use a good one")
+        if case == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if case == "abort":
+            os.abort()
+        if case == "bug":
+            raise KeyError("oops")
+        if case == "evil-reply":
+            import pickle
+            from edgekit.toolkit import isolation
+            isolation._send(isolation._channel, ("ok", __import__("subprocess").Popen))
+    try:
+        print("RESULT", run_isolated(work, phase_name="starting"))
+    except EdgekitError as exc:
+        print("ERROR", type(exc).__name__, int(exc.exit_code), exc.one_line())
+    except Exception as exc:
+        print("OTHER", type(exc).__name__, exc)
+""")
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("value", "RESULT {'answer': 42, 'path': PosixPath('/x')}"),
+    ("usage", "ERROR UsageError 2 bad option (fix: use a good one)"),
+    ("segv", "ERROR WorkerCrashedError 5 the worker crashed with SIGSEGV while doing segv"),
+    ("abort", "ERROR WorkerCrashedError 5 the worker crashed with SIGABRT while doing abort"),
+    ("bug", "OTHER WorkerInternalError KeyError: 'oops'"),
+    ("evil-reply", "ERROR WorkerCrashedError 5 unreadable reply from the worker"),
+])
+def test_run_isolated_reports_results_errors_and_crashes(case, expected):
+    out = subprocess.run([sys.executable, "-c", PROBE, case], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().startswith(expected), (out.stdout, out.stderr[-2000:])
+
+
+def test_in_process_when_frameworks_are_loaded(monkeypatch):
+    """pytest has torch loaded: forking would inherit its thread pools, so work runs in-process."""
+    import torch  # noqa: F401
+
+    from edgekit.toolkit.isolation import run_isolated, should_fork
+
+    monkeypatch.delenv("EDGEKIT_ISOLATION", raising=False)
+    assert not should_fork()
+    assert run_isolated(lambda: os.getpid(), phase_name="x") == os.getpid()
+
+
+# -- through the CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGABRT])
+def test_a_crashing_worker_exits_5_naming_signal_and_phase(samples, tmp_path, sig):
+    out = tmp_path / "model.pte"
+    proc = start("convert", samples[Format.TORCH_EXPORTED], "--to", "executorch", "-o", out)
+    worker = wait_for_worker(proc)
+    time.sleep(0.5)
+    os.kill(worker, sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 5, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("edgekit:")]
+    assert len(lines) == 1 and f"crashed with {sig.name} while converting" in lines[0], stderr[-1500:]
+    assert "Traceback" not in stderr
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert not alive(worker) and group_members(worker) == []
+
+
+@pytest.mark.slow
+def test_timeout_exits_6_and_leaves_no_orphan(samples, tmp_path):
+    proc = start("--timeout", "1", "convert", samples[Format.TORCH_EXPORTED], "--to", "executorch",
+                 "-o", tmp_path / "model.pte")
+    worker = wait_for_worker(proc)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 6, stderr
+    assert "timed out after 1 s while converting" in stderr and "--timeout" in stderr
+    assert not alive(worker) and group_members(worker) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_memory_limit_exits_6(samples, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "edgekit", "--memory-limit", "64", "inspect",
+                             samples[Format.TORCH_EXPORTED]], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 6, result.stderr[-1500:]
+    assert "over the --memory-limit of 64 MiB" in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_kills_the_worker_and_cleans_up(samples, tmp_path):
+    proc = start("convert", samples[Format.TORCH_EXPORTED], "--to", "executorch", "-o", tmp_path / "model.pte")
+    worker = wait_for_worker(proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr
+    assert not alive(worker) and group_members(worker) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+CONVERT_FP16 = ("--to", "onnx", "--quantize", "fp16", "--force", "--no-validate")
+
+
+def kill_trial(source: Path, out: Path, previous: bytes, complete: bytes, rng: random.Random, window: float) -> str:
+    """Run a conversion that replaces ``out`` and SIGKILL its worker after a random delay. The output path
+    must then hold the previous bytes or the complete new artifact (the worker had renamed it into place
+    before the kill) — never anything else."""
+    proc = start("convert", source, "-o", out, *CONVERT_FP16)
+    worker = wait_for_worker(proc)
+    time.sleep(rng.uniform(0, window))
+    killed = alive(worker)
+    if killed:
+        os.kill(worker, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not alive(worker) and group_members(worker) == []
+    assert leftovers(out.parent) == [], "temp files left behind"
+    data = out.read_bytes() if out.exists() else None
+    if killed and proc.returncode != 0:
+        assert proc.returncode == 5
+    if data == previous:
+        assert killed, "the run was not killed, yet the output was not replaced"
+        return "previous"
+    assert data == complete, "a partial or foreign file at the output path"
+    return "new"
+
+
+def run_kill_trials(source: Path, directory: Path, trials: int, seed: int) -> dict[str, int]:
+    """Kill delays are drawn uniformly over one uninterrupted run's duration (shared with
+    benchmarks/kill_trials.py)."""
+    out = directory / "model.fp16.onnx"
+    reference = directory / "reference.fp16.onnx"
+    began = time.monotonic()
+    finished = subprocess.run([sys.executable, "-m", "edgekit", "convert", source, "-o", reference, *CONVERT_FP16],
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-1500:]
+    window = time.monotonic() - began
+    complete = reference.read_bytes()
+    previous = b"previous artifact bytes " * 100
+    rng = random.Random(seed)
+    outcomes = {"previous": 0, "new": 0}
+    for _ in range(trials):
+        out.write_bytes(previous)
+        outcomes[kill_trial(source, out, previous, complete, rng, window)] += 1
+    return outcomes
+
+
+@pytest.mark.slow
+def test_kill_the_worker_at_random_points_never_leaves_a_partial_file(samples, tmp_path):
+    outcomes = run_kill_trials(samples[Format.ONNX], tmp_path, trials=50, seed=7)
+    print(f"kill trials: {outcomes}")
+    assert sum(outcomes.values()) == 50
+    assert outcomes["previous"] >= 10  # most kills land mid-run
