@@ -371,6 +371,7 @@ def _snippet(fmt: Format, model_file: str, spec: IOSpec, versions: dict[str, str
     out_shape = list(ts_out.concrete_shape()) if ts_out and ts_out.shape else [1]
     in_count = int(np.prod(in_shape))
     out_count = int(np.prod(out_shape))
+    shape = ", ".join(f"{d}L" for d in in_shape)  # Kotlin longArrayOf
     if fmt is Format.TFLITE:
         array, width = _kotlin_array(ts_in) if ts_in else ("FloatArray", "4")
         return [
@@ -397,7 +398,6 @@ def _snippet(fmt: Format, model_file: str, spec: IOSpec, versions: dict[str, str
             "```",
         ]
     if fmt is Format.EXECUTORCH:
-        shape = ", ".join(f"{d}L" for d in in_shape)
         return [
             "## Android (ExecuTorch `Module`, Kotlin)", "",
             "```kotlin",
@@ -416,7 +416,6 @@ def _snippet(fmt: Format, model_file: str, spec: IOSpec, versions: dict[str, str
             "```",
         ]
     if fmt is Format.ONNX:
-        shape = ", ".join(f"{d}L" for d in in_shape)
         return [
             "## Android (ONNX Runtime, Kotlin)", "",
             "```kotlin",

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgekit.toolkit.artifact_paths import sidecar_path
 from edgekit.toolkit.delegation import delegation_summary
+from edgekit.toolkit.units import human_bytes, human_seconds
 
 if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
     from edgekit.conversion import ConversionResult
@@ -25,15 +26,6 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
 console = Console(highlight=False, soft_wrap=True)
 
 TOP_OPS = 15
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _shape(ts: TensorSpec) -> str:
@@ -241,10 +233,7 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _ms(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e3:.3f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
+_ms = human_seconds
 
 
 def _status(missing: list[str]) -> str:

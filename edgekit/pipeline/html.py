@@ -66,19 +66,24 @@ def _legend_handles(plt: Any, report: PipelineReport, rows: list[Row]) -> list[A
     return handles
 
 
+def _scatter(ax: Any, report: PipelineReport, rows: list[Row], xy: Any) -> None:
+    """One marker per row: colour by source, shape by format, red edge where parity failed, labelled with
+    the precision."""
+    colours = _colours(report)
+    for row in rows:
+        x, y = xy(row)
+        ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
+                   edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
+        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+
+
 def latency_vs_size(report: PipelineReport) -> str | None:
     rows = [r for r in report.rows if r.latency is not None and r.size_bytes]
     if not rows:
         return None
     plt = _pyplot()
-    colours = _colours(report)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for row in rows:
-        assert row.latency is not None and row.size_bytes is not None
-        x, y = row.size_bytes / 1024, row.latency.p50 * 1e3
-        ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
-                   edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
-        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    _scatter(ax, report, rows, lambda r: (r.size_bytes / 1024, r.latency.p50 * 1e3))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("artifact size (KiB, log)")
@@ -96,12 +101,7 @@ def accuracy_vs_latency(report: PipelineReport) -> str | None:
     plt = _pyplot()
     colours = _colours(report)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for row in rows:
-        assert row.latency is not None and row.accuracy is not None
-        x, y = row.latency.p50 * 1e3, row.accuracy * 100
-        ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
-                   edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
-        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    _scatter(ax, report, rows, lambda r: (r.latency.p50 * 1e3, r.accuracy * 100))
     for src in report.sources:
         if src.latency is not None and src.accuracy is not None:
             ax.scatter(src.latency.p50 * 1e3, src.accuracy * 100, marker="*", s=180, color=colours[src.name],

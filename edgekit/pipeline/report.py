@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from edgekit.toolkit.units import human_bytes, human_seconds
+
 PIPELINE_REPORT_VERSION = 1
 
 
@@ -149,23 +151,8 @@ class PipelineReport:
 # -- formatting shared by the terminal table, Markdown and HTML -------------------------------------------------
 
 
-def fmt_ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e3:.3f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
-
-
-def fmt_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+fmt_ms = human_seconds
+fmt_bytes = human_bytes
 
 
 def fmt_accuracy(row: Row) -> str:
