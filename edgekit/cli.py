@@ -115,7 +115,7 @@ def _main(
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds a model load/conversion may take in its "
                                          "isolated worker (default 3600; exit 6 when exceeded)."),
     memory_limit: int | None = typer.Option(None, "--memory-limit", metavar="MIB", help="Resident memory the "
-                                            "worker may use (exit 6 when exceeded; default: no limit)."),
+                                            "worker may use (exit 6 when exceeded; default: 80% of RAM)."),
 ) -> None:
     from edgekit.toolkit import isolation, policy
 

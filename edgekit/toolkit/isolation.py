@@ -48,7 +48,9 @@ ISOLATION_ENV = "EDGEKIT_ISOLATION"
 TIMEOUT_ENV = "EDGEKIT_TIMEOUT"
 MEMORY_ENV = "EDGEKIT_MEMORY_LIMIT_MB"
 DEFAULT_TIMEOUT = 3600.0
+DEFAULT_MEMORY_SHARE = 0.8  # of physical memory: a runaway worker gets exit 6, not the kernel's OOM killer
 POLL_SECONDS = 0.05
+MEMORY_POLL_SECONDS = 0.5  # a /proc scan costs a few ms: often enough to stop a runaway, rare enough to be free
 # Heavy modules whose thread pools a fork would inherit half-initialised.
 FRAMEWORKS = ("torch", "tensorflow", "onnxruntime", "executorch", "ai_edge_litert", "jax")
 _HEADER = struct.Struct("!I")
@@ -69,7 +71,16 @@ class Limits:
     def from_env(cls) -> Limits:
         timeout = os.environ.get(TIMEOUT_ENV)
         memory = os.environ.get(MEMORY_ENV)
-        return cls(float(timeout) if timeout else DEFAULT_TIMEOUT, int(memory) if memory else None)
+        return cls(float(timeout) if timeout else DEFAULT_TIMEOUT, int(memory) if memory else default_memory_mb())
+
+
+def default_memory_mb() -> int | None:
+    """80% of physical memory (None where it cannot be read)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+    return int(total * DEFAULT_MEMORY_SHARE) >> 20 if total > 0 else None
 
 
 @dataclass
@@ -180,6 +191,7 @@ def _worker_main(work: Callable[[], Any], fd: int) -> None:
 
 def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
+    next_memory_check = time.monotonic()
     buffer = b""
     try:
         while True:
@@ -202,7 +214,8 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
                 _kill_group(pid)
                 raise ResourceLimitError(f"timed out after {limits.timeout:g} s while {watch.phase}",
                                          hint="raise --timeout, or use a smaller model")
-            if limits.memory_mb is not None:
+            if limits.memory_mb is not None and time.monotonic() >= next_memory_check:
+                next_memory_check = time.monotonic() + MEMORY_POLL_SECONDS
                 rss = _group_rss(pid)
                 watch.peak_rss = max(watch.peak_rss, rss)
                 if rss > limits.memory_mb << 20:
