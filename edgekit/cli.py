@@ -28,13 +28,14 @@ from edgekit.validators.tolerances import Profile
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
-    "4 refused for safety · 5 conversion/runtime failure · 6 resource limit or timeout · 70 internal error."
+    "4 refused for safety · 5 conversion/runtime failure · 6 resource limit or timeout · 70 internal error · "
+    "130 interrupted."
 )
 
 app = typer.Typer(
     name="edgekit",
     help="Take a model from where it was made to where it runs: train or import it, inspect it, convert it, "
-    "validate its parity, bench it.\n\n"
+    "validate its parity, bench it, bundle it for an app; or all at once with `edgekit pipeline`.\n\n"
     + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
