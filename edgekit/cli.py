@@ -433,27 +433,36 @@ def pipeline(
     self-contained report.html (plots embedded) in --out; exit 1 when any row failed to convert or
     failed parity.
     """
-    from edgekit.pipeline.run import REPORT_FILES, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
-    from edgekit.targets.bench import BenchOptions
-    from edgekit.toolkit.fsutil import check_writable_target
+    from dataclasses import replace
+
+    from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
 
     options = PipelineOptions(
         targets=parse_targets(to), quantize=parse_quant_modes(quantize), data=data, calibration=calibration,
         samples=samples, epochs=epochs, seed=seed,
-        bench=BenchOptions(warmup=5, runs=50, min_seconds=min_seconds, threads=threads, device=device)
-        if bench else None,
+        bench=replace(DEFAULT_BENCH, min_seconds=min_seconds, threads=threads, device=device) if bench else None,
     )
+    _prepare_out(out, force)
+    report, files = _run_with_progress(lambda observer: run_pipeline(models or [], out, options, force=force,
+                                                                      observer=observer), out, force)
+    if not report.passed:
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+def _prepare_out(out: Path, force: bool, *more: Path | None) -> None:
+    """Create the report directory; fail before any work when a report (or ``more``) would be replaced
+    without --force."""
+    from edgekit.pipeline.run import REPORT_FILES
+    from edgekit.toolkit.fsutil import check_writable_target
+
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot create the directory: {exc.strerror}",
                          hint="choose a writable path") from None
-    for name in REPORT_FILES:
-        check_writable_target(out / name, force=force)
-    report, files = _run_with_progress(lambda observer: run_pipeline(models or [], out, options, force=force,
-                                                                      observer=observer), out, force)
-    if not report.passed:
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+    for path in (*(out / name for name in REPORT_FILES), *more):
+        if path is not None:
+            check_writable_target(path, force=force)
 
 
 def _run_with_progress(run: Callable[[Any], Any], out: Path, force: bool,
@@ -528,9 +537,8 @@ def check(
     from dataclasses import replace
 
     from edgekit.pipeline.gate import judge, load_baseline, load_config
-    from edgekit.pipeline.run import REPORT_FILES, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
-    from edgekit.targets.bench import BenchOptions
-    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
+    from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
+    from edgekit.toolkit.fsutil import write_bytes_atomic
 
     cfg = load_config(config)
     baseline = load_baseline(cfg.baseline) if cfg.baseline is not None and cfg.needs_latency else None
@@ -538,15 +546,9 @@ def check(
     options = PipelineOptions(
         targets=parse_targets(",".join(cfg.to)), quantize=parse_quant_modes(",".join(cfg.quantize)), data=cfg.data,
         calibration=cfg.calibration, samples=cfg.samples, epochs=cfg.epochs, seed=cfg.seed,
-        bench=BenchOptions(warmup=5, runs=50, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
+        bench=replace(DEFAULT_BENCH, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
     )
-    try:
-        cfg.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{config}: out {cfg.out}: cannot create the directory: {exc.strerror}") from None
-    for path in (*(cfg.out / name for name in REPORT_FILES), junit, write_baseline):
-        if path is not None:
-            check_writable_target(path, force=force)
+    _prepare_out(cfg.out, force, junit, write_baseline)
     verdicts = []
 
     def finish(report: Any) -> Any:

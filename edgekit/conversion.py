@@ -161,11 +161,14 @@ def _parity_summary(report: ParityReport) -> dict[str, Any]:
 def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Source:
     """The source's contract, from its verified sidecar when there is one (no framework load), else from
     loading it in its runtime under the safety policy."""
-    from edgekit.targets import open_runtime
+    from edgekit.targets import check_loading_policy, open_runtime
 
     sniffed = sniff(path)
     sidecar = read_sidecar(path) if path.is_file() else None
     if sidecar is not None and not input_shapes and all(t.shape is not None for t in sidecar.io_spec.inputs):
+        # No runtime opens the source here, but the converters parse it next: the policy applies first.
+        # (Intermediate files of a route are edgekit's own output and are not re-checked.)
+        check_loading_policy(sniffed)
         return _Source(path, sniffed, sidecar, sidecar.io_spec)
     with open_runtime(path, input_shapes=input_shapes, io_hint=sidecar.io_spec if sidecar else None,
                       sniffed=sniffed) as runtime:

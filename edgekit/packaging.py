@@ -25,7 +25,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.toolkit.artifact import Artifact, read_sidecar
-from edgekit.toolkit.errors import CheckFailedError, EdgekitError, InvalidInputError, UsageError, first_line
+from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
 from edgekit.toolkit.formats import Format, sniff
 from edgekit.toolkit.fsutil import atomic_path, check_writable_target
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, example_feeds
@@ -432,11 +432,3 @@ def _snippet(fmt: Format, model_file: str, spec: IOSpec, versions: dict[str, str
             "```",
         ]
     raise AssertionError(f"no snippet for {fmt}")  # PACKAGEABLE guards this
-
-
-def verify_or_raise(bundle: str | os.PathLike[str]) -> VerifyResult:
-    result = verify(bundle)
-    if not result.passed:
-        raise CheckFailedError(f"{bundle}: bundle verification failed: {'; '.join(result.failures())}",
-                               hint="package the model again; do not edit a bundle by hand")
-    return result

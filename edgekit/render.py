@@ -175,11 +175,11 @@ def render_bench(report: BenchReport) -> None:
         stats, name = result.stats, Path(result.model).name
         threads = "-" if result.threads is None else str(result.threads) + ("" if result.threads_applied else "*")
         cv = f"{stats.cv:.1%}" + (" [red]unstable[/red]" if result.unstable else "")
-        latency.add_row(name, result.precision, threads, _ms(stats.p50), _ms(stats.p90), _ms(stats.p99), cv,
+        latency.add_row(name, result.precision, threads, *map(human_seconds, (stats.p50, stats.p90, stats.p99)), cv,
                         f"{speedup:.2f}×", delegation_summary(result.delegation))
-        costs.add_row(name, threads, _ms(result.load_seconds), _ms(result.first_inference_seconds), _ms(stats.mean),
-                      _ms(stats.min), _ms(stats.max), human_bytes(max(result.rss_increase_bytes, 0)),
-                      human_bytes(result.file_size_bytes))
+        costs.add_row(name, threads, *map(human_seconds, (result.load_seconds, result.first_inference_seconds,
+                                                          stats.mean, stats.min, stats.max)),
+                      human_bytes(max(result.rss_increase_bytes, 0)), human_bytes(result.file_size_bytes))
     console.print(latency)
     console.print(costs)
     if any(not r.threads_applied and r.threads is not None for r in report.results):
@@ -233,9 +233,6 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-_ms = human_seconds
-
-
 def _status(missing: list[str]) -> str:
     return "[green]available[/green]" if not missing else f"[red]missing {', '.join(missing)}[/red]"
 
@@ -279,7 +276,7 @@ def render_info(data: dict[str, Any]) -> None:
 
 
 def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Console | None = None) -> None:
-    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, fmt_ms, table_cells
+    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, table_cells
 
     out = target or console
     colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow"}
@@ -288,7 +285,7 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
         trained = f", trained in {src.trained_seconds:.1f} s" if src.trained_seconds is not None else ""
         note = f"  ({src.note})" if src.note else ""
         out.print(f"[bold]{src.name}[/bold]  {src.format}, accuracy {accuracy}{trained}, eager p50 "
-                  f"{fmt_ms(src.latency.p50 if src.latency else None)}{note}")
+                  f"{human_seconds(src.latency.p50 if src.latency else None)}{note}")
     table = Table(title="edgekit pipeline", title_justify="left")
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="right" if column in ("size", "p50", "p90", "vs eager") else "left")

@@ -80,10 +80,6 @@ class Converter(ABC):
                              hint=f"supported: {supported}")
         if step.quantize in NEEDS_CALIBRATION and step.calibration is None:
             raise UsageError(f"--quantize {step.quantize.value} needs calibration data")
-        from edgekit.targets import check_loading_policy
-        from edgekit.toolkit.formats import sniff
-
-        check_loading_policy(sniff(step.path))  # the source is parsed by a framework next: refuse code first
         report = StepReport(self.spec.name)
         start = time.perf_counter()
         try:

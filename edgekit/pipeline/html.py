@@ -13,7 +13,8 @@ import html
 import io
 from typing import Any
 
-from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, fmt_ms, table_cells
+from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, table_cells
+from edgekit.toolkit.units import human_seconds
 
 FORMAT_MARKERS = {"tflite": "o", "onnx": "s", "torchscript": "^", "executorch": "D"}
 STATUS_COLOURS = {RowStatus.PASSED: "#1a7f37", RowStatus.PARITY_FAILED: "#cf222e",
@@ -166,7 +167,7 @@ def html_report(report: PipelineReport) -> str:
     for src in report.sources:
         accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
         parts.append(f"<tr><td>{esc(src.name)}</td><td>{esc(src.format)}</td><td>{accuracy}</td>"
-                     f"<td>{fmt_ms(src.latency.p50 if src.latency else None)}</td><td>{esc(src.path)}</td></tr>")
+                     f"<td>{human_seconds(src.latency.p50 if src.latency else None)}</td><td>{esc(src.path)}</td></tr>")
     parts.append("</table><h2>Artifacts</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in TABLE_COLUMNS)
                  + "</tr>")
     for row in report.rows:

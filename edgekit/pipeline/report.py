@@ -151,10 +151,6 @@ class PipelineReport:
 # -- formatting shared by the terminal table, Markdown and HTML -------------------------------------------------
 
 
-fmt_ms = human_seconds
-fmt_bytes = human_bytes
-
-
 def fmt_accuracy(row: Row) -> str:
     if row.accuracy is None:
         return "-"
@@ -181,8 +177,8 @@ def table_cells(row: Row) -> tuple[str, ...]:
     """The cells of one row of the results table, as text."""
     latency = row.latency
     precision = "fp32" if row.precision == "none" else row.precision
-    return (row.source, row.format, precision, row.status.value, fmt_bytes(row.size_bytes), fmt_accuracy(row),
-            fmt_error(row), fmt_ms(latency.p50 if latency else None), fmt_ms(latency.p90 if latency else None),
+    return (row.source, row.format, precision, row.status.value, human_bytes(row.size_bytes), fmt_accuracy(row),
+            fmt_error(row), *(human_seconds(getattr(latency, q) if latency else None) for q in ("p50", "p90")),
             fmt_speedup(row.speedup), row.delegation or "-")
 
 
@@ -207,7 +203,7 @@ def markdown(report: PipelineReport) -> str:
     for src in report.sources:
         accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
         lines.append(f"| {_md_escape(src.name)} | {src.format} | {accuracy} | "
-                     f"{fmt_ms(src.latency.p50 if src.latency else None)} |")
+                     f"{human_seconds(src.latency.p50 if src.latency else None)} |")
     lines += ["", "| " + " | ".join(TABLE_COLUMNS) + " |",
               "|" + "|".join("---:" if c in ("size", "p50", "p90", "vs eager") else "---" for c in TABLE_COLUMNS) + "|"]
     for row in report.rows:

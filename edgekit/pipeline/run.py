@@ -28,6 +28,8 @@ TARGETS = (Format.TFLITE, Format.ONNX, Format.TORCHSCRIPT, Format.EXECUTORCH)
 # Short, so the whole default matrix stays within minutes; `edgekit bench` is the place for long runs.
 DEFAULT_BENCH = BenchOptions(warmup=5, runs=50, min_seconds=0.25)
 DEFAULT_MODELS = (("digits_cnn_torch", "torch"), ("digits_cnn_keras", "keras"))
+REPORT_NAMES = {"json": "report.json", "markdown": "report.md", "junit": "junit.xml", "html": "report.html"}
+REPORT_FILES = tuple(REPORT_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -244,9 +246,10 @@ def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Late
     assert options.bench is not None
     bench = options.bench
     notes = []
-    if bench.device is Device.CUDA and Device.CUDA not in runtime_for(sniff(path).format).devices:
+    fmt = sniff(path).format
+    if bench.device is Device.CUDA and Device.CUDA not in runtime_for(fmt).devices:
         bench = replace(bench, device=Device.CPU)
-        notes.append(f"benched on CPU: the {sniff(path).format.value} runtime has no CUDA path")
+        notes.append(f"benched on CPU: the {fmt.value} runtime has no CUDA path")
     result = bench_one(path, bench, data=data if data is not None and data.endswith(".npz") else None)
     stats = result.stats
     latency = Latency(stats.p50, stats.p90, stats.p99, stats.cv, stats.runs, result.threads, result.device,
@@ -314,14 +317,8 @@ def write_reports(report: PipelineReport, out: str | os.PathLike[str], *, force:
     from edgekit.pipeline.report import junit_xml, markdown
     from edgekit.toolkit.fsutil import write_bytes_atomic
 
-    out = Path(out)
-    files = {
-        "json": (out / "report.json", (json.dumps(report.to_dict(), indent=2) + "\n").encode()),
-        "markdown": (out / "report.md", markdown(report).encode()),
-        "junit": (out / "junit.xml", junit_xml(report).encode()),
-        "html": (out / "report.html", html_report(report).encode()),
-    }
-    return {kind: write_bytes_atomic(path, data, force=force) for kind, (path, data) in files.items()}
+    contents = {"json": json.dumps(report.to_dict(), indent=2) + "\n", "markdown": markdown(report),
+                "junit": junit_xml(report), "html": html_report(report)}
+    return {kind: write_bytes_atomic(Path(out) / REPORT_NAMES[kind], text.encode(), force=force)
+            for kind, text in contents.items()}
 
-
-REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")

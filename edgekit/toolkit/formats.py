@@ -126,7 +126,7 @@ def _is_text_protocol_pickle(path: Path, head: bytes, size: int) -> bool:
     (pickletools only reads opcodes; nothing is constructed or run)."""
     import pickletools
 
-    if not head or head[:1] not in [bytes([b]) for b in _PROTOCOL0_FIRST] or size > MAX_TEXT_PICKLE:
+    if not head or head[0] not in _PROTOCOL0_FIRST or size > MAX_TEXT_PICKLE:
         return False
     data = path.read_bytes()
     try:

@@ -87,16 +87,11 @@ def default_memory_mb() -> int | None:
 class _Watch:
     phase: str
     temps: list[str] = field(default_factory=list)
-    peak_rss: int = 0
 
 
 # -- inside the worker ------------------------------------------------------------------------------------
 
 _channel: int | None = None  # the worker's write end of the pipe; None in the parent or in-process
-
-
-def in_worker() -> bool:
-    return _channel is not None
 
 
 def phase(name: str) -> None:
@@ -217,7 +212,6 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
             if limits.memory_mb is not None and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_POLL_SECONDS
                 rss = _group_rss(pid)
-                watch.peak_rss = max(watch.peak_rss, rss)
                 if rss > limits.memory_mb << 20:
                     _kill_group(pid)
                     raise ResourceLimitError(f"the worker used {rss >> 20} MiB, over the --memory-limit of "
