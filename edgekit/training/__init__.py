@@ -47,7 +47,7 @@ class TrainOptions:
     seed: int = 0
     batch_size: int = 32
     learning_rate: float | None = None
-    image_size: int | None = None  # None: the data's own size (MobileNetV2: at least 64)
+    image_size: int | None = None  # None: the data's own size (MobileNetV2: at least 96)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "image_size"):
