@@ -21,7 +21,8 @@ class Framework(StrEnum):
 
 # MobileNetV2 downsamples 32×: digits are upsampled and given three channels for it, like the
 # camera input such a network sees on a phone. 96×96 is its smallest standard resolution; below it
-# per-operator overheads, not arithmetic, dominate latency (int8 TFLite: 1.69× at 64², 2.06× at 96²).
+# per-operator overheads, not arithmetic, dominate latency (int8 TFLite on this VM, median of 5 processes:
+# 1.60× at 64², 1.70× at 96²; benchmarks/int8_speedup.py --size N).
 MOBILENET_DEFAULT_SIZE = 96
 MOBILENET_CHANNELS = 3
 
