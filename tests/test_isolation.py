@@ -47,17 +47,17 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _default_sigint() -> None:
-    # A shell starts a background job with SIGINT ignored, and an ignored signal stays ignored across
-    # exec (Python then installs no KeyboardInterrupt handler): give the command the disposition an
-    # interactive user's command has, so the Ctrl-C test does not depend on how pytest was launched.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# `python -m edgekit` with Python's own Ctrl-C handler installed first. A shell starts a background job
+# with SIGINT ignored, an ignored signal stays ignored across exec, and Python then installs no
+# KeyboardInterrupt handler: this gives the command the disposition an interactive user's command has, so
+# the Ctrl-C test does not depend on how pytest was launched. (Not preexec_fn: unsafe with threads.)
+AS_INTERACTIVE = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "sys.argv[0] = 'edgekit'; runpy.run_module('edgekit', run_name='__main__', alter_sys=True)")
 
 
 def start(*args: str | os.PathLike[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgekit", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env_extra or {})},
-                            preexec_fn=_default_sigint)
+    return subprocess.Popen([sys.executable, "-c", AS_INTERACTIVE, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env_extra or {})})
 
 
 def wait_for_worker(proc: subprocess.Popen, timeout: float = 30.0) -> int:
