@@ -27,50 +27,32 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _models import converted, mobilenet
+from _timing import alternating, bare_block, prepared
 
 RUNS, WARMUP = 300, 30
 BLOCK = 50  # runs per block when interleaving in one process
 
 
 def interleaved(mine, theirs, rounds: int) -> tuple[float, float, list[float]]:
-    """Both calls timed in alternating blocks of BLOCK runs after a warm-up of each: both p50s over all
-    blocks, and each round's ratio of block medians (the spread). A short pause before each block lets
-    the other session's thread pool stop spinning (ONNX Runtime's workers spin after a run), so at 2
-    threads one side's idle workers do not steal the other's cores."""
+    """edgekit's harness (`time_inference`) on ``mine`` and a bare loop on ``theirs``, in alternating
+    blocks of BLOCK runs after a warm-up of each: both p50s over all blocks, and each round's ratio of
+    block medians (the spread)."""
     import numpy as np
 
+    from edgekit.targets.bench import BenchOptions, time_inference
+
     for call in (mine, theirs):
-        for _ in range(WARMUP):
-            call()
-    blocks: tuple[list, list] = ([], [])
-    for _ in range(rounds):
-        for call, into in zip((mine, theirs), blocks, strict=True):
-            time.sleep(0.02)
-            samples = np.empty(BLOCK)
-            for index in range(BLOCK):
-                start = time.perf_counter_ns()
-                call()
-                samples[index] = time.perf_counter_ns() - start
-            into.append(samples / 1e9)
-    per_round = [float(np.median(a) / np.median(b)) for a, b in zip(*blocks, strict=True)]
-    return float(np.median(np.concatenate(blocks[0]))), float(np.median(np.concatenate(blocks[1]))), per_round
-
-
-def edgekit_call(model: Path, threads: int):
-    """edgekit's runtime for ``model``, prepared on seeded random input, and that input."""
-    from edgekit.benchmarking import bench_inputs
-    from edgekit.targets import open_runtime
-    from edgekit.targets.base import RuntimeOptions
-
-    runtime = open_runtime(model, options=RuntimeOptions(threads=threads)).load()
-    feeds, _ = bench_inputs(runtime.io_spec, None, "random")
-    return runtime, runtime.prepare(feeds), feeds
+        bare_block(call, WARMUP)
+    block = BenchOptions(warmup=0, runs=BLOCK, min_seconds=0)
+    ours, native = alternating([lambda: time_inference(mine, block).samples, lambda: bare_block(theirs, BLOCK)],
+                               rounds, pause=0.02)
+    per_round = [float(np.median(a) / np.median(b)) for a, b in zip(ours, native, strict=True)]
+    return float(np.median(np.concatenate(ours))), float(np.median(np.concatenate(native))), per_round
 
 
 def litert_compiled_call(model: Path, threads: int, feeds: dict):
@@ -129,19 +111,9 @@ def raw_ort_process_median(model: Path, threads: int) -> float:
 
 
 def raw_ort_median(model: Path, feeds: dict, threads: int) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    for _ in range(WARMUP):
-        session.run(None, feeds)
-    samples = []
-    for _ in range(RUNS):
-        start = time.perf_counter_ns()
-        session.run(None, feeds)
-        samples.append(time.perf_counter_ns() - start)
-    return statistics.median(samples) / 1e9
+    call = ort_raw_call(model, threads, feeds)
+    bare_block(call, WARMUP)
+    return float(statistics.median(bare_block(call, RUNS)))
 
 
 def trivial_onnx(path: Path) -> Path:
@@ -168,13 +140,12 @@ def main() -> int:
 
     import numpy as np
 
-    from edgekit.benchmarking import bench_inputs, bench_one
-    from edgekit.targets import open_runtime
+    from edgekit.benchmarking import bench_one
     from edgekit.targets.bench import BenchOptions, LatencyStats, time_inference
 
     if args.raw_ort:
-        with open_runtime(args.raw_ort) as runtime:
-            feeds, _ = bench_inputs(runtime.io_spec, None, "random")
+        runtime, _, feeds = prepared(args.raw_ort, args.threads)  # the input edgekit's side gets
+        runtime.close()
         print(raw_ort_median(args.raw_ort, feeds, args.threads))
         return 0
     if args.trials < 1:
@@ -191,7 +162,7 @@ def main() -> int:
     print(f"{'comparison':<46} {'edgekit ms':>10} {'native ms':>10} {'ratio':>6} {'range':>12}  target 0.95–1.05")
     print(f"in one process, interleaved ({args.rounds} rounds × {BLOCK} runs each; range: per-round ratios)")
     for runtime_name, native_name, model, threads, native_call, _ in comparisons:
-        runtime, mine_call, feeds = edgekit_call(model, threads)
+        runtime, mine_call, feeds = prepared(model, threads)
         mine, theirs, per_round = interleaved(mine_call, native_call(model, threads, feeds), args.rounds)
         runtime.close()
         native_name = "its loop" if native_name == "litert-benchmark" else native_name

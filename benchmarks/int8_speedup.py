@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _models import converted, mobilenet
+from _timing import alternating, prepared
 
 TFLITE_TARGET = 1.8
 TFLITE = "TFLite (Keras → TFLiteConverter)"
@@ -56,21 +57,14 @@ def build(args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
 
 def trial(pairs: dict[str, list[str]], threads: int, rounds: int, runs_per_block: int) -> dict:
     """One process's measurement: per comparison, both p50s (interleaved blocks) and both delegations."""
-    from edgekit.benchmarking import bench_inputs
-    from edgekit.targets import open_runtime
-    from edgekit.targets.base import RuntimeOptions
     from edgekit.targets.bench import BenchOptions, LatencyStats, time_inference
 
     block = BenchOptions(warmup=5, runs=runs_per_block, min_seconds=0, threads=threads)
     result = {}
     for name, paths in pairs.items():
-        runtimes = [open_runtime(Path(p), options=RuntimeOptions(threads=threads)).load() for p in paths]
-        calls = [rt.prepare(bench_inputs(rt.io_spec, None, "random")[0]) for rt in runtimes]
-        samples: list[list] = [[] for _ in paths]
-        for _ in range(rounds):
-            for index, call in enumerate(calls):
-                samples[index].append(time_inference(call, block).samples)
-        result[name] = {"p50": [LatencyStats.from_samples(np.concatenate(s)).p50 for s in samples],
+        runtimes, calls, _ = zip(*(prepared(Path(p), threads) for p in paths), strict=True)
+        blocks = alternating([lambda call=call: time_inference(call, block).samples for call in calls], rounds)
+        result[name] = {"p50": [LatencyStats.from_samples(np.concatenate(b)).p50 for b in blocks],
                         "delegation": [rt.describe().delegation for rt in runtimes]}
         for runtime in runtimes:
             runtime.close()
