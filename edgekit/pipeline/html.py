@@ -78,6 +78,17 @@ def _scatter(ax: Any, report: PipelineReport, rows: list[Row], xy: Any) -> None:
         ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
 
 
+def _finish_scatter(plt: Any, fig: Any, ax: Any, report: PipelineReport, rows: list[Row], xlabel: str,
+                    ylabel: str, title: str) -> str:
+    """Labels, grid and the source/format legend of a `_scatter` plot; the figure as a PNG data string."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(handles=_legend_handles(plt, report, rows), fontsize=8, loc="best")
+    return _png(fig)
+
+
 def latency_vs_size(report: PipelineReport) -> str | None:
     rows = [r for r in report.rows if r.latency is not None and r.size_bytes]
     if not rows:
@@ -87,12 +98,8 @@ def latency_vs_size(report: PipelineReport) -> str | None:
     _scatter(ax, report, rows, lambda r: (r.size_bytes / 1024, r.latency.p50 * 1e3))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("artifact size (KiB, log)")
-    ax.set_ylabel("p50 latency (ms, log)")
-    ax.set_title("Latency vs size (single batch)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(handles=_legend_handles(plt, report, rows), fontsize=8, loc="best")
-    return _png(fig)
+    return _finish_scatter(plt, fig, ax, report, rows, "artifact size (KiB, log)", "p50 latency (ms, log)",
+                           "Latency vs size (single batch)")
 
 
 def accuracy_vs_latency(report: PipelineReport) -> str | None:
@@ -110,12 +117,8 @@ def accuracy_vs_latency(report: PipelineReport) -> str | None:
             ax.annotate(f"{src.name} (eager)", (src.latency.p50 * 1e3, src.accuracy * 100),
                         textcoords="offset points", xytext=(6, -10), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("p50 latency (ms, log)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Accuracy vs latency (stars: the eager source model)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(handles=_legend_handles(plt, report, rows), fontsize=8, loc="best")
-    return _png(fig)
+    return _finish_scatter(plt, fig, ax, report, rows, "p50 latency (ms, log)", "top-1 accuracy (%)",
+                           "Accuracy vs latency (stars: the eager source model)")
 
 
 def error_distribution(report: PipelineReport) -> str | None:
