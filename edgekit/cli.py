@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -281,11 +280,12 @@ def convert(
 def _factory_as_file(model: str, shapes: dict) -> Iterator[str]:
     """A ``package.module:factory`` source is imported to a scratch .pt2/.keras first."""
     from edgekit.importing import FACTORY, ImportOptions, import_model
+    from edgekit.toolkit.fsutil import scratch_directory
 
     if Path(model).exists() or not FACTORY.match(model):
         yield model
         return
-    with tempfile.TemporaryDirectory(prefix="edgekit-factory-") as scratch:
+    with scratch_directory("edgekit-factory-") as scratch:
         imported = import_model(model, Path(scratch) / "model", ImportOptions(input_shapes=shapes))
         yield str(imported.artifact.path)
 

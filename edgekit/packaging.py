@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from edgekit import __version__
 from edgekit.toolkit.artifact import Artifact, read_sidecar
 from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
 from edgekit.toolkit.formats import Format, sniff
-from edgekit.toolkit.fsutil import atomic_path, check_writable_target
+from edgekit.toolkit.fsutil import atomic_path, check_writable_target, scratch_directory
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, example_feeds
 from edgekit.toolkit.sysinfo import package_versions
 
@@ -300,7 +299,7 @@ def _rerun_goldens(manifest: dict[str, Any], members: dict[str, bytes]) -> list[
     checks = []
     model_file = manifest["model"]["file"]
     spec = IOSpec.from_dict(manifest["io"])
-    with tempfile.TemporaryDirectory(prefix="edgekit-verify-") as scratch:
+    with scratch_directory("edgekit-verify-") as scratch:
         path = Path(scratch) / Path(model_file).name
         path.write_bytes(members[model_file])
         with np.load(io.BytesIO(members["golden/inputs.npz"]), allow_pickle=False) as archive:

@@ -1,13 +1,15 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
+from edgekit.toolkit import fsutil
 from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
 from edgekit.toolkit.errors import InvalidInputError, UsageError
 from edgekit.toolkit.formats import Format
-from edgekit.toolkit.fsutil import atomic_path, sha256_of, write_bytes_atomic
+from edgekit.toolkit.fsutil import atomic_directory, atomic_path, scratch_directory, sha256_of, write_bytes_atomic
 from edgekit.toolkit.iospec import IOSpec, tensor
 
 
@@ -37,6 +39,22 @@ def test_interrupted_write_cleans_up(tmp_path):
         tmp.write_bytes(b"partial")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temps_are_announced_before_they_exist(tmp_path, monkeypatch):
+    """An isolated worker killed between creating a temp and announcing it would leave a file its parent
+    does not know about: every temp (file, staging directory, scratch directory) is announced first."""
+    announced: list[tuple[str, bool]] = []
+    monkeypatch.setattr(fsutil, "announce_temp", lambda p: announced.append((str(p), os.path.lexists(p))))
+    with atomic_path(tmp_path / "model.onnx") as tmp:
+        tmp.write_bytes(b"x")
+    with atomic_directory(tmp_path / "saved_model") as staged:
+        staged.mkdir()
+    with scratch_directory("edgekit-test-") as scratch:
+        assert scratch.is_dir()
+    assert len(announced) == 3 and [existed for _, existed in announced] == [False] * 3
+    assert all(f"-{os.getpid()}-" in Path(name).name for name, _ in announced)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "saved_model"]
 
 
 def test_atomic_write_honours_umask(tmp_path):

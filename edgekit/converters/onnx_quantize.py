@@ -3,7 +3,6 @@ onnxruntime's own tooling (onnxruntime.quantization, onnxruntime.transformers.fl
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import onnx
@@ -18,6 +17,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.formats import Format
+from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.options import QuantMode
 
 
@@ -53,7 +53,7 @@ class OnnxQuantize(Converter):
             onnx.save(model, str(out))
             report.details["tool"] = "onnxruntime.transformers.float16 (keep_io_types)"
             return
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_directory("edgekit-quantize-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             # ORT's recommended pre-processing: symbolic shape inference and graph optimisation.
             quant_pre_process(str(step.path), str(prepared), skip_symbolic_shape=False)

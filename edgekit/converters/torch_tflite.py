@@ -8,7 +8,6 @@ as Android camera pipelines deliver them.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.toolkit.formats import Format
+from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.options import QuantMode
 
 RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.INT8_IO: "static_wi8_ai8",
@@ -46,7 +46,7 @@ class TorchToTFLite(Converter):
             litert_torch.convert(module, args).export(str(out))
             report.details["converter"] = "litert_torch.convert"
             return
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_directory("edgekit-tflite-") as scratch:
             float_model = Path(scratch) / "float.tflite"
             litert_torch.convert(module, args).export(str(float_model))
             self._quantize(float_model, out, step, nhwc, report)

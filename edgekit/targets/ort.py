@@ -12,6 +12,7 @@ import onnxruntime as ort
 from edgekit.targets.base import Runtime, histogram
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format
+from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.iospec import IOSpec, example_feeds, tensor
 from edgekit.toolkit.options import Device
 from edgekit.toolkit.reports import ModelDetails
@@ -63,11 +64,10 @@ class OnnxRuntime(Runtime):
     def _nodes_per_provider(self) -> dict[str, int]:
         """Run once in a profiling session: each node event names the execution provider it ran on."""
         import json
-        import tempfile
 
         options = ort.SessionOptions()
         options.enable_profiling = True
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_directory("edgekit-ort-profile-") as scratch:
             options.profile_file_prefix = str(Path(scratch) / "ort")
             session = ort.InferenceSession(str(self.path), options, providers=self._session.get_providers())
             session.run(None, example_feeds(self.io_spec))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -44,21 +46,13 @@ def check_writable_target(path: Path, *, force: bool) -> None:
 def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it is fsynced and renamed onto ``path``.
 
-    The temp name ends with the final name (``.edgekit-k3j2-model.keras``) because exporters check
+    The temp name ends with the final name (``.edgekit-4242-9f3c…-model.keras``) because exporters check
     extensions. On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is
     untouched.
     """
     path = Path(path)
     check_writable_target(path, force=force)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent)
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
-                                hint="choose a writable -o") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    announce_temp(tmp)
-    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a normal write honours the umask
+    tmp = _new_temp(path, directory=False)
     try:
         yield tmp
         with tmp.open("rb") as fh:
@@ -86,12 +80,7 @@ def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> It
     on success it replaces ``path`` (removing an old one only with ``force``), on failure it is removed."""
     path = Path(path)
     check_writable_target(path, force=force)
-    try:
-        staging_root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix=f"-{path.name}", dir=path.parent))
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
-                                hint="choose a writable -o") from None
-    announce_temp(staging_root)
+    staging_root = _new_temp(path, directory=True)
     try:
         staged = staging_root / path.name
         yield staged
@@ -112,15 +101,42 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, force: bool
 @contextlib.contextmanager
 def scratch_directory(prefix: str) -> Iterator[Path]:
     """A temporary directory removed afterwards, also when an isolated worker is killed."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
-        announce_temp(scratch)
-        yield Path(scratch)
+    scratch = _claim(Path(tempfile.gettempdir()), prefix, "", directory=True)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temp(path: Path, *, directory: bool) -> Path:
+    """A fresh temp file or directory beside ``path``, for the write that is renamed onto it."""
+    try:
+        return _claim(path.parent, TEMP_PREFIX, f"-{path.name}", directory=directory)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot write in {path.parent} ({exc.strerror})",
+                                hint="choose a writable -o") from None
+
+
+def _claim(parent: Path, prefix: str, suffix: str, *, directory: bool) -> Path:
+    """Create a new temp file (mode 0666 less the umask, as a normal write) or private directory.
+
+    Its name is announced to an isolating parent *before* it is created: a worker killed between the
+    two must not leave a file nobody knows about. The name carries this process's id and 64 random
+    bits and is created exclusively, so the parent's clean-up can only ever remove what this process
+    made (or a leftover of a dead process with the same id and the same token).
+    """
+    for _ in range(16):
+        candidate = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(8)}{suffix}"
+        announce_temp(candidate)
+        try:
+            if directory:
+                os.mkdir(candidate, 0o700)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, f"no free temp name in {parent}")
 
 
 def _fsync_dir(directory: Path) -> None:
