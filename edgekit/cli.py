@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import typer
 
 from edgekit import __version__
 from edgekit.models import Arch, Framework
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import EdgekitError, ExitCode, UsageError, first_line
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import Device, Layout, QuantMode
@@ -147,7 +147,7 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
     data = {"edgekit": __version__, **env, "runtimes": [spec.to_dict() for spec in RUNTIMES],
             "routes": [spec.to_dict() for spec in CONVERTERS]}
     if json_out:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(jsonio.dumps(data))
     else:
         render_info(data)
 
@@ -176,7 +176,7 @@ def inspect(
         shapes = parse_input_shapes(input_shape)
         report = _isolated(f"inspecting {model}", lambda: inspect_model(model, input_shapes=shapes, smoke_run=run))
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(jsonio.dumps(report.to_dict()))
     else:
         render_inspect(report)
     if not report.passed:
@@ -215,7 +215,7 @@ def train(
         result = train_model(options, output, force=force,
                              on_epoch=(lambda stats: None) if json_out else render_epoch)
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_train(result)
 
@@ -266,7 +266,7 @@ def convert(
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_convert(result)
     if not result.passed:
@@ -299,7 +299,7 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 
     rows = [spec.to_dict() for spec in CONVERTERS]
     if json_out:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(jsonio.dumps(rows))
     else:
         render_routes(rows)
 
@@ -341,7 +341,7 @@ def validate(
             reference, candidate, data=data, samples=samples, profile=profile, overrides=overrides))
     render_parity(report)
     if json_file is not None:
-        write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
+        write_bytes_atomic(json_file, (jsonio.dumps(report.to_dict()) + "\n").encode(), force=force)
     if junit_file is not None:
         write_bytes_atomic(junit_file, junit_xml(report).encode(), force=force)
     if not report.passed:
@@ -399,7 +399,7 @@ def bench(
             [str(m) for m in models], options=options, threads=thread_counts, profile=chosen, data=data))
     render_bench(report)
     if json_file is not None:
-        write_bytes_atomic(json_file, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
+        write_bytes_atomic(json_file, (jsonio.dumps(report.to_dict()) + "\n").encode(), force=force)
         typer.echo(f"report: {json_file}")
 
 
@@ -603,9 +603,8 @@ def package(
         with framework_output_to_stderr():
             result = _isolated(f"verifying {verify_bundle}", lambda: verify(verify_bundle))
         if json_out:
-            typer.echo(json.dumps({"bundle": str(result.bundle), "passed": result.passed,
-                                   "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]},
-                                  indent=2))
+            typer.echo(jsonio.dumps({"bundle": str(result.bundle), "passed": result.passed,
+                                     "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]}))
         else:
             for check_name, ok, detail in result.checks:
                 typer.echo(f"  {'ok  ' if ok else 'FAIL'}  {check_name}: {detail}")
@@ -623,7 +622,7 @@ def package(
             model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force))
     manifest = result.manifest
     if json_out:
-        typer.echo(json.dumps(manifest, indent=2))
+        typer.echo(jsonio.dumps(manifest))
         return
     typer.echo(f"packaged {manifest['model']['file']} ({manifest['model']['format']}, "
                f"{manifest['model']['precision']}) → {result.bundle} in {result.seconds:.1f} s")
@@ -682,7 +681,7 @@ def import_(
     with framework_output_to_stderr():
         result = _isolated(f"importing {source}", lambda: import_model(source, output, options, force=force))
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_import(result)
 

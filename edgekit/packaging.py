@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgekit import __version__
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.artifact import Artifact, read_sidecar
 from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
 from edgekit.toolkit.formats import Format, sniff
@@ -92,7 +93,7 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
                          files)
     files["USAGE.md"] = usage(manifest).encode()
     manifest["files"]["USAGE.md"] = _sha(files["USAGE.md"])
-    files = {"model.json": (json.dumps(manifest, indent=2) + "\n").encode(), **files}
+    files = {"model.json": (jsonio.dumps(manifest) + "\n").encode(), **files}
     with atomic_path(output, force=force) as staged:
         with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             for member, data in files.items():

@@ -36,6 +36,17 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def strict_json(text: str | bytes):
+    """Parse what edgekit wrote as RFC 8259 JSON: ``Infinity``/``NaN`` literals (Python's extension, which
+    JavaScript, Go and Rust parsers reject) fail the test."""
+    import json
+
+    def refuse(literal: str):
+        raise AssertionError(f"edgekit wrote {literal}, which is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def run_edgekit(*args, cwd=None, timeout=900, env_extra=None):
     """`python -m edgekit ARGS` in a child process (commands that redirect fds 1/2, isolate work in a
     worker or may crash are tested this way)."""

@@ -1,9 +1,9 @@
-import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from conftest import strict_json
 
 from edgekit.toolkit import fsutil
 from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
@@ -104,7 +104,7 @@ def test_sidecar_round_trip_and_stale_sidecar_is_ignored(tmp_path):
     artifact = _artifact(model)
     artifact.write_sidecar()
     assert sidecar_path(model).name == "m.onnx.edgekit.json"
-    assert json.loads(sidecar_path(model).read_text())["edgekit_sidecar_version"] == 1
+    assert strict_json(sidecar_path(model).read_text())["edgekit_sidecar_version"] == 1
     assert read_sidecar(model) == artifact
     model.write_bytes(b"second")  # the file changed: its old sidecar no longer describes it
     assert read_sidecar(model) is None

@@ -1,10 +1,10 @@
 """Unit tests of the timing harness and statistics (no framework)."""
 
 import itertools
-import json
 
 import numpy as np
 import pytest
+from conftest import strict_json
 
 from edgekit.targets.bench import (
     MAX_CV,
@@ -15,6 +15,7 @@ from edgekit.targets.bench import (
     time_inference,
 )
 from edgekit.targets.profiles import PROFILES, profile
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import UsageError
 
 
@@ -114,7 +115,7 @@ def test_report_json_round_trip():
     result = BenchResult("m.tflite", "tflite", "LiteRTRuntime", "cpu", 2, True, [0], 0.01, 0.002, 10, 0.01, stats,
                          1024, 2048, "int8", "random", {"xnnpack_partitions": 1}, ["noisy"])
     report = BenchReport([result, result], {"cpu": {"model": "x"}}, {"runs": 4})
-    data = json.loads(json.dumps(report.to_dict()))
+    data = strict_json(jsonio.dumps(report.to_dict()))
     assert data["version"] == 1 and data["results"][0]["unstable"] is True
     assert data["results"][0]["stats"]["throughput"] == pytest.approx(stats.throughput)
     again = BenchReport.from_dict(data)

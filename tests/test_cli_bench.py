@@ -1,8 +1,8 @@
 """End to end: `edgekit bench` on every runtime, side by side, JSON, and bad input."""
 
-import json
 
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -24,7 +24,7 @@ def test_every_runtime_benches_a_tiny_model(samples, tmp_path, fmt):
     report_file = tmp_path / "bench.json"
     result = bench(samples[fmt], "--threads", "1", "--json", report_file)
     assert result.exit_code == 0, result.output
-    report = BenchReport.from_dict(json.loads(report_file.read_text()))
+    report = BenchReport.from_dict(strict_json(report_file.read_text()))
     (only,) = report.results
     assert only.format == fmt.value and only.stats.runs >= 20 and only.stats.p50 > 0
     assert only.load_seconds > 0 and only.first_inference_seconds > 0 and only.file_size_bytes > 0
@@ -37,7 +37,7 @@ def test_side_by_side_with_speedup_and_thread_counts(samples, tmp_path):
     report_file = tmp_path / "bench.json"
     result = bench(samples[Format.TFLITE], samples[Format.ONNX], "--threads", "1,2", "--json", report_file)
     assert result.exit_code == 0, result.output
-    data = json.loads(report_file.read_text())
+    data = strict_json(report_file.read_text())
     assert [(r["format"], r["threads"]) for r in data["results"]] == [
         ("tflite", 1), ("tflite", 2), ("onnx", 1), ("onnx", 2)]
     assert data["speedup_vs_first"][0] == 1.0 and len(data["speedup_vs_first"]) == 4
@@ -53,20 +53,20 @@ def test_real_data_is_preferred(tmp_path):
     assert trained.exit_code == 0, trained.output
     report_file = tmp_path / "b.json"
     assert bench(out, "--json", report_file).exit_code == 0
-    assert json.loads(report_file.read_text())["results"][0]["input_source"] == "test_x[0] of m.pt2.data.npz"
+    assert strict_json(report_file.read_text())["results"][0]["input_source"] == "test_x[0] of m.pt2.data.npz"
 
 
 def test_target_profile_applies_threads(samples, tmp_path):
     report_file = tmp_path / "b.json"
     assert bench(samples[Format.TFLITE], "--target", "mobile-cpu-1t", "--json", report_file).exit_code == 0
-    data = json.loads(report_file.read_text())
+    data = strict_json(report_file.read_text())
     assert data["options"]["target"] == "mobile-cpu-1t" and data["results"][0]["threads"] == 1
 
 
 def test_cpu_pinning(samples, tmp_path):
     report_file = tmp_path / "b.json"
     assert bench(samples[Format.ONNX], "--cpus", "0", "--json", report_file).exit_code == 0
-    assert json.loads(report_file.read_text())["results"][0]["cpus"] == [0]
+    assert strict_json(report_file.read_text())["results"][0]["cpus"] == [0]
 
 
 def _refused(result, code: int, fragment: str) -> None:
@@ -116,4 +116,4 @@ def test_cuda_bench(samples, tmp_path):
     result = bench(samples[Format.TORCHSCRIPT], samples[Format.TORCH_EXPORTED], "--device", "cuda",
                    "--json", report_file)
     assert result.exit_code == 0, result.output
-    assert all(r["device"] == "cuda" for r in json.loads(report_file.read_text())["results"])
+    assert all(r["device"] == "cuda" for r in strict_json(report_file.read_text())["results"])

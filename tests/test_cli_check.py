@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import run_edgekit
+from conftest import run_edgekit, strict_json
 
 from edgekit.pipeline.report import PipelineReport
 
@@ -45,7 +44,7 @@ def test_check_passes_within_thresholds_and_writes_reports(project):
     result = check(project, "--junit", project / "gate.xml")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "check passed: 2 artifacts" in result.stdout
-    report = PipelineReport.from_dict(json.loads((project / "check" / "report.json").read_text()))
+    report = PipelineReport.from_dict(strict_json((project / "check" / "report.json").read_text()))
     assert {(r.format, r.precision) for r in report.rows} == {("onnx", "none"), ("onnx", "int8")}
     assert report.violations == () and all(r.latency is None for r in report.rows)  # no latency threshold: no bench
     assert ET.fromstring((project / "gate.xml").read_text()).get("failures") == "0"
@@ -63,7 +62,7 @@ def test_check_exits_1_naming_the_tightened_threshold(project, thresholds, named
     violations = [line for line in result.stderr.splitlines() if line.startswith("edgekit: check failed:")]
     assert violations and all(named in line for line in violations), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    report = json.loads((project / "check" / "report.json").read_text())
+    report = strict_json((project / "check" / "report.json").read_text())
     assert report["violations"] and named in report["violations"][0]
     junit = ET.fromstring((project / "check" / "junit.xml").read_text())
     assert any(s.get("name") == "edgekit.check" for s in junit.iter("testsuite"))
@@ -73,7 +72,7 @@ def test_check_p50_ratio_against_a_written_baseline(project):
     write_config(project, "min_accuracy = 0.9", out="first")
     first = check(project, "--write-baseline", project / "baseline.json")
     assert first.returncode == 0, first.stderr[-2000:]
-    baseline = PipelineReport.from_dict(json.loads((project / "baseline.json").read_text()))
+    baseline = PipelineReport.from_dict(strict_json((project / "baseline.json").read_text()))
     assert all(r.latency is not None for r in baseline.rows)  # a baseline is measured
     write_config(project, 'baseline = "baseline.json"\nmax_p50_ratio = 1000.0', out="loose")
     assert check(project).returncode == 0

@@ -1,10 +1,10 @@
 """End to end: `edgekit convert` over the whole route × quantization matrix, and bad input."""
 
-import json
 import shutil
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -29,13 +29,13 @@ def convert(*args):
 
 def check_artifact(result, target: str, quant: str) -> dict:
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = strict_json(result.stdout)
     artifact = data["artifact"]
     assert data["format"] == target and data["quantize"] == quant
     with open_runtime(artifact) as runtime:
         outputs = runtime.run(example_feeds(runtime.io_spec))
         assert all(np.isfinite(v.astype(np.float32)).all() for v in outputs.values())
-    sidecar = json.loads(sidecar_path(artifact).read_text())
+    sidecar = strict_json(sidecar_path(artifact).read_text())
     assert SIDECAR_KEYS <= set(sidecar) and sidecar["options"]["quantize"] == quant
     assert sidecar["route"][-1] == target and sidecar["versions"]["edgekit"]
     assert "conversion_seconds" in sidecar["extra"] and "delegation" in sidecar["extra"]
@@ -242,5 +242,5 @@ def test_parity_failure_keeps_the_artifact_marked_failed(tmp_path):
                      "-o", tmp_path / "m.int8.onnx")
     assert result.exit_code == 1, result.output
     assert "parity FAIL" in result.stderr and (tmp_path / "m.int8.onnx").is_file()
-    assert json.loads(result.stdout)["parity"]["verdict"] == "FAIL"
+    assert strict_json(result.stdout)["parity"]["verdict"] == "FAIL"
     assert read_sidecar(tmp_path / "m.int8.onnx").extra["parity"]["verdict"] == "FAIL"

@@ -1,8 +1,8 @@
 """End to end: `edgekit import` for every SOURCE kind, then `edgekit inspect` on the result."""
 
-import json
 
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -21,11 +21,11 @@ def run_import(out_dir, source, *args: str):
 
 def assert_inspectable(result, fmt: Format) -> dict:
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = strict_json(result.stdout)
     assert data["format"] == fmt.value
     inspected = runner.invoke(app, ["inspect", data["artifact"], "--json"])
     assert inspected.exit_code == 0, inspected.output
-    report = json.loads(inspected.stdout)
+    report = strict_json(inspected.stdout)
     assert report["format"] == fmt.value and report["smoke_run"]["ok"]
     assert read_sidecar(data["artifact"]) is not None
     return data

@@ -1,5 +1,5 @@
-import json
 
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit import __version__
@@ -24,7 +24,7 @@ def test_help_lists_commands_and_exit_codes():
 def test_info_json_has_versions_cpu_cuda_and_runtimes():
     result = runner.invoke(app, ["info", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = strict_json(result.stdout)
     assert data["edgekit"] == __version__
     assert data["versions"]["torch"].startswith("2.13.0")
     assert data["versions"]["onnxruntime"]
@@ -53,7 +53,7 @@ def test_unknown_command_is_a_usage_error():
 def test_routes_lists_the_matrix():
     result = runner.invoke(app, ["routes", "--json"])
     assert result.exit_code == 0
-    rows = {(r["source"], r["target"]): r["quantize"] for r in json.loads(result.stdout)}
+    rows = {(r["source"], r["target"]): r["quantize"] for r in strict_json(result.stdout)}
     assert rows[("keras", "tflite")] == ["none", "fp16", "dynamic", "int8", "int8-io", "int16x8"]
     assert rows[("torch-exported", "executorch")] == ["none", "dynamic", "int8"]
     assert rows[("onnx", "onnx")] == ["fp16", "dynamic", "int8"]
@@ -62,7 +62,7 @@ def test_routes_lists_the_matrix():
 
 
 def test_info_lists_routes():
-    data = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
+    data = strict_json(runner.invoke(app, ["info", "--json"]).stdout)
     pairs = {(r["source"], r["target"]) for r in data["routes"]}
     assert {("keras", "onnx"), ("torch-exported", "tflite"), ("onnx", "onnx")} <= pairs
     assert all(r["missing"] == [] for r in data["routes"])

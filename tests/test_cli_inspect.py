@@ -1,10 +1,10 @@
 """End to end: ``edgekit inspect`` on a tiny model of every loadable format, and on bad input."""
 
-import json
 import os
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -25,7 +25,7 @@ def invoke(*args: str):
 def test_inspect_json_reports_format_and_true_contract(samples, fmt):
     result = invoke("inspect", samples[fmt], "--json")
     assert result.exit_code == 0, result.output
-    report = InspectReport.from_dict(json.loads(result.stdout))
+    report = InspectReport.from_dict(strict_json(result.stdout))
     assert report.format is fmt
     truth = sample_contract(fmt)
     assert [(t.name, t.shape, t.dtype) for t in report.io_spec.inputs] == [
@@ -40,7 +40,7 @@ def test_inspect_json_reports_format_and_true_contract(samples, fmt):
 def test_reported_contract_is_what_the_model_really_takes(samples, fmt):
     """Feed the model exactly what inspect says, with sidecars out of the way: it runs and returns the
     declared output shapes; a batch or channel dimension off by one is rejected by the contract."""
-    report = InspectReport.from_dict(json.loads(invoke("inspect", samples[fmt], "--json").stdout))
+    report = InspectReport.from_dict(strict_json(invoke("inspect", samples[fmt], "--json").stdout))
     spec = report.io_spec
     rng = np.random.default_rng(0)
     feeds = {t.name: rng.standard_normal(t.concrete_shape(2 if not t.is_static else 1)).astype(t.dtype)
@@ -65,7 +65,7 @@ def test_inspect_human_output_names_contract_and_ops(samples):
 def test_inspect_state_dict_reports_weights_without_contract(samples):
     result = invoke("inspect", samples[Format.TORCH_PICKLE], "--json")
     assert result.exit_code == 0, result.output
-    report = InspectReport.from_dict(json.loads(result.stdout))
+    report = InspectReport.from_dict(strict_json(result.stdout))
     assert report.kind == "state_dict" and report.io_spec is None
     assert report.details.parameters == 8 * 9 + 8 + 128 * 10 + 10
 
@@ -79,9 +79,9 @@ def test_inspect_torchscript_without_traced_shapes_takes_input_shape(tmp_path):
     torch.jit.save(torch.jit.script(torch_cnn()), str(path))
     bare = invoke("inspect", path, "--json")
     assert bare.exit_code == 0, bare.output
-    assert json.loads(bare.stdout)["io_spec"]["inputs"][0]["shape"] is None
+    assert strict_json(bare.stdout)["io_spec"]["inputs"][0]["shape"] is None
     given = invoke("inspect", path, "--json", "--input-shape", "x=1,1,8,8")
-    report = json.loads(given.stdout)
+    report = strict_json(given.stdout)
     assert report["io_spec"]["inputs"][0]["shape"] == [1, 1, 8, 8]
     assert report["io_spec"]["outputs"][0]["shape"] == [1, 10]
     assert report["smoke_run"]["ok"]
@@ -158,7 +158,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_delegation_is_reported_where_the_format_has_it(samples):
     def details(fmt):
-        return json.loads(invoke("inspect", samples[fmt], "--json").stdout)["details"]
+        return strict_json(invoke("inspect", samples[fmt], "--json").stdout)["details"]
 
     assert details(Format.TFLITE)["delegation"]["xnnpack_partitions"] >= 1
     pte = details(Format.EXECUTORCH)["delegation"]

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -44,7 +45,7 @@ def test_bundle_contents_and_verify(default_pipeline, tmp_path, name, model_file
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
-        manifest = json.loads(archive.read("model.json"))
+        manifest = strict_json(archive.read("model.json"))
         usage = archive.read("USAGE.md").decode()
         goldens = np.load(io.BytesIO(archive.read("golden/inputs.npz")))
         raw = archive.read("golden/input_0.bin")
@@ -88,7 +89,7 @@ def test_verify_fails_when_the_model_is_swapped_and_the_manifest_updated(default
 
     other = artifact(default_pipeline, "digits_cnn_keras.int8.tflite").read_bytes()
     with zipfile.ZipFile(tflite_bundle) as archive:
-        manifest = json.loads(archive.read("model.json"))
+        manifest = strict_json(archive.read("model.json"))
     digest = hashlib.sha256(other).hexdigest()
     manifest["files"]["model.tflite"] = manifest["model"]["sha256"] = digest
     forged = rewrite(tflite_bundle, tmp_path / "forged.zip",

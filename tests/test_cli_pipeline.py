@@ -3,7 +3,6 @@ HTML report rendered by a real browser."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -11,7 +10,7 @@ import subprocess
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import run_edgekit
+from conftest import run_edgekit, strict_json
 from test_pipeline_report import assert_non_blank_png, embedded_images
 
 from edgekit.converters.planning import plan
@@ -39,7 +38,7 @@ def applicable(source: Format) -> set[tuple[str, str]]:
 def test_default_pipeline_covers_every_route_and_passes_every_fp32_row(default_pipeline):
     out, result = default_pipeline
     assert result.returncode == 0, result.stderr[-3000:]
-    report = PipelineReport.from_dict(json.loads((out / "report.json").read_text()))
+    report = PipelineReport.from_dict(strict_json((out / "report.json").read_text()))
     assert [s.name for s in report.sources] == ["digits_cnn_torch", "digits_cnn_keras"]
     for src, fmt in zip(report.sources, (Format.TORCH_EXPORTED, Format.KERAS), strict=True):
         rows = {(r.format, r.precision) for r in report.rows if r.source == src.name}
@@ -62,7 +61,7 @@ def test_default_pipeline_covers_every_route_and_passes_every_fp32_row(default_p
 @pytest.mark.slow
 def test_default_pipeline_reports(default_pipeline):
     out, _ = default_pipeline
-    report = PipelineReport.from_dict(json.loads((out / "report.json").read_text()))
+    report = PipelineReport.from_dict(strict_json((out / "report.json").read_text()))
     markdown = (out / "report.md").read_text()
     assert markdown.startswith("## edgekit pipeline: PASS")
     assert markdown.count("✅ passed") == len(report.rows)
@@ -118,7 +117,7 @@ def test_one_failing_row_never_stops_the_others(samples, tmp_path):
     result = run_edgekit("pipeline", samples[Format.TORCH_EXPORTED], "--to", "onnx,executorch",
                          "--quantize", "none,int8", "--no-bench", "--out", out)
     assert result.returncode == 1, result.stderr[-2000:]
-    report = PipelineReport.from_dict(json.loads((out / "report.json").read_text()))
+    report = PipelineReport.from_dict(strict_json((out / "report.json").read_text()))
     status = {(r.format, r.precision): r for r in report.rows}
     assert status[("onnx", "none")].status is RowStatus.PASSED
     assert status[("executorch", "none")].status is RowStatus.PASSED

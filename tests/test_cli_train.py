@@ -1,9 +1,9 @@
 """End to end: `edgekit train` in both frameworks, through the CLI."""
 
-import json
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -29,7 +29,7 @@ def cnn_runs(tmp_path_factory):
             out = tmp_path_factory.mktemp(f"{framework}{attempt}")
             result = train(out, "--framework", framework, "--arch", "cnn", "--seed", "7")
             assert result.exit_code == 0, result.output
-            runs[framework, attempt] = json.loads(result.stdout)
+            runs[framework, attempt] = strict_json(result.stdout)
     return runs
 
 
@@ -66,7 +66,7 @@ def test_outputs_data_and_sidecar(cnn_runs, framework, suffix, shape):
         assert list(data["labels"]) == [str(i) for i in range(10)]
     inspected = runner.invoke(app, ["inspect", model, "--json"])
     assert inspected.exit_code == 0, inspected.output
-    assert InspectReport.from_dict(json.loads(inspected.stdout)).smoke_run.ok
+    assert InspectReport.from_dict(strict_json(inspected.stdout)).smoke_run.ok
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_outputs_data_and_sidecar(cnn_runs, framework, suffix, shape):
 def test_mobilenetv2_trains_to_healthy_logits(tmp_path, framework):
     result = train(tmp_path, "--framework", framework, "--arch", "mobilenetv2", "--image-size", "32", "--epochs", "3")
     assert result.exit_code == 0, result.output
-    run = json.loads(result.stdout)
+    run = strict_json(result.stdout)
     assert run["test_accuracy"] >= 0.5, run["test_accuracy"]
     from edgekit.targets import open_runtime
 
@@ -96,7 +96,7 @@ def test_user_npz_trains_an_mlp(tmp_path):
     result = train(tmp_path, "--framework", "torch", "--arch", "mlp", "--data", str(tmp_path / "shapes.npz"),
                    "--epochs", "5")
     assert result.exit_code == 0, result.output
-    run = json.loads(result.stdout)
+    run = strict_json(result.stdout)
     assert run["test_accuracy"] >= 0.9
     assert read_sidecar(run["artifact"]).labels == ("dark", "mid", "bright")
 

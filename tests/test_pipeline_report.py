@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import strict_json
 
 from edgekit.pipeline.html import html_report
 from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source, junit_xml, markdown, table_cells
+from edgekit.toolkit import jsonio
 
 
 def _latency(p50: float) -> Latency:
@@ -42,7 +43,7 @@ def make_report(*, with_latency: bool = True) -> PipelineReport:
 
 def test_json_round_trip_and_counts():
     report = make_report()
-    data = json.loads(json.dumps(report.to_dict()))
+    data = strict_json(jsonio.dumps(report.to_dict()))
     assert data["edgekit_report"] == "pipeline" and data["version"] == 1 and data["passed"] is False
     assert data["counts"] == {"passed": 1, "parity-failed": 1, "conversion-failed": 1}
     assert PipelineReport.from_dict(data) == report

@@ -1,15 +1,17 @@
 """Parity: metrics against hand-computed values, and seeded bad candidates that must never pass."""
 
-import json
 import math
+import warnings
 from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from onnx import TensorProto, helper, numpy_helper, save
 from typer.testing import CliRunner
 
 from edgekit.cli import app
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import InvalidInputError
 from edgekit.validators.metrics import compare, cosine_similarity, snr_db, top1_accuracy, topk_agreement
 from edgekit.validators.parity import ParityReport, junit_xml, validate
@@ -31,6 +33,14 @@ def test_metrics_hand_computed():
     assert (m.max_abs, m.mean_abs, m.max_rel) == pytest.approx((1.0, 0.5, 0.5))
     assert m.atol_needed == pytest.approx(0.6)  # max(|Δ| − 0.1·|ref|) = max(0.4, −0.2, 0.6)
     assert compare(np.array([[1.0, np.nan]]), np.array([[np.inf, 1.0]])).nonfinite_candidate == 1
+
+
+def test_no_finite_pair_makes_every_error_metric_infinite_not_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.percentile([inf]) warns and returns NaN (inf − inf)
+        m = compare(np.array([[1.0, np.nan]]), np.array([[np.inf, 1.0]]))
+    assert m.max_abs == m.p99_abs == m.max_rel == math.inf
+    assert m.abs_error_percentiles == (math.inf,) * len(m.abs_error_percentiles)
 
 
 def test_agreement_and_accuracy():
@@ -137,7 +147,7 @@ def test_reference_that_yields_nan_is_an_error(tmp_path):
 def test_json_round_trip_and_junit(reference, tmp_path):
     candidate = _onnx(tmp_path / "scaled.onnx", [("logits", W1, ("Mul", [1.01])), ("scores", W2, None)])
     report = _report(reference, candidate)
-    assert ParityReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    assert ParityReport.from_dict(strict_json(jsonio.dumps(report.to_dict()))) == report
     root = ET.fromstring(junit_xml(report))
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
@@ -146,12 +156,24 @@ def test_json_round_trip_and_junit(reference, tmp_path):
     assert failed == ["logits.elementwise"] and int(suite.get("failures")) == 1
 
 
+def test_bit_exact_report_is_strict_json_and_reads_back_infinite(reference, tmp_path):
+    """A bit-exact candidate's SNR is +inf: the report holds the string "Infinity" (strict JSON), and
+    reading it back restores the float."""
+    report = _report(reference, _onnx(tmp_path / "same.onnx", [("logits", W1, None), ("scores", W2, None)]))
+    assert report.outputs[0].metrics.snr_db == math.inf
+    data = strict_json(jsonio.dumps(report.to_dict()))
+    assert data["outputs"][0]["metrics"]["snr_db"] == "Infinity"
+    again = ParityReport.from_dict(data)
+    assert again == report and again.outputs[0].metrics.snr_db == math.inf
+
+
 def test_cli_exit_codes_and_report_files(reference, tmp_path):
     same = _onnx(tmp_path / "same.onnx", [("logits", W1, None), ("scores", W2, None)])
     ok = runner.invoke(app, ["validate", str(reference), str(same), "--json", str(tmp_path / "r.json"),
                              "--junit", str(tmp_path / "r.xml")])
     assert ok.exit_code == 0, ok.output
-    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "PASS"
+    written = strict_json((tmp_path / "r.json").read_text())
+    assert written["verdict"] == "PASS" and written["outputs"][0]["metrics"]["snr_db"] == "Infinity"
     ET.parse(tmp_path / "r.xml")
     scaled = _onnx(tmp_path / "scaled.onnx", [("logits", W1, ("Mul", [1.01])), ("scores", W2, None)])
     failed = runner.invoke(app, ["validate", str(reference), str(scaled)])

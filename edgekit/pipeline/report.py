@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.units import human_bytes, human_seconds
 
 PIPELINE_REPORT_VERSION = 1
@@ -38,7 +39,7 @@ class Latency:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Latency:
-        return cls(**data)
+        return cls(**jsonio.revive(cls, data))
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Source:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Source:
         latency = data.get("latency")
-        return cls(**{**data, "latency": Latency.from_dict(latency) if latency else None})
+        return cls(**{**jsonio.revive(cls, data), "latency": Latency.from_dict(latency) if latency else None})
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Row:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Row:
+        data = jsonio.revive(cls, data)
         percentiles = data.get("error_percentiles")
         latency = data.get("latency")
         return cls(**{**data, "status": RowStatus(data["status"]), "route": tuple(data.get("route", ())),

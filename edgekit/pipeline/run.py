@@ -19,6 +19,7 @@ from typing import Any
 from edgekit import __version__
 from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source
 from edgekit.targets.bench import BenchOptions
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.delegation import delegation_summary
 from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
 from edgekit.toolkit.formats import EXTENSIONS, Format, sniff
@@ -311,13 +312,12 @@ def _given_data(src: Source, options: PipelineOptions) -> str | None:
 
 def write_reports(report: PipelineReport, out: str | os.PathLike[str], *, force: bool = True) -> dict[str, Path]:
     """report.json, report.md, junit.xml and report.html in ``out``, each written atomically."""
-    import json
 
     from edgekit.pipeline.html import html_report
     from edgekit.pipeline.report import junit_xml, markdown
     from edgekit.toolkit.fsutil import write_bytes_atomic
 
-    contents = {"json": json.dumps(report.to_dict(), indent=2) + "\n", "markdown": markdown(report),
+    contents = {"json": jsonio.dumps(report.to_dict()) + "\n", "markdown": markdown(report),
                 "junit": junit_xml(report), "html": html_report(report)}
     return {kind: write_bytes_atomic(Path(out) / REPORT_NAMES[kind], text.encode(), force=force)
             for kind, text in contents.items()}

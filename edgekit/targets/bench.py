@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import UsageError
 from edgekit.toolkit.options import Device
 
@@ -129,9 +130,9 @@ class BenchResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
-        values = {k: v for k, v in data.items() if k not in ("unstable", "stats")}
+        values = {k: v for k, v in jsonio.revive(cls, data).items() if k not in ("unstable", "stats")}
         stats = {k: v for k, v in data["stats"].items() if k != "throughput"}
-        return cls(**values, stats=LatencyStats(**stats))
+        return cls(**values, stats=LatencyStats(**jsonio.revive(LatencyStats, stats)))
 
 
 @dataclass(frozen=True)

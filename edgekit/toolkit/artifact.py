@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.artifact_paths import SIDECAR_SUFFIX, sidecar_path
 from edgekit.toolkit.datasets import Preprocessing
 from edgekit.toolkit.errors import InvalidInputError
@@ -78,7 +79,7 @@ class Artifact:
         )
 
     def sidecar_text(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return jsonio.dumps(self.to_dict()) + "\n"
 
     def write_sidecar(self, *, force: bool = False) -> Path:
         return write_bytes_atomic(sidecar_path(self.path), self.sidecar_text().encode(), force=force)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.toolkit import jsonio
+
 EPS = 1e-12
 # Percentiles of |Δ| kept per output, enough to draw its error distribution (box plots in reports).
 ERROR_PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
@@ -76,6 +78,7 @@ class OutputMetrics:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputMetrics:
+        data = jsonio.revive(cls, data)
         percentiles = data.get("abs_error_percentiles")
         return cls(**{**data, "abs_error_percentiles": tuple(percentiles) if percentiles is not None else None})
 
@@ -89,15 +92,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = 0.0,
     finite = np.isfinite(r) & np.isfinite(c)
     diff = np.abs(r - c)[finite]
     ref_abs = np.abs(r)[finite]
-    if diff.size == 0:
+    if diff.size == 0:  # no position where both are finite: every error metric is infinite
         diff, ref_abs = np.array([np.inf]), np.array([1.0])
+        percentiles = [np.inf] * (len(ERROR_PERCENTILES) + 1)  # (np.percentile of [inf] is NaN: inf − inf)
+    else:
+        percentiles = np.percentile(diff, [99, *ERROR_PERCENTILES])
     rel = diff / np.maximum(ref_abs, EPS)
-    needed = float(np.max(diff - rtol * ref_abs)) if diff.size else 0.0
+    needed = float(np.max(diff - rtol * ref_abs))
     is_classes = classes if classes is not None else (r.ndim == 2 and r.shape[1] >= 2)
     return OutputMetrics(
         max_abs=float(diff.max()),
         mean_abs=float(diff.mean()),
-        p99_abs=float(np.percentile(diff, 99)),
+        p99_abs=float(percentiles[0]),
         max_rel=float(rel.max()),
         cosine=cosine_similarity(np.where(finite, r, 0), np.where(finite, c, 0)),
         snr_db=snr_db(np.where(finite, r, 0), np.where(finite, c, 0)),
@@ -106,5 +112,5 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, rtol: float = 0.0,
         top1_agreement=topk_agreement(r, c, 1) if is_classes else None,
         top5_agreement=topk_agreement(r, c, 5) if is_classes else None,
         atol_needed=max(needed, 0.0),
-        abs_error_percentiles=tuple(float(v) for v in np.percentile(diff, ERROR_PERCENTILES)),
+        abs_error_percentiles=tuple(float(v) for v in percentiles[1:]),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.artifact import Artifact, read_sidecar
 from edgekit.toolkit.datasets import DIGITS, load_digits, model_inputs_from_npz
 from edgekit.toolkit.errors import InvalidInputError, UsageError
@@ -36,6 +37,10 @@ class Check:
     threshold: float | None
     would_pass_at: float | None = None  # the tolerance that would have passed
     detail: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        return cls(**jsonio.revive(cls, data))
 
 
 @dataclass(frozen=True)
@@ -98,14 +103,14 @@ class ParityReport:
         if data.get("edgekit_report") != "parity" or data.get("version") != PARITY_REPORT_VERSION:
             raise ValueError("not an edgekit parity report of a supported version")
         outputs = tuple(
-            OutputParity(o["reference_name"], o["candidate_name"], tuple(Check(**c) for c in o["checks"]),
+            OutputParity(o["reference_name"], o["candidate_name"], tuple(Check.from_dict(c) for c in o["checks"]),
                          OutputMetrics.from_dict(o["metrics"]) if o["metrics"] else None)
             for o in data["outputs"]
         )
         check = data.get("accuracy_check")
         return cls(data["reference"], data["candidate"], Profile(data["profile"]), data["data_source"],
                    data["samples"], tuple(data["adaptations"]), outputs, data.get("accuracy"),
-                   Check(**check) if check else None, tuple(data.get("notes", ())))
+                   Check.from_dict(check) if check else None, tuple(data.get("notes", ())))
 
 
 def validate(

@@ -1,0 +1,55 @@
+"""Strict JSON for every report and record edgekit writes.
+
+Python's ``json`` writes ``Infinity`` and ``NaN`` for non-finite floats, which is not JSON (RFC 8259):
+JavaScript's ``JSON.parse``, Go's ``encoding/json`` and Rust's ``serde_json`` reject the whole file.
+Parity reports hold such values routinely (the SNR of a bit-exact conversion is +inf; every error metric
+of an output with no finite value is inf), so a CI job gating on ``edgekit validate --json`` could not
+parse the report of the best possible result. Here non-finite floats are written as the strings
+``"Infinity"``, ``"-Infinity"`` and ``"NaN"``, which JavaScript's ``Number()``, Python's ``float()``,
+Go's ``strconv.ParseFloat`` and Rust's ``f64::from_str`` all read back, and the encoder refuses anything
+else that is not strict JSON. Reading is typed: a report class revives the
+strings only in its float fields, so a tensor that happens to be named ``"NaN"`` stays a name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
+def dumps(obj: Any, *, indent: int | None = 2) -> str:
+    """``json.dumps`` with non-finite floats as ``"Infinity"``/``"-Infinity"``/``"NaN"``: strict JSON."""
+    return json.dumps(_encode(obj), indent=indent, allow_nan=False)
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {key: _encode(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_encode(value) for value in obj]
+    return obj
+
+
+def revive(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a dataclass's dict read from JSON) with the non-finite markers turned back into floats,
+    in the fields ``cls`` declares as floats (``float``, ``float | None``, ``tuple[float, ...]``)."""
+    floats = {f.name for f in dataclasses.fields(cls) if "float" in str(f.type)}
+    return {key: _float(value) if key in floats else value for key, value in data.items()}
+
+
+def _float(value: Any) -> Any:
+    if isinstance(value, str) and value in NONFINITE:
+        return NONFINITE[value]
+    if isinstance(value, list | tuple):
+        return [_float(v) for v in value]
+    return value
