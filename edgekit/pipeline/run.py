@@ -312,7 +312,6 @@ def _given_data(src: Source, options: PipelineOptions) -> str | None:
 
 def write_reports(report: PipelineReport, out: str | os.PathLike[str], *, force: bool = True) -> dict[str, Path]:
     """report.json, report.md, junit.xml and report.html in ``out``, each written atomically."""
-
     from edgekit.pipeline.html import html_report
     from edgekit.pipeline.report import junit_xml, markdown
     from edgekit.toolkit.fsutil import write_bytes_atomic

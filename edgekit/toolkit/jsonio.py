@@ -7,8 +7,8 @@ of an output with no finite value is inf), so a CI job gating on ``edgekit valid
 parse the report of the best possible result. Here non-finite floats are written as the strings
 ``"Infinity"``, ``"-Infinity"`` and ``"NaN"``, which JavaScript's ``Number()``, Python's ``float()``,
 Go's ``strconv.ParseFloat`` and Rust's ``f64::from_str`` all read back, and the encoder refuses anything
-else that is not strict JSON. Reading is typed: a report class revives the
-strings only in its float fields, so a tensor that happens to be named ``"NaN"`` stays a name.
+else that is not strict JSON. Reading is typed: a report class revives the strings only in its float
+fields, so a tensor that happens to be named ``"NaN"`` stays a name.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
 
-def dumps(obj: Any, *, indent: int | None = 2) -> str:
-    """``json.dumps`` with non-finite floats as ``"Infinity"``/``"-Infinity"``/``"NaN"``: strict JSON."""
-    return json.dumps(_encode(obj), indent=indent, allow_nan=False)
+def dumps(obj: Any) -> str:
+    """``json.dumps(obj, indent=2)`` with non-finite floats as ``"Infinity"``/``"-Infinity"``/``"NaN"``."""
+    return json.dumps(_encode(obj), indent=2, allow_nan=False)
 
 
 def _encode(obj: Any) -> Any:
