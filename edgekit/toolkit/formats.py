@@ -14,6 +14,7 @@ import os
 import struct
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -149,30 +150,44 @@ def _sniff_directory(path: Path) -> Sniffed:
 
 _ZIP_CHECKED: dict[tuple[str, int, int], list[str]] = {}
 _EOCD = struct.Struct("<4s4H2LH")  # signature, disk numbers, entries on disk, entries, size, offset, comment
+MAX_ZIP_MEMBERS = 100_000
 
 
-def _open_zip_names(path: Path) -> list[str]:
-    """The member names of a zip whose directory is consistent and whose every member passes its CRC:
-    zip readers silently recover from a wrong directory offset or count, frameworks then read garbage."""
+def open_zip_names(path: Path) -> list[str]:
+    """The member names of a zip edgekit will let a framework read, checked strictly (exit 3 otherwise):
+    the directory is consistent with the file, the first member starts it, every member passes its CRC
+    (zip readers silently recover from a wrong directory offset or count; frameworks then read garbage),
+    no member is encrypted, and no name appears twice (``zipfile`` reads the last of two same-named
+    members, torch's reader and Java's ``ZipInputStream`` the first, so a scan could pass one and the
+    framework load the other)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key in _ZIP_CHECKED:
         return _ZIP_CHECKED[key]
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            if not names or min(info.header_offset for info in zf.infolist()) != 0:
+            infos = zf.infolist()
+            if not infos or min(info.header_offset for info in infos) != 0:
                 # A truncated .pt2 ends inside a nested, uncompressed archive whose directory zip readers
                 # then take for the file's own: the first member must start the file.
                 raise zipfile.BadZipFile("the directory found does not describe this file (nested or shifted)")
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise zipfile.BadZipFile(f"{len(infos)} members (at most {MAX_ZIP_MEMBERS})")
+            names = [info.filename for info in infos]
             _check_zip_directory(path, len(names))
+            encrypted = next((info.filename for info in infos if info.flag_bits & 0x1), None)
+            if encrypted is not None:
+                raise zipfile.BadZipFile(f"member {encrypted!r} is encrypted")
+            twice = next((name for name, count in Counter(names).items() if count > 1), None)
+            if twice is not None:
+                raise zipfile.BadZipFile(f"member {twice!r} appears twice (readers disagree on which one counts)")
             bad = zf.testzip()  # reads every member through its local header: CRC and name must match
             if bad is not None:
                 raise zipfile.BadZipFile(f"member {bad!r} fails its CRC check")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error,
-            UnicodeDecodeError, struct.error) as exc:
+            UnicodeDecodeError, struct.error, RuntimeError) as exc:
         raise InvalidInputError(
-            f"{path}: broken zip archive ({first_line(exc)}); the file is truncated or corrupt",
+            f"{path}: broken zip archive ({first_line(exc)}); the file is truncated, corrupt or crafted",
             hint="re-export or re-download the model",
         ) from None
     _ZIP_CHECKED[key] = names
@@ -206,13 +221,15 @@ def _check_zip_directory(path: Path, count: int) -> None:
 
 
 def _sniff_zip(path: Path) -> tuple[Format | None, str]:
-    names = _open_zip_names(path)
+    names = open_zip_names(path)
     top = set(names)
     if {"metadata.json", "config.json"} <= top:
         return Format.KERAS, ""
-    # torch archives put every entry under one top-level folder named after the file.
-    prefixes = {n.split("/", 1)[0] for n in names if "/" in n}
-    if len(prefixes) == 1:
+    # torch archives put every entry under one top-level folder named after the file. A member beside that
+    # folder is not torch's: torch.export.load falls back to reading top-level members of an older layout
+    # (unpickling them), so such a file is not recognised at all.
+    prefixes = {n.split("/", 1)[0] if "/" in n else "" for n in names}
+    if len(prefixes) == 1 and "" not in prefixes:
         prefix = prefixes.pop() + "/"
         rel = {n[len(prefix):] for n in names if n.startswith(prefix)}
         if "models/model.json" in rel or any(r.startswith("models/") and r.endswith(".json") for r in rel):
