@@ -53,3 +53,40 @@ def _float(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_float(v) for v in value]
     return value
+
+
+# -- reading what others wrote -----------------------------------------------------------------------------
+
+MAX_DEPTH = 200  # Keras configs of nested models reach ~40; past this a document is an attack on the reader
+MAX_BYTES = 256 << 20
+
+
+class JSONLimitError(ValueError):
+    """A document that is not JSON, or JSON nested deeper / larger than edgekit reads."""
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES) -> Any:
+    """``json.loads`` for documents from files edgekit did not write (model configs, sidecars, bundle
+    manifests, baselines): nesting and size are bounded, so a crafted document is a ValueError the caller
+    reports as invalid input, never a RecursionError or a reader that the next layer (Keras' deserialiser
+    recursing per level) chokes on."""
+    if len(text) > max_bytes:
+        raise JSONLimitError(f"{len(text)} bytes of JSON (at most {max_bytes})")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JSONLimitError(f"JSON nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError as exc:
+        raise JSONLimitError(f"not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise JSONLimitError(f"not JSON ({exc})") from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise JSONLimitError(f"JSON nested deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return value
