@@ -110,8 +110,9 @@ def _main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
                                  callback=_version_callback),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    trust: bool = typer.Option(False, "--trust", help="Load code-bearing models (Keras Lambda/custom layers, ONNX "
-                               "external data outside the model's directory). Whole-model pickles stay refused."),
+    trust: bool = typer.Option(False, "--trust", help="Load models whose code the loading policy refuses (Keras "
+                               "Lambda/custom layers, TorchScript and .pt2 code, ONNX external data outside the "
+                               "model's directory), with a warning. Pickles and native code stay refused."),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds a model load/conversion may take in its "
                                          "isolated worker (default 3600; exit 6 when exceeded)."),
     memory_limit: int | None = typer.Option(None, "--memory-limit", metavar="MIB", help="Resident memory the "

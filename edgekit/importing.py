@@ -222,7 +222,7 @@ def _load_keras_weights(model: Any, weights: Path) -> None:
 
 
 def _import_file(path: Path, job: _Job) -> tuple[str, Artifact]:
-    from edgekit.targets import check_torch_environment, check_torch_pickle
+    from edgekit.toolkit.policy import check_torch_environment, check_torch_pickle
 
     sniffed = sniff(path)
     if job.options.weights:
@@ -230,7 +230,7 @@ def _import_file(path: Path, job: _Job) -> tuple[str, Artifact]:
                          hint="a model file already holds its weights")
     if sniffed.format is Format.TORCH_PICKLE:
         check_torch_environment()
-        check_torch_pickle(sniffed)
+        check_torch_pickle(sniffed.path)
         raise InvalidInputError(f"{path}: holds weights only (a state_dict); edgekit needs the architecture too",
                                 hint=f"edgekit import package.module:factory --weights {path} --input-shape …")
     if sniffed.format is Format.KERAS_H5:
@@ -272,7 +272,7 @@ def _outputs(target: Path, fmt: Format, force: bool) -> Iterator[tuple[Path, Pat
 def _save_torch(model: Any, job: _Job, route: str) -> Artifact:
     import torch
 
-    from edgekit.targets import check_torch_environment, check_torch_pickle
+    from edgekit.toolkit.policy import check_torch_environment, check_torch_pickle
 
     options = job.options
 
@@ -290,7 +290,7 @@ def _save_torch(model: Any, job: _Job, route: str) -> Artifact:
                          hint="e.g. " + " ".join(f"--input-shape {n}=1,3,224,224" for n in names))
     if options.weights:
         check_torch_environment()
-        check_torch_pickle(sniff(options.weights))
+        check_torch_pickle(sniff(options.weights).path)
         try:
             state = torch.load(str(options.weights), map_location="cpu", weights_only=True)
             model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)

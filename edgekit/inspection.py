@@ -26,7 +26,7 @@ def inspect_model(
     Raises the error tree's InvalidInputError / UnsafeModelError / BackendError for files that cannot
     be inspected; a model that loads but fails its smoke run is a report with ``passed == False``.
     """
-    from edgekit.targets import check_torch_environment, check_torch_pickle, open_runtime
+    from edgekit.targets import check_loading_policy, open_runtime
 
     path = Path(path)
     sniffed = sniff(path)
@@ -34,8 +34,7 @@ def inspect_model(
     size = _size_of(path)
     digest = sha256_of(path)
     if sniffed.format is Format.TORCH_PICKLE:
-        check_torch_environment()
-        check_torch_pickle(sniffed)
+        check_loading_policy(sniffed)
         return InspectReport(str(path), sniffed.format, "state_dict", size, digest, None, "none",
                              _describe_state_dict(path), None, tuple(warnings))
     sidecar = read_sidecar(path) if path.is_file() else None

@@ -16,6 +16,7 @@ from executorch.exir import to_edge_transform_and_lower
 
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
+from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.errors import first_line
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.options import QuantMode
@@ -71,7 +72,7 @@ class TorchToExecuTorch(Converter):
     target = Format.EXECUTORCH
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
-        program = torch.export.load(str(step.path))
+        program = load_exported_program(step.path)
         args = example_inputs(step)
         if step.quantize is not QuantMode.NONE:
             program = _quantized(program, step, args)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
+from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.options import QuantMode
@@ -35,7 +35,7 @@ class TorchToTFLite(Converter):
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import litert_torch
 
-        module = torch.export.load(str(step.path)).module()
+        module = load_exported_program(step.path).module()
         args = example_inputs(step)
         nhwc = _image_inputs(step) if step.options.nhwc else []
         if nhwc:

@@ -13,6 +13,7 @@ import torch
 
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
+from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.errors import UsageError
 from edgekit.toolkit.formats import Format
 
@@ -28,7 +29,7 @@ class TorchToTorchScript(Converter):
                 hint="drop --script to trace it, or torch.jit.script(model).save('m.pt') yourself and "
                 "`edgekit import m.pt`",
             )
-        module = torch.export.load(str(step.path)).module()
+        module = load_exported_program(step.path).module()
         with torch.no_grad():
             traced = torch.jit.trace(module, example_inputs(step), check_trace=True)
         report.details["method"] = "torch.jit.trace"

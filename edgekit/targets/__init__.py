@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import Format, Sniffed, sniff
 from edgekit.toolkit.registry import runtime_for
 
@@ -19,48 +19,12 @@ if TYPE_CHECKING:
     from edgekit.targets.base import Runtime, RuntimeOptions
     from edgekit.toolkit.iospec import Dim, IOSpec
 
-UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
-PICKLE_HINT = (
-    "save weights only (torch.save(model.state_dict(), path)) or export the program "
-    "(torch.export.save(torch.export.export(model, args), 'model.pt2'))"
-)
-
-
-def check_torch_environment() -> None:
-    """torch.load honours this variable by unpickling anything; edgekit refuses to run under it."""
-    if os.environ.get(UNSAFE_TORCH_ENV, "").strip() not in ("", "0"):
-        raise UnsafeModelError(
-            f"{UNSAFE_TORCH_ENV} is set, which makes torch.load unpickle arbitrary code",
-            hint=f"unset {UNSAFE_TORCH_ENV}",
-        )
-
-
-def check_torch_pickle(sniffed: Sniffed) -> None:
-    """Refuse a pickle that references anything beyond tensors and containers (it would run code)."""
-    from edgekit.toolkit.pickles import scan_torch_pickle
-
-    scan = scan_torch_pickle(sniffed.path)
-    if scan.is_code_bearing:
-        names = ", ".join(f"{m}.{n}" for m, n in scan.disallowed[:3])
-        more = f" and {len(scan.disallowed) - 3} more" if len(scan.disallowed) > 3 else ""
-        raise UnsafeModelError(
-            f"{sniffed.path}: pickled whole model; unpickling it would import {names}{more} and run its code",
-            hint=PICKLE_HINT,
-        )
-
 
 def check_loading_policy(sniffed: Sniffed) -> None:
     """Refuse code-bearing content before any framework parses the file (see edgekit.toolkit.policy)."""
     from edgekit.toolkit import policy
 
-    if sniffed.format in (Format.TORCH_PICKLE, Format.TORCH_EXPORTED, Format.TORCHSCRIPT):
-        check_torch_environment()
-    if sniffed.format is Format.TORCH_PICKLE:
-        check_torch_pickle(sniffed)
-    elif sniffed.format in (Format.KERAS, Format.KERAS_H5):
-        policy.check_keras_file(Path(sniffed.path), h5=sniffed.format is Format.KERAS_H5)
-    elif sniffed.format is Format.ONNX:
-        policy.check_onnx_file(Path(sniffed.path))
+    policy.check_file(sniffed)
 
 
 def open_runtime(

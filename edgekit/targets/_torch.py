@@ -2,19 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import os
+import pickle
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from edgekit.targets.base import Runtime
-from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
 from edgekit.toolkit.options import Device
 
 # ExecuTorch reports dtypes as c10::ScalarType codes.
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool"}
+
+
+FORCE_WEIGHTS_ONLY_ENV = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+
+
+class _NoPickle:
+    """Stands in for the ``pickle`` module inside torch's .pt2 reader while edgekit loads an archive."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pickle, name)
+
+    @staticmethod
+    def loads(*_args: Any, **_kwargs: Any) -> Any:
+        raise UnsafeModelError("the archive asked torch to unpickle an object (pickle.loads)",
+                               hint="edgekit never unpickles a model; export plain tensors")
+
+
+@contextlib.contextmanager
+def _weights_only() -> Iterator[None]:
+    """Every ``torch.load`` in the block is weights-only (torch reads the variable at each call), and the
+    .pt2 reader's direct ``pickle.loads`` raises. The loading policy has already refused any archive that
+    would reach either; this keeps the promise if a torch release adds a path the policy does not know."""
+    from torch.export.pt2_archive import _package
+
+    saved_env = os.environ.get(FORCE_WEIGHTS_ONLY_ENV)
+    saved_pickle = getattr(_package, "pickle", None)
+    os.environ[FORCE_WEIGHTS_ONLY_ENV] = "1"
+    if saved_pickle is not None:
+        _package.pickle = _NoPickle()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if saved_pickle is not None:
+            _package.pickle = saved_pickle  # type: ignore[assignment]
+        if saved_env is None:
+            os.environ.pop(FORCE_WEIGHTS_ONLY_ENV, None)
+        else:
+            os.environ[FORCE_WEIGHTS_ONLY_ENV] = saved_env
+
+
+def load_exported_program(path: str | os.PathLike[str]) -> Any:
+    """``torch.export.load`` the way every edgekit path loads a .pt2: after the loading policy, weights-only."""
+    with _weights_only():
+        return torch.export.load(os.fspath(Path(path)))
 
 
 def numpy_dtype_name(dtype: torch.dtype) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from edgekit.targets._torch import TorchModuleRuntime, numpy_dtype_name, set_threads
+from edgekit.targets._torch import TorchModuleRuntime, load_exported_program, numpy_dtype_name, set_threads
 from edgekit.targets.base import histogram
 from edgekit.toolkit.formats import Format
 from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
@@ -25,7 +25,7 @@ class ExportedProgramRuntime(TorchModuleRuntime):
 
     def _load_impl(self) -> IOSpec:
         self.threads_applied = set_threads(self.options.threads)
-        self._program = torch.export.load(str(self.path))
+        self._program = load_exported_program(self.path)
         signature = self._program.graph_signature
         nodes = {n.name: n for n in self._program.graph.nodes}
         inputs = tuple(_spec_of(name, nodes[name]) for name in signature.user_inputs)
