@@ -453,7 +453,7 @@ def pipeline(
 def _prepare_out(out: Path, force: bool, *more: Path | None) -> None:
     """Create the report directory; fail before any work when a report (or ``more``) would be replaced
     without --force."""
-    from edgekit.pipeline.run import REPORT_FILES
+    from edgekit.pipeline.run import PIPELINE_DIRS, PIPELINE_LOG, REPORT_FILES
     from edgekit.toolkit.fsutil import check_writable_target
 
     try:
@@ -461,7 +461,11 @@ def _prepare_out(out: Path, force: bool, *more: Path | None) -> None:
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot create the directory: {exc.strerror}",
                          hint="choose a writable path") from None
-    for path in (*(out / name for name in REPORT_FILES), *more):
+    for name in PIPELINE_DIRS:
+        if (out / name).is_symlink():  # edgekit writes only inside --out
+            raise UsageError(f"--out {out}: {name} is a symbolic link (to {os.readlink(out / name)})",
+                             hint=f"remove {out / name}, or choose another --out")
+    for path in (*(out / name for name in (*REPORT_FILES, PIPELINE_LOG)), *more):
         if path is not None:
             check_writable_target(path, force=force)
 
@@ -477,12 +481,12 @@ def _run_with_progress(run: Callable[[Any], Any], out: Path, force: bool,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from edgekit.pipeline.report import RowStatus
-    from edgekit.pipeline.run import Observer, write_reports
+    from edgekit.pipeline.run import PIPELINE_LOG, Observer, write_reports
     from edgekit.render import render_pipeline
     from edgekit.toolkit.stdio import framework_output_to_file
 
-    log = out / "pipeline.log"
-    with framework_output_to_file(log) as (stdout_fd, stderr_fd):
+    log = out / PIPELINE_LOG
+    with framework_output_to_file(log, replace=force) as (stdout_fd, stderr_fd):
         stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
         stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")
         with stdout, stderr:

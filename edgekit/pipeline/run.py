@@ -31,6 +31,8 @@ DEFAULT_BENCH = BenchOptions(warmup=5, runs=50, min_seconds=0.25)
 DEFAULT_MODELS = (("digits_cnn_torch", "torch"), ("digits_cnn_keras", "keras"))
 REPORT_NAMES = {"json": "report.json", "markdown": "report.md", "junit": "junit.xml", "html": "report.html"}
 REPORT_FILES = tuple(REPORT_NAMES.values())
+PIPELINE_LOG = "pipeline.log"
+PIPELINE_DIRS = ("models", "artifacts")  # inside --out, beside the reports
 
 
 @dataclass(frozen=True)

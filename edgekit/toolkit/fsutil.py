@@ -32,9 +32,24 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def check_writable_target(path: Path, *, force: bool) -> None:
-    if path.exists() and not force:
-        raise UsageError(f"{path}: already exists", hint="pass --force to replace it, or choose another -o")
+NAME_MAX = 255  # bytes in one path component, on every file system edgekit writes to
+
+
+def check_writable_target(path: Path, *, force: bool, directory: bool = False) -> None:
+    """Fail before any work (exit 2/3) when ``path`` cannot become an output: it exists and ``--force`` was
+    not given (a dangling symlink counts: writing through it would create a file elsewhere), it is a
+    directory where a file goes, its name is longer than the file system allows, or its directory is
+    missing or read-only."""
+    size = len(os.fsencode(path.name))
+    if size > NAME_MAX:
+        raise UsageError(f"{str(path)[:80]}…: the file name is {size} bytes, over the file system's {NAME_MAX}",
+                         hint="choose a shorter -o")
+    if os.path.lexists(path):
+        if not force:
+            raise UsageError(f"{path}: already exists", hint="pass --force to replace it, or choose another -o")
+        if not directory and path.is_dir() and not path.is_symlink():
+            raise UsageError(f"{path}: is a directory, and the output is a file",
+                             hint="choose a file path for -o (edgekit never replaces a directory with a file)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InvalidInputError(f"{path}: directory {parent} does not exist", hint="create it first")
@@ -48,30 +63,78 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = False) -> Iterato
 
     The temp name ends with the final name (``.edgekit-4242-9f3c…-model.keras``) because exporters check
     extensions. On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is
-    untouched.
+    untouched. A symlink at ``path`` is replaced, never written through.
     """
-    path = Path(path)
-    check_writable_target(path, force=force)
-    tmp = _new_temp(path, directory=False)
-    try:
+    with atomic_paths(path, force=force) as (tmp,):
         yield tmp
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
 def atomic_paths(*paths: str | os.PathLike[str], force: bool = False) -> Iterator[list[Path]]:
-    """Temp paths for several outputs that appear together: all are renamed into place only after the
-    body succeeded, and none is left behind when it fails."""
-    for path in paths:
-        check_writable_target(Path(path), force=force)
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(p, force=force)) for p in paths]
+    """Temp paths for several outputs that appear together or not at all: after the body succeeded they
+    are renamed into place in the order given (the primary artifact first, its sidecar after), and if a
+    later rename fails the earlier ones are rolled back (the previous file restored from a hard link).
+    A worker killed between two renames leaves the new artifact beside the old sidecar, which the sidecar
+    reader ignores (its sha256 no longer matches)."""
+    targets = [Path(p) for p in paths]
+    for target in targets:
+        check_writable_target(target, force=force)
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(_new_temp(target, directory=False))
+        yield temps
+        for tmp in temps:
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+        _commit(list(zip(temps, targets, strict=True)))
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    placed: list[tuple[Path, Path | None]] = []  # replaced targets, with a hard link to what each held before
+    backups: list[Path] = []
+    try:
+        for tmp, target in pairs:
+            previous = _hard_link_backup(target)
+            if previous is not None:
+                backups.append(previous)
+            os.replace(tmp, target)
+            placed.append((target, previous))
+    except BaseException:
+        for target, previous in reversed(placed):
+            with contextlib.suppress(OSError):
+                if previous is not None:
+                    os.replace(previous, target)
+                else:
+                    target.unlink()
+        raise
+    finally:
+        for backup in backups:
+            with contextlib.suppress(OSError):
+                backup.unlink(missing_ok=True)
+        for directory in {target.parent for _, target in pairs}:
+            _fsync_dir(directory)
+
+
+def _hard_link_backup(target: Path) -> Path | None:
+    """A second name for the file at ``target`` (announced, so a killed worker's parent removes it; the
+    file itself stays at ``target``), or None when there is nothing to keep or no hard link is possible."""
+    if not os.path.lexists(target) or (target.is_dir() and not target.is_symlink()):
+        return None
+    for _ in range(16):
+        candidate = _temp_name(target.parent, TEMP_PREFIX, f"-{target.name}")
+        announce_temp(candidate)
+        try:
+            os.link(target, candidate, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None  # no hard links here: the rename below stays atomic, only the roll-back is lost
+        return candidate
+    return None
 
 
 @contextlib.contextmanager
@@ -79,7 +142,7 @@ def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> It
     """Yield a not-yet-existing staging path beside ``path`` for a directory output (a SavedModel);
     on success it replaces ``path`` (removing an old one only with ``force``), on failure it is removed."""
     path = Path(path)
-    check_writable_target(path, force=force)
+    check_writable_target(path, force=force, directory=True)
     staging_root = _new_temp(path, directory=True)
     try:
         staged = staging_root / path.name
@@ -117,6 +180,16 @@ def _new_temp(path: Path, *, directory: bool) -> Path:
                                 hint="choose a writable -o") from None
 
 
+def _temp_name(parent: Path, prefix: str, suffix: str) -> Path:
+    """``<prefix><pid>-<64 random bits><suffix>``, the suffix cut from the left to fit ``NAME_MAX`` (its end,
+    the extension exporters check, is kept)."""
+    head = f"{prefix}{os.getpid()}-{secrets.token_hex(8)}"
+    room = NAME_MAX - len(os.fsencode(head))
+    while len(os.fsencode(suffix)) > room:
+        suffix = "-" + suffix[2:]
+    return parent / f"{head}{suffix}"
+
+
 def _claim(parent: Path, prefix: str, suffix: str, *, directory: bool) -> Path:
     """Create a new temp file (mode 0666 less the umask, as a normal write) or private directory.
 
@@ -126,13 +199,13 @@ def _claim(parent: Path, prefix: str, suffix: str, *, directory: bool) -> Path:
     made (or a leftover of a dead process with the same id and the same token).
     """
     for _ in range(16):
-        candidate = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(8)}{suffix}"
+        candidate = _temp_name(parent, prefix, suffix)
         announce_temp(candidate)
         try:
             if directory:
                 os.mkdir(candidate, 0o700)
             else:
-                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
         except FileExistsError:
             continue
         return candidate

@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Iterator
 
+from edgekit.toolkit.errors import InvalidInputError, UsageError
+
 
 @contextlib.contextmanager
 def framework_output_to_stderr() -> Iterator[None]:
@@ -30,14 +32,25 @@ def framework_output_to_stderr() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def framework_output_to_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, int]]:
+def framework_output_to_file(path: str | os.PathLike[str], *, replace: bool = False) -> Iterator[tuple[int, int]]:
     """Send everything written to fd 1 and 2 (Python and C++ alike) to ``path`` while the block runs;
     yields duplicates of the original stdout and stderr so the caller can keep talking to the user
-    (``edgekit pipeline`` draws its progress there and keeps the frameworks' chatter in a log)."""
+    (``edgekit pipeline`` draws its progress there and keeps the frameworks' chatter in a log).
+
+    The log is created new (``O_EXCL | O_NOFOLLOW``): an existing file is an error unless ``replace``,
+    which unlinks it first — a symlink planted at ``path`` is removed, never written through."""
+    if replace and os.path.lexists(path):
+        os.unlink(path)
+    try:
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_APPEND, 0o644)
+    except FileExistsError:
+        raise UsageError(f"{path}: already exists", hint="pass --force to replace it") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot create the log ({exc.strerror})", hint="choose a writable --out") \
+            from None
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     try:
         os.dup2(log, 1)
         os.dup2(log, 2)
