@@ -356,7 +356,8 @@ def _ints(option: str, text: str | None) -> list[int] | None:
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of integers", param_hint=option) from None
+        raise UsageError(f"{option} {text!r} is not a comma-separated list of integers", hint=f"e.g. {option} 1,2") \
+            from None
 
 
 @app.command()
@@ -647,7 +648,8 @@ def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+        raise UsageError(f"{option} {text!r} is not a comma-separated list of numbers", hint=f"e.g. {option} 0.5,0.5") \
+            from None
 
 
 @app.command("import")

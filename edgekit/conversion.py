@@ -226,6 +226,7 @@ def _verify(staged: Path, out: Path, target: Format, source: _Source, route: lis
         labels=upstream.labels if upstream else (),
         preprocessing=_preprocessing(upstream, options, target),
         data=os.path.relpath(data, out.parent) if data is not None and data.is_file() else None,
+        data_sha256=sha256_of(data) if data is not None and data.is_file() else None,
         metrics=dict(upstream.metrics) if upstream else {},
         extra={"source": str(source.path), "converters": [s.name for s in route],
                "steps": [r.to_dict() for r in reports], "delegation": details.delegation,

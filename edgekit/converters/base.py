@@ -34,6 +34,12 @@ class ConvertOptions:
     opset: int | None = None  # onnx: opset version; None: the exporter's default
     validate: bool = True  # parity against the original on its own data, verdict in the sidecar
 
+    def __post_init__(self) -> None:
+        if self.calibration_samples < 1:
+            raise UsageError(f"--calibration-samples must be ≥ 1, got {self.calibration_samples}")
+        if self.opset is not None and not 1 <= self.opset <= 1000:
+            raise UsageError(f"--opset {self.opset}: not an ONNX opset version", hint="e.g. --opset 17")
+
     def to_dict(self) -> dict[str, Any]:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
                 "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,

@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
+from edgekit.converters._onnx import check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.errors import BackendError
 from edgekit.toolkit.formats import Format
@@ -64,11 +65,13 @@ class KerasToOnnx(Converter):
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import tf2onnx
 
+        check_requested_opset(step.options.opset)
         opset = step.options.opset or DEFAULT_OPSET
         if step.format is Format.SAVEDMODEL:
             _from_saved_model(step, out, opset)
-            report.details["exporter"] = f"tf2onnx --saved-model (opset {opset})"
-            return
-        tf2onnx.convert.from_function(_function(step), input_signature=_signature(step), opset=opset,
-                                      output_path=str(out))
-        report.details["exporter"] = f"tf2onnx.convert.from_function (opset {opset})"
+            report.details["exporter"] = "tf2onnx --saved-model"
+        else:
+            tf2onnx.convert.from_function(_function(step), input_signature=_signature(step), opset=opset,
+                                          output_path=str(out))
+            report.details["exporter"] = "tf2onnx.convert.from_function"
+        record_opset(out, opset, report)

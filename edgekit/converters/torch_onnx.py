@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
+from edgekit.converters._onnx import check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.errors import first_line
 from edgekit.toolkit.formats import Format
 
@@ -22,7 +24,8 @@ class TorchToOnnx(Converter):
     target = Format.ONNX
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
-        program = torch.export.load(str(step.path))
+        check_requested_opset(step.options.opset)
+        program = load_exported_program(step.path)
         args = example_inputs(step)
         names = {"input_names": step.io_spec.input_names, "output_names": step.io_spec.output_names}
         opset = {"opset_version": step.options.opset} if step.options.opset else {}
@@ -34,3 +37,4 @@ class TorchToOnnx(Converter):
             out.unlink(missing_ok=True)
             torch.onnx.export(program.module(), args, str(out), dynamo=False, **names, **opset)
             report.details["exporter"] = "torch.onnx TorchScript-based (fallback)"
+        record_opset(out, step.options.opset, report)

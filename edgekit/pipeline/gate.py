@@ -23,13 +23,14 @@ Parsing and judging are numpy- and framework-free (unit-tested without running a
 
 from __future__ import annotations
 
-import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit.pipeline.report import PipelineReport, Row, RowStatus
+from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import InvalidInputError, UsageError, first_line
 from edgekit.toolkit.options import QuantMode
 
@@ -37,6 +38,7 @@ DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",
                  "epochs", "seed"}
 TARGET_NAMES = ("tflite", "onnx", "torchscript", "executorch")
+INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,9 @@ class Thresholds:
             if key == "require_parity":
                 if not isinstance(value, bool):
                     raise UsageError(f"{where}: require_parity must be true or false")
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise UsageError(f"{where}: {key} must be a number ≥ 0, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                # NaN compares false with everything: it would silently turn the threshold off
+                raise UsageError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
             values[key] = value
         return replace(base or cls(), **values)
 
@@ -103,7 +106,7 @@ def load_config(path: str | Path) -> CheckConfig:
                                 "pass --config FILE")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInputError(f"{path}: not valid TOML: {exc}", hint="fix the syntax (https://toml.io)") from None
     return parse_config(data, path)
 
@@ -133,15 +136,20 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckConfig:
         elif key in ("data", "calibration"):
             text = _string(path, key, value)
             updates[key] = text if text in ("digits", "random") else str(here / text)
-        elif key in ("threads", "samples", "epochs", "seed"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UsageError(f"{path}: [pipeline] {key} must be an integer, got {value!r}")
+        elif key in INTEGER_RANGES:
+            low, high = INTEGER_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise UsageError(f"{path}: [pipeline] {key} must be an integer from {low} to {high}, got {value!r}")
             updates[key] = value
         else:  # min_seconds
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise UsageError(f"{path}: [pipeline] {key} must be a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise UsageError(f"{path}: [pipeline] {key} must be a finite number ≥ 0, got {value!r}")
             updates[key] = float(value)
-    table = dict(data.get("thresholds", {}))
+    table = data.get("thresholds", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [thresholds] must be a table, got {table!r}",
+                         hint="write [thresholds] with one key = value per line")
+    table = dict(table)
     baseline = table.pop("baseline", None)
     nested = {k: v for k, v in table.items() if isinstance(v, dict)}
     flat = {k: v for k, v in table.items() if not isinstance(v, dict)}
@@ -181,10 +189,13 @@ def _string(path: Path, key: str, value: Any) -> str:
 
 def load_baseline(path: Path) -> PipelineReport:
     try:
-        return PipelineReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return PipelineReport.from_dict(jsonio.loads(path.read_bytes()))
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: baseline not found", hint="write one with `edgekit check "
                                 "--write-baseline FILE` (or use a pipeline report.json)") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the baseline ({exc.strerror})", hint="give a report.json file") \
+            from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # fuzzing found each of these
         raise InvalidInputError(f"{path}: not an edgekit pipeline report: {first_line(exc)}",
                                 hint="use the report.json of `edgekit pipeline` or `edgekit check`") from None

@@ -85,6 +85,8 @@ class Runtime(ABC):
                 hint="the file may be truncated or made by an incompatible exporter; re-export it",
             ) from exc
         spec = apply_input_shapes(spec, self._input_shapes)
+        for ts in spec.inputs:
+            ts.check_size(where=f"{self.path}: ")
         self._io = spec
         if not spec.outputs:
             self._io = IOSpec(spec.inputs, self._discover_outputs(spec))

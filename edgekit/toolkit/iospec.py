@@ -6,6 +6,7 @@ numpy dtype names. Quantized tensors carry scale/zero-point so validators can de
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,8 @@ import numpy as np
 
 from edgekit.toolkit.errors import InvalidInputError, UsageError
 from edgekit.toolkit.options import Layout
+
+MAX_TENSOR_ELEMENTS = 2**31 - 1  # the int32 index limit of the mobile runtimes; past it a declared shape is corrupt
 
 Dim = int | str
 __all__ = [
@@ -67,7 +70,20 @@ class TensorSpec:
                 f"input {self.name!r} has no known shape",
                 hint=f"give it with --input-shape {self.name}=1,3,224,224",
             )
-        return tuple(d if isinstance(d, int) else symbolic for d in self.shape)
+        shape = tuple(d if isinstance(d, int) else symbolic for d in self.shape)
+        self.check_size(shape)
+        return shape
+
+    def check_size(self, shape: Sequence[int] | None = None, *, where: str = "") -> None:
+        """A declared shape past ``MAX_TENSOR_ELEMENTS`` is a corrupt or hostile contract (exit 3), not an
+        allocation to attempt."""
+        shape = shape if shape is not None else [d for d in (self.shape or ()) if isinstance(d, int)]
+        elements = math.prod(shape)
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise InvalidInputError(f"{where}input {self.name!r} declares shape {list(self.shape or shape)}: "
+                                    f"{elements:.3g} elements, more than the {MAX_TENSOR_ELEMENTS:,} edgekit will "
+                                    "allocate", hint="the model's contract is corrupt, or give --input-shape with "
+                                                     "real sizes")
 
     def accepts(self, shape: Sequence[int]) -> bool:
         if self.shape is None:
@@ -87,11 +103,19 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        """From a sidecar or a bundle's model.json (files edgekit did not necessarily write): every field is
+        type-checked, a bad one is a ValueError."""
         shape = data.get("shape")
+        if shape is not None and (not isinstance(shape, list) or not all(
+                isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape)):
+            raise ValueError(f"tensor shape {str(shape)[:80]} is not a list of sizes and names")
+        if not isinstance(data["name"], str) or not isinstance(data["dtype"], str):
+            raise ValueError("tensor name and dtype must be strings")
+        np.dtype(data["dtype"])  # a TypeError for a dtype numpy does not know
         return cls(
-            name=str(data["name"]),
+            name=data["name"],
             shape=tuple(shape) if shape is not None else None,
-            dtype=str(data["dtype"]),
+            dtype=data["dtype"],
             layout=Layout(data.get("layout") or ""),
             quant=QuantParams.from_dict(data["quant"]) if data.get("quant") else None,
         )
@@ -173,7 +197,7 @@ def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[Dim, ...]]:
         dims: list[Dim] = []
         for part in match.group("dims").split(","):
             part = part.strip()
-            if part.isdigit() and int(part) > 0:
+            if re.fullmatch(r"[0-9]{1,12}", part) and int(part) > 0:  # ASCII: str.isdigit() accepts "²"
                 dims.append(int(part))
             elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
                 dims.append(part)

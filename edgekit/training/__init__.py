@@ -139,7 +139,7 @@ def train(
                      "epochs": options.resolved_epochs, "seed": options.seed, "batch_size": options.batch_size,
                      "learning_rate": options.resolved_learning_rate},
             versions={k: v for k, v in package_versions().items() if v},
-            labels=dataset.class_names, preprocessing=prep, data=data_path.name,
+            labels=dataset.class_names, preprocessing=prep, data=data_path.name, data_sha256=sha256_of(tmp_data),
             metrics={"test_accuracy": test_accuracy, "test_samples": len(x_test),
                      "calibration_accuracy": history[-1].val_accuracy if history else None},
             extra={"history": [h.to_dict() for h in history]},
