@@ -591,23 +591,32 @@ def package(
     name: str | None = typer.Option(None, "--name", help="Bundle name (default: the model file's stem)."),
     bench_seconds: float = typer.Option(0.5, "--bench-seconds", help="Latency summary measured for this long "
                                         "(0: none)."),
-    verify_bundle: Path | None = typer.Option(None, "--verify", help="Verify this bundle instead: every sha256, "
-                                              "then the goldens re-run (exit 1 on any mismatch)."),
+    sign: Path | None = typer.Option(None, "--sign", metavar="KEY.pem", help="Sign the bundle with this Ed25519 "
+                                     "private key (PEM PKCS8 or OpenSSH, unencrypted; see edgekit keygen): adds "
+                                     "signature.json, a signature of model.json, which holds every file's sha256."),
+    verify_bundle: Path | None = typer.Option(None, "--verify", help="Verify this bundle instead: its zip and "
+                                              "names, every sha256, the model's format, then the goldens re-run "
+                                              "(exit 1 on any mismatch)."),
+    public_key: Path | None = typer.Option(None, "--public-key", metavar="KEY.pub.pem", help="With --verify: "
+                                           "require a valid signature by this Ed25519 public key (PEM or OpenSSH). "
+                                           "Without it, verification proves internal consistency, not origin."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
     json_out: bool = typer.Option(False, "--json", help="Print model.json (or the verification) as JSON."),
 ) -> None:
     """Bundle a model for a mobile app: model, model.json contract, goldens, labels, Android snippet.
 
-    edgekit package model.int8.tflite -o digits.zip; edgekit package --verify digits.zip
+    edgekit package model.int8.tflite -o digits.zip [--sign KEY.pem];
+    edgekit package --verify digits.zip [--public-key KEY.pub.pem]
     """
     from edgekit.packaging import package as package_model
-    from edgekit.packaging import verify
+    from edgekit.packaging import public_key_path, verify
 
     if verify_bundle is not None:
-        if model is not None or output is not None:
-            raise UsageError("--verify takes only the bundle", hint="edgekit package --verify BUNDLE.zip")
+        if model is not None or output is not None or sign is not None:
+            raise UsageError("--verify takes only the bundle (and --public-key)",
+                             hint="edgekit package --verify BUNDLE.zip [--public-key KEY.pub.pem]")
         with framework_output_to_stderr():
-            result = _isolated(f"verifying {verify_bundle}", lambda: verify(verify_bundle))
+            result = _isolated(f"verifying {verify_bundle}", lambda: verify(verify_bundle, public_key=public_key))
         if json_out:
             typer.echo(jsonio.dumps({"bundle": str(result.bundle), "passed": result.passed,
                                      "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]}))
@@ -616,16 +625,23 @@ def package(
                 typer.echo(f"  {'ok  ' if ok else 'FAIL'}  {check_name}: {detail}")
             typer.echo(f"{verify_bundle}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
         if not result.passed:
-            typer.echo(f"edgekit: error: {verify_bundle}: {'; '.join(result.failures())} (fix: package the model "
-                       "again; do not edit a bundle by hand)", err=True)
+            bad_signature = any(n == "signature" and not ok for n, ok, _ in result.checks)
+            fix = ("do not use it: it is not the bundle that key signed; get it again from its publisher, or check "
+                   "that --public-key is theirs" if bad_signature else "package the model again; do not edit a "
+                   "bundle by hand")
+            typer.echo(f"edgekit: error: {verify_bundle}: {'; '.join(result.failures())} (fix: {fix})", err=True)
             raise typer.Exit(int(ExitCode.CHECK_FAILED))
         return
+    if public_key is not None:
+        raise UsageError("--public-key goes with --verify",
+                         hint="sign with --sign KEY.pem; check with edgekit package --verify BUNDLE.zip "
+                              "--public-key KEY.pub.pem")
     if model is None or output is None:
         raise UsageError("package needs MODEL and -o BUNDLE.zip (or --verify BUNDLE.zip)",
                          hint="edgekit package model.tflite -o model.zip")
     with framework_output_to_stderr():
         result = _isolated(f"packaging {model}", lambda: package_model(
-            model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force))
+            model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force, sign_key=sign))
     manifest = result.manifest
     if json_out:
         typer.echo(jsonio.dumps(manifest))
@@ -639,7 +655,34 @@ def package(
     latency = manifest.get("latency")
     if latency:
         typer.echo(f"  latency p50 {latency['p50_ms']:.3f} ms on {latency['measured_on']} (1 thread)")
-    typer.echo(f"verify with: edgekit package --verify {result.bundle}")
+    if result.signed_by and sign is not None:
+        typer.echo(f"  signed  by ed25519 key {result.signed_by} (signature.json)")
+        public = public_key_path(sign)
+        typer.echo(f"verify with: edgekit package --verify {result.bundle} --public-key "
+                   f"{public if public.is_file() else 'KEY.pub.pem'}")
+    else:
+        typer.echo(f"verify with: edgekit package --verify {result.bundle}")
+
+
+@app.command()
+@handle_errors
+def keygen(
+    output: Path = typer.Option(..., "-o", "--output", metavar="KEY.pem", help="The private key (PEM PKCS8, "
+                                "mode 0600); its public half is written beside it as KEY.pub.pem."),
+    force: bool = typer.Option(False, "--force", help="Replace existing key files."),
+) -> None:
+    """Make an Ed25519 key pair to sign bundles (package --sign) and check them (package --verify --public-key).
+
+    edgekit keygen -o release.pem → release.pem (private: keep it secret) and release.pub.pem
+    """
+    from edgekit.packaging import generate_keypair
+
+    keys = generate_keypair(output, force=force)
+    typer.echo(f"private key  {keys.private_key} (mode 0600; keep it secret, out of bundles and repositories)")
+    typer.echo(f"public key   {keys.public_key} (give it to whoever verifies your bundles)")
+    typer.echo(f"fingerprint  {keys.fingerprint} (sha256 of the raw Ed25519 public key)")
+    typer.echo(f"sign with:   edgekit package MODEL -o BUNDLE.zip --sign {keys.private_key}")
+    typer.echo(f"verify with: edgekit package --verify BUNDLE.zip --public-key {keys.public_key}")
 
 
 def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
