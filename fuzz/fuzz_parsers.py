@@ -1,13 +1,16 @@
 """Coverage-guided fuzzing (atheris) of what edgekit parses from untrusted bytes before any framework:
-the format sniffer, the sidecar reader, the check config and baseline readers, and the ONNX
-external-data containment check.
+the format sniffer, the sidecar reader, the check config and baseline readers, the ONNX external-data
+containment check and the walk over every tensor of a parsed ONNX model (functions, attributes,
+subgraphs), the pickle scanner, the .pt2 program checks, the TorchScript source reader, and bundle
+member names.
 
     pip install -e '.[fuzz]'
     python fuzz/fuzz_parsers.py -atheris_runs=200000          # all targets, chosen per input
     python fuzz/fuzz_parsers.py -atheris_runs=50000 corpus/   # with a seed corpus directory
 
 A finding is any exception other than edgekit's own error types (which become one-line errors with an
-exit code), or an external-data path accepted although it resolves outside the model's directory.
+exit code), an external-data path accepted although it resolves outside the model's directory, or a
+bundle member name accepted although it climbs out, names a drive, or holds a backslash.
 ``check_one(data)`` is also driven without atheris by tests/test_fuzz_targets.py.
 """
 
@@ -106,7 +109,65 @@ def external_data_target(data: bytes) -> None:
         assert resolved.is_file() and (ref.offset or 0) + (ref.length or 0) <= resolved.stat().st_size
 
 
-TARGETS = (sniff_target, sidecar_target, config_target, baseline_target, external_data_target)
+def pickle_target(data: bytes) -> None:
+    from edgekit.toolkit.pickles import scan_pickle_bytes
+
+    try:
+        scan_pickle_bytes(data, origin="fuzz", max_pickles=5)
+    except EdgekitError:
+        pass
+
+
+def program_target(data: bytes) -> None:
+    from edgekit.toolkit import jsonio
+    from edgekit.toolkit.policy.exported import expression_refusal, guard_refusal, program_findings
+
+    text = data.decode("utf-8", errors="replace")
+    expression_refusal(text)
+    guard_refusal(text)
+    try:
+        program_findings(jsonio.loads(text))
+    except (EdgekitError, ValueError):
+        pass
+
+
+def torchscript_target(data: bytes) -> None:
+    from edgekit.toolkit.policy.torchscript import code_findings
+
+    try:
+        code_findings("code/__torch__.py", data.decode("utf-8", errors="replace"), set())
+    except EdgekitError:
+        pass
+
+
+def onnx_walk_target(data: bytes) -> None:
+    """Any bytes protobuf parses as a ModelProto: every tensor the walk yields is a TensorProto."""
+    import onnx
+
+    from edgekit.toolkit.policy.onnx import _onnx_tensors
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception:  # protobuf's DecodeError: not a model, nothing to walk
+        return
+    for tensor in _onnx_tensors(model):
+        assert isinstance(tensor, onnx.TensorProto)
+
+
+def bundle_names_target(data: bytes) -> None:
+    from edgekit.packaging.names import member_name_collision, member_name_problem
+
+    names = data.decode("utf-8", errors="replace").split("\n")[:16]
+    for name in names:
+        if member_name_problem(name) is None:  # accepted: it must stay inside the bundle on every extractor
+            parts = name.replace("\\", "/").split("/")
+            assert "\\" not in name and ".." not in parts and not name.startswith("/") and ":" not in name, name
+    member_name_collision(names)
+
+
+TARGETS = (sniff_target, sidecar_target, config_target, baseline_target, external_data_target, pickle_target,
+           program_target, torchscript_target, onnx_walk_target, bundle_names_target)
 
 
 def check_one(data: bytes) -> None:
@@ -120,10 +181,14 @@ def main() -> None:
     import atheris
 
     with atheris.instrument_imports():
+        import edgekit.packaging.names
         import edgekit.pipeline.gate
         import edgekit.toolkit.artifact
         import edgekit.toolkit.formats
-        import edgekit.toolkit.policy  # noqa: F401
+        import edgekit.toolkit.pickles
+        import edgekit.toolkit.policy
+        import edgekit.toolkit.policy.exported
+        import edgekit.toolkit.policy.torchscript  # noqa: F401
     atheris.Setup(sys.argv, check_one)
     atheris.Fuzz()
 

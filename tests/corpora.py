@@ -20,8 +20,11 @@ from pathlib import Path
 from edgekit.toolkit.formats import Format
 
 ZIP_FORMATS = (Format.TORCH_EXPORTED, Format.TORCHSCRIPT, Format.KERAS, Format.TORCH_PICKLE)
-TRUNCATE_AT = (1, 2, 4, 8, 12, 16, 32, 64, 0.1, 0.25, 0.5, 0.75, 0.9, -1)  # bytes, or a fraction of the size
-RANDOM_BODIES = 5
+# bytes from the start, a fraction of the size, or bytes cut off the end
+TRUNCATE_AT = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 256, 0.05, 0.1, 0.25, 0.33, 0.5,
+               0.6, 0.66, 0.75, 0.8, 0.9, 0.95, 0.99, -1, -2, -4, -8, -16, -22, -64)
+RANDOM_BODIES = 8
+ZIP_DATA_FLIPS = 10
 MAGIC_BYTES = 16
 
 
@@ -74,7 +77,62 @@ def malformed_corpus(samples: dict[Format, Path], out: Path, seed: int = 0) -> l
         }
         for name, body in variants.items():
             cases.append(_write(out / f"{fmt.value}.zip-{name}{suffix}", body, f"broken zip: {name}"))
+        cases += _zip_data_flips(sample, out / f"{fmt.value}.flip", suffix, rng)
+        cases += _zip_layout_variants(sample, out / f"{fmt.value}.zip", suffix)
     cases += _broken_savedmodels(samples[Format.SAVEDMODEL], out, rng)
+    from crafted import crafted_malformed
+
+    cases += crafted_malformed(samples, out / "crafted")
+    return cases
+
+
+def _zip_data_flips(sample: Path, stem: Path, suffix: str, rng: random.Random) -> list[Case]:
+    """One byte changed inside a member's stored data: only its CRC tells (zip readers return the bytes)."""
+    data = bytearray(sample.read_bytes())
+    with zipfile.ZipFile(sample) as archive:
+        spans = [(info.header_offset, info.compress_size, info.filename) for info in archive.infolist()
+                 if info.compress_size > 0]
+    cases = []
+    for index in range(ZIP_DATA_FLIPS):
+        offset, size, name = spans[rng.randrange(len(spans))]
+        name_length, extra_length = struct.unpack_from("<HH", data, offset + 26)
+        position = offset + 30 + name_length + extra_length + rng.randrange(size)
+        flipped = bytearray(data)
+        flipped[position] ^= 1 << rng.randrange(8)
+        cases.append(_write(Path(f"{stem}{index}{suffix}"), bytes(flipped), f"one bit flipped in {name}"))
+    return cases
+
+
+def _zip_layout_variants(sample: Path, stem: Path, suffix: str) -> list[Case]:
+    """Well-formed zips with what edgekit refuses to read: an encrypted member, a duplicated member name,
+    a member beside the archive's folder (torch would read an older layout from it)."""
+    import warnings
+
+    with zipfile.ZipFile(sample) as archive:
+        infos = [(info, archive.read(info)) for info in archive.infolist()]
+    cases = []
+    for name in ("encrypted", "duplicate", "top-level"):
+        path = Path(f"{stem}-{name}{suffix}")
+        with zipfile.ZipFile(path, "w") as copy, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+            for info, data in infos:
+                copy.writestr(info, data)
+            if name == "duplicate":
+                copy.writestr(infos[-1][0].filename, infos[-1][1])
+            elif name == "top-level":
+                copy.writestr("version", "1")
+        if name == "encrypted":
+            body = bytearray(path.read_bytes())
+            for signature, flag in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+                at = 0
+                while (at := body.find(signature, at)) >= 0:
+                    body[at + flag] |= 0x1
+                    at += 4
+            path.write_bytes(bytes(body))
+        if name == "top-level" and infos[0][0].filename == "metadata.json":
+            path.unlink()  # a .keras zip has no folder: nothing beside it
+            continue
+        cases.append(Case(path, f"zip with {name} member"))
     return cases
 
 

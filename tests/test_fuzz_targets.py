@@ -47,7 +47,30 @@ SEEDS = [
                     "created": "x"}).encode()),
     (4, json.dumps([["w", [["location", "weights.bin"], ["offset", "8"], ["length", "8"]]],
                     ["v", [["location", "../outside.bin"]]], ["u", [["location", "escape.bin"]]]]).encode()),
+    (5, b"\x80\x04\x8c\x02os\x8c\x06system\x8c\x0ctorch._utils\x8c\x12_rebuild_tensor_v2" + b"00\x93K\x01\x85R."),
+    (6, json.dumps({"graph_module": {"graph": {"nodes": [{"target": "torch.ops.aten.relu.default", "inputs": [],
+                                                          "outputs": [], "name": "r"}]}},
+                    "guards_code": ["L['x'].size()[0] > 1"],
+                    "range_constraints": {"s0": {}}, "x": {"expr_str": "Symbol('s0', positive=True) + 1"}}).encode()),
+    (7, b"class Net(Module):\n  def forward(self: __torch__.Net, x: Tensor) -> Tensor:\n"
+        b"    return torch.relu(ops.aten.add(x, x))\n"),
+    (8, b""),  # replaced by _onnx_seed(): a model whose local function holds a Constant with external data
+    (9, b"model.tflite\ngolden/input_0.bin\n..\\..\\evil.txt\nC:evil\nModel.TFLITE\n"),
 ]
+
+
+def _onnx_seed() -> bytes:
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    tensor = numpy_helper.from_array(np.zeros(2, dtype=np.float32), "w")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.append(onnx.StringStringEntryProto(key="location", value="weights.bin"))
+    function = helper.make_function("local", "F", ["x"], ["y"], [helper.make_node("Constant", [], ["y"], value=tensor)],
+                                    [helper.make_opsetid("", 17)])
+    graph = helper.make_graph([helper.make_node("F", ["x"], ["y"], domain="local")], "g", [], [])
+    return helper.make_model(graph, functions=[function]).SerializeToString()
 
 
 def test_targets_survive_random_and_mutated_inputs(harness):
@@ -56,7 +79,7 @@ def test_targets_survive_random_and_mutated_inputs(harness):
     for _ in range(600):
         harness.check_one(rng.randbytes(rng.randint(0, 64)))
         runs += 1
-    for target, seed in SEEDS:
+    for target, seed in ((t, s if t != 8 else _onnx_seed()) for t, s in SEEDS):
         for _ in range(300):
             harness.check_one(bytes([target]) + mutate(seed, rng))
             runs += 1

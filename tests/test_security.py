@@ -1,7 +1,8 @@
 """Models are programs: the loading policy, proven on generated corpora through the real CLI.
 
-Malformed files (≥ 200 across the nine formats) → exit 3 (or 5 when a worker crashed) with one error
-line and no traceback; malicious canaries (≥ 20) → exit 4 and their marker file never appears.
+Malformed files (≥ 500 across the nine formats) → exit 3 (or 5 when a worker crashed) with one error
+line and no traceback; malicious canaries (≥ 40: the first corpus plus every class of the red-team run,
+tests/redteam.py) → exit 4 and their marker file never appears.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import run_edgekit
 from corpora import canaries, malformed_corpus, onnx_escapes, onnx_past_end
+from redteam import keras_pickle_layers, onnx_hidden_escapes, pickle_evasions, pt2_attacks, torchscript_attacks
 
 from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
 from edgekit.toolkit.formats import Format
@@ -33,7 +35,7 @@ def _error_lines(stderr: str) -> list[str]:
 @pytest.mark.slow
 def test_malformed_corpus_exits_3_with_one_line_and_no_traceback(samples, tmp_path):
     cases = malformed_corpus(samples, tmp_path / "malformed")
-    assert len(cases) >= 200
+    assert len(cases) >= 500
     assert {c.path.name.split(".")[0] for c in cases} >= {f.value for f in Format if f is not Format.TORCH_MODULE}
     results = _inspect_all([c.path for c in cases])
     exits = collections.Counter()
@@ -50,19 +52,24 @@ def test_malformed_corpus_exits_3_with_one_line_and_no_traceback(samples, tmp_pa
 
 
 @pytest.mark.slow
-def test_canaries_are_refused_and_never_run(tmp_path):
+def test_canaries_are_refused_and_never_run(samples, tmp_path):
     marker = tmp_path / "MARKER"
     outside = tmp_path / "secret" / "data.bin"
     outside.parent.mkdir()
     outside.write_bytes(os.urandom(64))
     cases = canaries(tmp_path / "canaries", marker)
     cases += onnx_escapes(tmp_path / "onnx", outside)
-    assert len(cases) >= 20
+    cases += pt2_attacks(samples[Format.TORCH_EXPORTED], tmp_path / "pt2", marker)
+    cases += torchscript_attacks(tmp_path / "torchscript", marker)
+    cases += keras_pickle_layers(tmp_path / "keras-pickles", marker)
+    cases += onnx_hidden_escapes(tmp_path / "onnx-hidden", outside)
+    cases += pickle_evasions(tmp_path / "pickles", marker)
+    assert len(cases) >= 40
     results = _inspect_all([c.path for c in cases])
     problems = [(c.path.name, results[c.path].returncode, _error_lines(results[c.path].stderr)[:1])
                 for c in cases if results[c.path].returncode != 4 or len(_error_lines(results[c.path].stderr)) != 1]
     assert not problems, problems
-    assert not marker.exists(), "a canary's code ran"
+    assert not list(tmp_path.glob("MARKER*")), "a canary's code ran"
     # converting or validating them is refused the same way
     keras_lambda = next(c.path for c in cases if c.path.name == "keras-lambda.keras")
     assert run_edgekit("convert", keras_lambda, "--to", "tflite", "-o", tmp_path / "x.tflite").returncode == 4
