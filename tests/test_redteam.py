@@ -170,3 +170,30 @@ def test_zip_with_two_members_of_one_name_is_refused(samples, tmp_path):
             copy.writestr(data_pkl, b"\x80\x02c__builtin__\nexec\nq\x00.")
     result = run_edgekit("inspect", path)
     assert result.returncode == 3 and "appears twice" in _one_error_line(result)
+
+
+@pytest.mark.slow
+def test_bundle_carrying_a_malicious_pt2_as_its_model(samples, tmp_path, victim):
+    """The red-team bundle: a crafted .pt2 (the stealth variant, which loaded and exited 0 before) stored as
+    model.tflite with every sha256 rewritten. --verify refuses it from its bytes, before any runtime."""
+    from test_bundle_security import forge
+
+    genuine = tmp_path / "genuine.zip"
+    assert run_edgekit("package", samples[Format.TFLITE], "-o", genuine, "--bench-seconds", "0").returncode == 0
+    stealth = next(c.path for c in pt2_attacks(samples[Format.TORCH_EXPORTED], tmp_path / "pt2", victim.marker)
+                   if c.path.stem == "pt2-stealth-parameter")
+    bundle = forge(genuine, tmp_path / "evil.zip", replace={"model.tflite": stealth.read_bytes()})
+    for args in ((), ("--trust",)):
+        result = run_edgekit(*args, "package", "--verify", bundle)
+        assert result.returncode == 4 and "holds a torch-exported program" in _one_error_line(result)
+    deep = forge(genuine, tmp_path / "deep.zip", manifest_edit=lambda m: m.update(nest=_nested(500)))
+    result = run_edgekit("package", "--verify", deep)
+    assert result.returncode == 3 and "nested deeper" in _one_error_line(result)
+    assert not victim.marker.exists()
+
+
+def _nested(levels: int) -> dict:
+    node: dict = {}
+    for _ in range(levels):
+        node = {"a": node}
+    return node

@@ -26,7 +26,8 @@ print("\\nLOADED=" + json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["inspect", "--help"], ["info", "--help"],
                                   ["convert", "--help"], ["routes", "--json"], ["train", "--help"],
                                   ["validate", "--help"], ["bench", "--help"], ["import", "--help"],
-                                  ["pipeline", "--help"], ["check", "--help"], ["package", "--help"]])
+                                  ["pipeline", "--help"], ["check", "--help"], ["package", "--help"],
+                                  ["keygen", "--help"]])
 def test_cli_start_imports_no_framework(argv):
     code = PROBE.format(heavy=repr(HEAVY))
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True).stdout
