@@ -241,3 +241,16 @@ def test_sidecar_data_path_cannot_leave_the_model_directory(samples, tmp_path, v
         result = run_edgekit("package", model, "-o", tmp_path / "b.zip", "--bench-seconds", "0")
         assert result.returncode == 3 and named in _one_error_line(result), result.stderr[-1500:]
         assert not (tmp_path / "b.zip").exists()
+
+
+def test_traced_input_record_with_a_huge_memo_index_is_left_unread(samples, tmp_path):
+    """CPython's unpickler grows its memo to the index a LONG_BINPUT names (0xFFFFFFFF: ~68 GB); the
+    traced-input shapes are then simply unknown, never unpickled."""
+    from redteam import rewrite_zip
+
+    from edgekit.toolkit.pickles import torchscript_traced_inputs
+
+    sample = samples[Format.TORCHSCRIPT]
+    assert torchscript_traced_inputs(sample), "the sample records its traced input shapes"
+    crafted = rewrite_zip(sample, tmp_path / "memo.pt", replace={"traced_inputs.pkl": b"\x80\x02}r\xff\xff\xff\xff."})
+    assert torchscript_traced_inputs(crafted) == {}

@@ -334,13 +334,30 @@ class _ShapeOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("unexpected persistent id")
 
 
+MAX_TRACED_INPUTS_BYTES = 16 << 20
+MAX_MEMO_INDEX = 1 << 20
+
+
+def _small_memo(data: bytes) -> bool:
+    """True when no memo slot index is huge: CPython's unpickler grows its memo array to the index it is
+    given (LONG_BINPUT 0xFFFFFFFF asks for ~68 GB), so such a record is left unread, never unpickled."""
+    try:
+        return all(not (op.name in _PUT_OPS and int(arg) > MAX_MEMO_INDEX) for op, arg, _ in pickletools.genops(data))
+    except Exception:  # unreadable: the shapes stay unknown
+        return False
+
+
 def torchscript_traced_inputs(path: Path) -> dict[str, list[TensorShape]]:
     """Shapes of the example inputs ``torch.jit.trace`` stored in the archive, per method; {} if none."""
+    entry = next((n for n in open_zip_names(path) if n.endswith("/traced_inputs.pkl")), None)
+    if entry is None:
+        return {}
     with zipfile.ZipFile(path) as zf:
-        entry = next((n for n in zf.namelist() if n.endswith("/traced_inputs.pkl")), None)
-        if entry is None:
+        if zf.getinfo(entry).file_size > MAX_TRACED_INPUTS_BYTES:
             return {}
         data = zf.read(entry)
+    if not _small_memo(data):
+        return {}
     try:
         stored = _ShapeOnlyUnpickler(io.BytesIO(data)).load()
     except Exception:  # an unreadable record only means the shapes stay unknown
