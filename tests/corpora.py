@@ -103,6 +103,17 @@ def _zip_data_flips(sample: Path, stem: Path, suffix: str, rng: random.Random) -
     return cases
 
 
+def flag_encrypted(data: bytes) -> bytes:
+    """The zip with the "encrypted" bit set in every local and central header (its bytes stay readable)."""
+    body = bytearray(data)
+    for signature, flag in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = 0
+        while (at := body.find(signature, at)) >= 0:
+            body[at + flag] |= 0x1
+            at += 4
+    return bytes(body)
+
+
 def _zip_layout_variants(sample: Path, stem: Path, suffix: str) -> list[Case]:
     """Well-formed zips with what edgekit refuses to read: an encrypted member, a duplicated member name,
     a member beside the archive's folder (torch would read an older layout from it)."""
@@ -122,13 +133,7 @@ def _zip_layout_variants(sample: Path, stem: Path, suffix: str) -> list[Case]:
             elif name == "top-level":
                 copy.writestr("version", "1")
         if name == "encrypted":
-            body = bytearray(path.read_bytes())
-            for signature, flag in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
-                at = 0
-                while (at := body.find(signature, at)) >= 0:
-                    body[at + flag] |= 0x1
-                    at += 4
-            path.write_bytes(bytes(body))
+            path.write_bytes(flag_encrypted(path.read_bytes()))
         if name == "top-level" and infos[0][0].filename == "metadata.json":
             path.unlink()  # a .keras zip has no folder: nothing beside it
             continue
@@ -266,12 +271,26 @@ def _h5_canaries(out: Path, layers: dict) -> list[Case]:
     return cases
 
 
+def external_tensor(name: str, **entries: str):
+    """A 4-float ONNX initializer whose bytes live in external data described by ``entries``
+    (location, offset, length)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    tensor = numpy_helper.from_array(np.zeros(4, dtype=np.float32), name)
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in entries.items():
+        tensor.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
+    return tensor
+
+
 def onnx_escapes(out: Path, outside: Path) -> list[Case]:
     """ONNX models whose external data points out of their directory: '..', an absolute path, a symlink
     and a hardlink to ``outside`` (a file in another directory)."""
-    import numpy as np
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     cases = []
     size = outside.stat().st_size
@@ -284,11 +303,7 @@ def onnx_escapes(out: Path, outside: Path) -> list[Case]:
             (directory / "weights.bin").symlink_to(outside)
         elif name == "hardlink":
             os.link(outside, directory / "weights.bin")
-        tensor = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w")
-        tensor.ClearField("raw_data")
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in (("location", location), ("offset", "0"), ("length", str(min(16, size)))):
-            tensor.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
+        tensor = external_tensor("w", location=location, offset="0", length=str(min(16, size)))
         graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
                                   [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
                                   [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])], [tensor])
@@ -301,17 +316,12 @@ def onnx_escapes(out: Path, outside: Path) -> list[Case]:
 
 def onnx_past_end(out: Path) -> Case:
     """External data whose byte range lies past the end of its (inside) file: corrupt, exit 3."""
-    import numpy as np
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "weights.bin").write_bytes(b"\0" * 8)
-    tensor = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w")
-    tensor.ClearField("raw_data")
-    tensor.data_location = onnx.TensorProto.EXTERNAL
-    for key, value in (("location", "weights.bin"), ("offset", "1024"), ("length", "16")):
-        tensor.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
+    tensor = external_tensor("w", location="weights.bin", offset="1024", length="16")
     graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])], [tensor])

@@ -9,7 +9,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from corpora import Case
+from corpora import Case, external_tensor
 from redteam import CONSTANTS_CONFIG, PROGRAM, WEIGHTS_CONFIG, rewrite_zip
 
 from edgekit.toolkit.formats import Format
@@ -111,9 +111,8 @@ def _torchscript(samples: dict[Format, Path], out: Path) -> list[Case]:
 
 
 def _onnx(out: Path) -> list[Case]:
-    import numpy as np
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     def model_with(dims: list, tensor: onnx.TensorProto | None = None) -> bytes:
         inputs = ["x", "w"] if tensor is not None else ["x", "x"]
@@ -124,14 +123,6 @@ def _onnx(out: Path) -> list[Case]:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 10
         return model.SerializeToString()
-
-    def external(**entries: str) -> onnx.TensorProto:
-        tensor = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w")
-        tensor.ClearField("raw_data")
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in entries.items():
-            tensor.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
-        return tensor
 
     cases = []
     for name, dims in {"dim-2e63": [1, 2**63 - 1], "dims-overflow": [2**32, 2**32], "dim-2e40": [1, 2**40]}.items():
@@ -148,7 +139,7 @@ def _onnx(out: Path) -> list[Case]:
         directory.mkdir(exist_ok=True)
         (directory / "w.bin").write_bytes(bytes(16))
         path = directory / f"onnx.external-{name}.onnx"
-        path.write_bytes(model_with([4], external(**entries)))
+        path.write_bytes(model_with([4], external_tensor("w", **entries)))
         cases.append(Case(path, f"ONNX external data {name}"))
     return cases
 

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from corpora import Case, _keras_config, _Reduce, _write_keras
+from corpora import Case, _keras_config, _Reduce, _write_keras, external_tensor
 
 
 def _payload_code(marker: Path) -> str:
@@ -244,12 +244,7 @@ def onnx_hidden_escapes(out: Path, outside: Path) -> list[Case]:
     from onnx import helper, numpy_helper
 
     def external(name: str) -> onnx.TensorProto:
-        tensor = numpy_helper.from_array(np.zeros(4, dtype=np.float32), name)
-        tensor.ClearField("raw_data")
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", "16")):
-            tensor.external_data.append(onnx.StringStringEntryProto(key=key, value=value))
-        return tensor
+        return external_tensor(name, location="weights.bin", offset="0", length="16")
 
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])

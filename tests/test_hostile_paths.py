@@ -174,16 +174,10 @@ def test_deeply_nested_json_everywhere(samples, tmp_path):
 
 
 def test_encrypted_zip_member(samples, tmp_path):
-    source = samples[Format.TORCH_EXPORTED]
-    data = bytearray(source.read_bytes())
-    # set the "encrypted" flag of every local and central header
-    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
-        start = 0
-        while (start := data.find(signature, start)) >= 0:
-            data[start + offset] |= 0x1
-            start += 4
+    from corpora import flag_encrypted
+
     path = tmp_path / "encrypted.pt2"
-    path.write_bytes(bytes(data))
+    path.write_bytes(flag_encrypted(samples[Format.TORCH_EXPORTED].read_bytes()))
     result = run_edgekit("inspect", path)
     assert result.returncode == 3 and "encrypted" in _one_error_line(result)
 

@@ -35,8 +35,8 @@ from typing import Any
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
 from edgekit.toolkit.formats import open_zip_names
-from edgekit.toolkit.policy.torch_ops import op_refusal
-from edgekit.toolkit.policy.trust import lifted, summary, trusted
+from edgekit.toolkit.policy.torch_ops import dotted_name, op_refusal
+from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary
 
 # Layout of torch/export/pt2_archive/constants.py (torch 2.13).
 MODELS_DIR, WEIGHTS_DIR, CONSTANTS_DIR = "models/", "data/weights/", "data/constants/"
@@ -115,12 +115,9 @@ def check_exported_archive(path: Path) -> None:
                     reader.pickle(legacy)
                 elif config.format(model) in members:
                     _check_payloads(reader, directory, config.format(model))
-    if code and trusted():
-        lifted(str(path), code)
-    elif code:
-        raise UnsafeModelError(f"{path}: loading or running it would execute code: {summary(code)}",
-                               hint="export the model again with torch.export (plain operators, no hand edits), "
-                                    "or pass --trust if you trust whoever made this file")
+    refuse_unless_trusted(str(path), code, f"{path}: loading or running it would execute code: {summary(code)}",
+                          hint="export the model again with torch.export (plain operators, no hand edits), or pass "
+                               "--trust if you trust whoever made this file")
 
 
 def _check_payloads(reader: _Reader, directory: str, config_name: str) -> None:
@@ -276,12 +273,12 @@ def guard_refusal(text: str) -> str | None:
         return "not a Python expression"
     for node in _ast_nodes(tree):
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = dotted_name(node.func)
             method = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if name not in GUARD_CALLS and method not in GUARD_METHODS:
                 return f"calls {name or method or 'an expression'}"
         elif isinstance(node, ast.Attribute):
-            if node.attr not in GUARD_METHODS and _dotted(node) not in GUARD_CALLS:
+            if node.attr not in GUARD_METHODS and dotted_name(node) not in GUARD_CALLS:
                 return f"attribute {node.attr!r}"
         elif isinstance(node, ast.Name):
             if node.id not in {"L", "math", "torch", "inf", *GUARD_CALLS}:
@@ -291,16 +288,6 @@ def guard_refusal(text: str) -> str | None:
                 return f"constant {_short(node.value)!r}"
         elif not isinstance(node, _EXPR_NODES + (ast.Subscript, ast.Attribute)):
             return f"{type(node).__name__} is not part of a guard"
-    return None
-
-
-def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return ".".join([node.id, *reversed(parts)])
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
-from edgekit.toolkit.policy.trust import lifted, summary, trusted
+from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary, trusted
 
 MAX_CONFIG_BYTES = 64 << 20  # a Keras config larger than this is refused before it is parsed
 KERAS_MODULE_PREFIXES = ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras")
@@ -132,14 +132,9 @@ def check_keras_file(path: Path, *, h5: bool) -> None:
                                hint="edgekit never unpickles a model, even with --trust: rebuild the layer in "
                                     "Keras, or export the torch module to .pt2 and convert it on its own")
     findings = check_keras_config(config)
-    if not findings:
-        return
-    if trusted():
-        lifted(str(path), findings)
-        return
-    raise UnsafeModelError(f"{path}: loading it would run code: {summary(findings)}",
-                           hint="rebuild the model without Lambda/custom layers, or pass --trust if you "
-                                "trust whoever made this file")
+    refuse_unless_trusted(str(path), findings, f"{path}: loading it would run code: {summary(findings)}",
+                          hint="rebuild the model without Lambda/custom layers, or pass --trust if you trust "
+                               "whoever made this file")
 
 
 def keras_safe_mode() -> bool:

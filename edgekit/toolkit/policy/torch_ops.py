@@ -11,6 +11,8 @@ a file name or path (``torch._C._jit_get_all_schemas()``, torch 2.13).
 
 from __future__ import annotations
 
+import ast
+
 OP_NAMESPACES = frozenset({
     "aten", "prim", "prims", "quantized", "_quantized", "quantized_decomposed", "higher_order", "torchao",
 })
@@ -32,3 +34,15 @@ def op_refusal(namespace: str, name: str) -> str | None:
         return f"{namespace}::{name} (namespace {namespace!r} is outside {', '.join(sorted(OP_NAMESPACES))})"
     reason = SIDE_EFFECT_OPS.get(name)
     return f"{namespace}::{name} ({reason})" if reason else None
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    """``torch.ops.aten.add`` for an ``Attribute`` chain ending in a ``Name`` (None for anything else, such as
+    a method of a computed value): how both policies name what a piece of code refers to."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None

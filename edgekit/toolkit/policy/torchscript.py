@@ -21,10 +21,10 @@ import ast
 import zipfile
 from pathlib import Path
 
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.errors import InvalidInputError
 from edgekit.toolkit.formats import open_zip_names
-from edgekit.toolkit.policy.torch_ops import TORCHBIND_NAMESPACES, op_refusal
-from edgekit.toolkit.policy.trust import lifted, summary, trusted
+from edgekit.toolkit.policy.torch_ops import TORCHBIND_NAMESPACES, dotted_name, op_refusal
+from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary
 
 MAX_CODE_BYTES = 64 << 20  # all of code/ together
 MAX_PICKLE_BYTES = 1 << 30
@@ -57,12 +57,9 @@ def check_torchscript_archive(path: Path) -> None:
             if rel.endswith((".pkl", ".debug_pkl")):
                 findings += _pickle_findings(path, rel, archive, members[rel], classes)
     findings = list(dict.fromkeys(findings))
-    if findings and trusted():
-        lifted(str(path), findings)
-    elif findings:
-        raise UnsafeModelError(f"{path}: loading or running this TorchScript would {summary(findings)}",
-                               hint="script or trace the model again from code you trust (or export it with "
-                                    "torch.export to a .pt2), or pass --trust if you trust whoever made this file")
+    refuse_unless_trusted(str(path), findings, f"{path}: loading or running this TorchScript would "
+                          f"{summary(findings)}", hint="script or trace the model again from code you trust (or "
+                          "export it with torch.export to a .pt2), or pass --trust if you trust whoever made this file")
 
 
 def _text(path: Path, rel: str, data: bytes) -> str:
@@ -97,14 +94,14 @@ def code_findings(rel: str, source: str, classes: set[str] | None = None) -> lis
             if reason:
                 findings.append(f"call {reason} ({rel}, line {node.lineno})")
         elif isinstance(node, ast.Attribute):
-            reason = _class_refusal(_dotted(node))
+            reason = _class_refusal(dotted_name(node))
             if reason:
                 findings.append(f"use {reason} ({rel}, line {node.lineno})")
     return findings
 
 
 def _call_refusal(node: ast.Call) -> str | None:
-    name = _dotted(node.func)
+    name = dotted_name(node.func)
     if name is None:
         return None  # a method of a value: a class in code/ or a builtin type
     parts = name.split(".")
@@ -130,16 +127,6 @@ def _class_refusal(name: str | None) -> str | None:
             namespace = parts[len(start)]
             if namespace not in TORCHBIND_NAMESPACES:
                 return f"TorchBind class {name} (custom C++ code outside {', '.join(sorted(TORCHBIND_NAMESPACES))})"
-    return None
-
-
-def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return ".".join([node.id, *reversed(parts)])
     return None
 
 

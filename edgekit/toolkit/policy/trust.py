@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from edgekit.toolkit.errors import UnsafeModelError
+
 TRUST_ENV = "EDGEKIT_TRUST"
 
 
@@ -34,3 +36,13 @@ def lifted(where: str, findings: Sequence[str]) -> None:
     """Say on stderr what ``--trust`` let through (the one place a refusal turns into a warning)."""
     print(f"edgekit: warning: --trust: {where}: loading it although it carries code: {summary(findings)}",
           file=sys.stderr, flush=True)
+
+
+def refuse_unless_trusted(where: str, findings: Sequence[str], message: str, *, hint: str) -> None:
+    """Refuse (exit 4) with ``message`` when there are findings, unless ``--trust`` lifts them (loudly)."""
+    if not findings:
+        return
+    if trusted():
+        lifted(where, findings)
+        return
+    raise UnsafeModelError(message, hint=hint)
