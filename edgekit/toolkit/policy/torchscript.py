@@ -10,9 +10,9 @@ So the code is parsed with ``ast`` (never imported or evaluated) and refused (ex
 operator outside the allowed namespaces or on the denylist (``edgekit.toolkit.policy.torch_ops``, kept
 with its reasons), references a TorchBind class outside torch's own quantized/mobile ones, calls the
 RPC builtins, or defines ``__setstate__`` outside torch's own module classes (``__torch__.torch.*``,
-e.g. quantized packed parameters; their bodies are checked like any other). The pickles are scanned
-opcode by opcode: they may build tensors, torch's own pickle helpers and the classes defined in
-``code/``. ``--trust`` lifts the refusal, with a warning.
+e.g. quantized packed parameters; their bodies are checked like any other). The pickles (``data.pkl``,
+``constants.pkl``, ``traced_inputs.pkl``…) are scanned opcode by opcode: they may build tensors, torch's
+own pickle helpers and the classes defined in ``code/``. ``--trust`` lifts the refusal, with a warning.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def check_torchscript_archive(path: Path) -> None:
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{path}: {exc.message}", hint=exc.hint) from None
         for rel in sorted(members):
-            if rel.endswith((".pkl", ".debug_pkl")):
+            # .debug_pkl (source ranges, one per code file) is read only by TorchScript's C++ source-range
+            # unpickler, which has no class resolver: it can build tuples and strings, nothing else.
+            if rel.endswith(".pkl"):
                 findings += _pickle_findings(path, rel, archive, members[rel], classes)
     findings = list(dict.fromkeys(findings))
     refuse_unless_trusted(str(path), findings, f"{path}: loading or running this TorchScript would "
