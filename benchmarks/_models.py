@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MOBILENET_EPOCHS = 2
 PACKAGE = Path(__file__).resolve().parent.parent / "edgekit"
-TRAINING_CODE = ("training", "models", "toolkit/datasets.py")
-CONVERSION_CODE = ("converters", "conversion.py", "toolkit/calibration.py", "toolkit/options.py")
+TRAINING_CODE = ("training", "models", "toolkit/data/datasets.py")
+CONVERSION_CODE = ("converters", "conversion.py", "toolkit/data/calibration.py", "toolkit/contract/options.py")
 
 
 def code_fingerprint(parts: Iterable[str], *extra: str) -> str:
@@ -70,8 +70,8 @@ def mobilenet(work: Path, framework: str, size: int | None = None) -> Path:
 def converted(source: Path, target: str, quant: str = "none") -> Path:
     from edgekit.conversion import convert, default_output
     from edgekit.converters.base import ConvertOptions
-    from edgekit.toolkit.formats import Format
-    from edgekit.toolkit.options import QuantMode
+    from edgekit.toolkit.contract.formats import Format
+    from edgekit.toolkit.contract.options import QuantMode
     from edgekit.toolkit.stdio import framework_output_to_stderr
 
     out = default_output(source, Format(target), QuantMode(quant))

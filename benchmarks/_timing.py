@@ -14,9 +14,9 @@ import numpy as np
 def prepared(model: Path, threads: int) -> tuple[Any, Callable[[], object], dict[str, np.ndarray]]:
     """edgekit's runtime for ``model`` with ``threads``, loaded; its call prepared on seeded random input
     (outside any timed region, as `edgekit bench` does); and that input. Close the runtime when done."""
-    from edgekit.benchmarking import bench_inputs
     from edgekit.targets import open_runtime
     from edgekit.targets.base import RuntimeOptions
+    from edgekit.targets.bench import bench_inputs
 
     runtime = open_runtime(model, options=RuntimeOptions(threads=threads)).load()
     feeds, _ = bench_inputs(runtime.io_spec, None, "random")

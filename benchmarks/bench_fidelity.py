@@ -140,8 +140,7 @@ def main() -> int:
 
     import numpy as np
 
-    from edgekit.benchmarking import bench_one
-    from edgekit.targets.bench import BenchOptions, LatencyStats, time_inference
+    from edgekit.targets.bench import BenchOptions, LatencyStats, bench_one, time_inference
 
     if args.raw_ort:
         runtime, _, feeds = prepared(args.raw_ort, args.threads)  # the input edgekit's side gets

@@ -66,8 +66,8 @@ def measure(repeats: int) -> list[str]:
     from edgekit.conversion import convert
     from edgekit.converters.base import ConvertOptions
     from edgekit.models import Arch, Framework
-    from edgekit.toolkit.formats import Format
-    from edgekit.toolkit.options import QuantMode
+    from edgekit.toolkit.contract.formats import Format
+    from edgekit.toolkit.contract.options import QuantMode
     from edgekit.training import TrainOptions, train
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))

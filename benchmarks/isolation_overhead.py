@@ -28,7 +28,7 @@ def wall(argv: list[str], isolation: str) -> float:
 
 
 def round_trip(runs: int) -> float:
-    code = ("import time; from edgekit.toolkit.isolation import run_isolated\n"
+    code = ("import time; from edgekit.toolkit.safety.isolation import run_isolated\n"
             "run_isolated(lambda: 0, phase_name='warm-up')\n"
             f"t = time.perf_counter(); [run_isolated(lambda: {{'x': 1}}, phase_name='x') for _ in range({runs})]\n"
             f"print((time.perf_counter() - t) / {runs})")
@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=8)
     args = parser.parse_args()
     from edgekit.samples import write_sample
-    from edgekit.toolkit.formats import Format
+    from edgekit.toolkit.contract.formats import Format
 
     with tempfile.TemporaryDirectory() as scratch:
         onnx = write_sample(Format.ONNX, Path(scratch))

@@ -25,7 +25,7 @@ def main() -> int:
     from test_isolation import run_kill_trials
 
     from edgekit.samples import write_sample
-    from edgekit.toolkit.formats import Format
+    from edgekit.toolkit.contract.formats import Format
 
     with tempfile.TemporaryDirectory() as scratch:
         source = write_sample(Format.ONNX, Path(scratch))

@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgekit-bench-policy")
     args = parser.parse_args()
 
-    from edgekit.toolkit import policy
-    from edgekit.toolkit.formats import sniff
+    from edgekit.toolkit.contract.formats import sniff
+    from edgekit.toolkit.safety import policy
     from edgekit.toolkit.stdio import framework_output_to_stderr
 
     with framework_output_to_stderr():

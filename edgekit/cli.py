@@ -19,9 +19,9 @@ import typer
 from edgekit import __version__
 from edgekit.models import Arch, Framework
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import EdgekitError, ExitCode, UsageError, first_line
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import Device, Layout, QuantMode
+from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, UsageError, first_line
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import Device, Layout, QuantMode
 from edgekit.toolkit.stdio import framework_output_to_stderr
 from edgekit.validators.tolerances import Profile
 
@@ -93,8 +93,8 @@ def handle_errors(command: F) -> F:
 
 def _isolated(phase: str, work: Callable[[], Any]) -> Any:
     """Native loading and conversion run in a child process (crash → exit 5, --timeout/--memory-limit →
-    exit 6; see edgekit.toolkit.isolation)."""
-    from edgekit.toolkit.isolation import run_isolated
+    exit 6; see edgekit.toolkit.safety.isolation)."""
+    from edgekit.toolkit.safety.isolation import run_isolated
 
     return run_isolated(work, phase_name=phase)
 
@@ -118,7 +118,7 @@ def _main(
     memory_limit: int | None = typer.Option(None, "--memory-limit", metavar="MIB", help="Resident memory the "
                                             "worker may use (exit 6 when exceeded; default: 80% of RAM)."),
 ) -> None:
-    from edgekit.toolkit import isolation, policy
+    from edgekit.toolkit.safety import isolation, policy
 
     _State.debug = debug
     policy.set_trusted(trust)
@@ -141,7 +141,7 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
     driver itself.
     """
     from edgekit.render import render_info
-    from edgekit.toolkit.registry import CONVERTERS, RUNTIMES
+    from edgekit.toolkit.contract.registry import CONVERTERS, RUNTIMES
     from edgekit.toolkit.sysinfo import environment_fingerprint
 
     env = environment_fingerprint()
@@ -171,7 +171,7 @@ def inspect(
     """
     from edgekit.inspection import inspect_model
     from edgekit.render import render_inspect
-    from edgekit.toolkit.iospec import parse_input_shapes
+    from edgekit.toolkit.contract.iospec import parse_input_shapes
 
     with framework_output_to_stderr():
         shapes = parse_input_shapes(input_shape)
@@ -254,7 +254,7 @@ def convert(
     from edgekit.conversion import convert as convert_model
     from edgekit.converters.base import ConvertOptions
     from edgekit.render import render_convert
-    from edgekit.toolkit.iospec import parse_input_shapes
+    from edgekit.toolkit.contract.iospec import parse_input_shapes
 
     options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset, validate)
     shapes = parse_input_shapes(input_shape)
@@ -296,7 +296,7 @@ def _factory_as_file(model: str, shapes: dict) -> Iterator[str]:
 def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The conversion matrix: every route and the quantization modes it supports."""
     from edgekit.render import render_routes
-    from edgekit.toolkit.registry import CONVERTERS
+    from edgekit.toolkit.contract.registry import CONVERTERS
 
     rows = [spec.to_dict() for spec in CONVERTERS]
     if json_out:
@@ -383,9 +383,9 @@ def bench(
     size and delegation (TFLite ops on XNNPACK, ExecuTorch delegated share, ONNX Runtime nodes per
     execution provider), with the environment fingerprint in the JSON.
     """
-    from edgekit.benchmarking import bench as bench_models
     from edgekit.render import render_bench
     from edgekit.targets.bench import BenchOptions
+    from edgekit.targets.bench import bench as bench_models
     from edgekit.targets.profiles import profile
     from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
 
@@ -722,7 +722,7 @@ def import_(
     """
     from edgekit.importing import ImportOptions, import_model
     from edgekit.render import render_import
-    from edgekit.toolkit.iospec import parse_input_shapes
+    from edgekit.toolkit.contract.iospec import parse_input_shapes
 
     options = ImportOptions(
         input_shapes=parse_input_shapes(input_shape), weights=weights, labels=labels, scale=scale,

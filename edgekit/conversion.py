@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.converters.base import NEEDS_CALIBRATION, ConvertOptions, StepInput, StepReport
 from edgekit.converters.planning import plan
-from edgekit.toolkit import calibration as calibration_data
-from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
-from edgekit.toolkit.errors import BackendError, UsageError
-from edgekit.toolkit.formats import EXTENSIONS, Format, Sniffed, sniff
+from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
+from edgekit.toolkit.contract.errors import BackendError, UsageError
+from edgekit.toolkit.contract.formats import EXTENSIONS, Format, Sniffed, sniff
+from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, example_feeds
+from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.data import calibration as calibration_data
 from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, scratch_directory, sha256_of
-from edgekit.toolkit.iospec import Dim, IOSpec, Layout, example_feeds
-from edgekit.toolkit.isolation import phase
-from edgekit.toolkit.options import QuantMode
 from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.safety.isolation import phase
 from edgekit.toolkit.sysinfo import package_versions
 
 if TYPE_CHECKING:

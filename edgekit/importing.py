@@ -29,12 +29,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgekit.toolkit.artifact import Artifact, sidecar_path
-from edgekit.toolkit.datasets import Preprocessing
-from edgekit.toolkit.errors import BackendError, EdgekitError, InvalidInputError, UsageError, first_line
-from edgekit.toolkit.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.contract.artifact import Artifact, sidecar_path
+from edgekit.toolkit.contract.errors import BackendError, EdgekitError, InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, guess_layout
+from edgekit.toolkit.data.datasets import Preprocessing
 from edgekit.toolkit.fsutil import atomic_directory, atomic_path, sha256_of
-from edgekit.toolkit.iospec import Dim, IOSpec, Layout, guess_layout
 from edgekit.toolkit.sysinfo import package_versions
 
 FACTORY = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_]\w*)$")
@@ -222,7 +222,7 @@ def _load_keras_weights(model: Any, weights: Path) -> None:
 
 
 def _import_file(path: Path, job: _Job) -> tuple[str, Artifact]:
-    from edgekit.toolkit.policy import check_torch_environment, check_torch_pickle
+    from edgekit.toolkit.safety.policy import check_torch_environment, check_torch_pickle
 
     sniffed = sniff(path)
     if job.options.weights:
@@ -272,7 +272,7 @@ def _outputs(target: Path, fmt: Format, force: bool) -> Iterator[tuple[Path, Pat
 def _save_torch(model: Any, job: _Job, route: str) -> Artifact:
     import torch
 
-    from edgekit.toolkit.policy import check_torch_environment, check_torch_pickle
+    from edgekit.toolkit.safety.policy import check_torch_environment, check_torch_pickle
 
     options = job.options
 
@@ -328,7 +328,7 @@ def _finish(staged: Path, staged_sidecar: Path, target: Path, fmt: Format, job: 
     """Load the staged artifact in its runtime, run it once, check the labels against it, and write the
     sidecar, all before either file is renamed into place."""
     from edgekit.targets import open_runtime
-    from edgekit.toolkit.iospec import example_feeds
+    from edgekit.toolkit.contract.iospec import example_feeds
 
     with open_runtime(staged, input_shapes=input_shapes) as runtime:
         spec = runtime.io_spec

@@ -7,11 +7,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgekit.toolkit.artifact import read_sidecar
-from edgekit.toolkit.errors import EdgekitError
-from edgekit.toolkit.formats import Format, sniff
+from edgekit.toolkit.contract.artifact import read_sidecar
+from edgekit.toolkit.contract.errors import EdgekitError
+from edgekit.toolkit.contract.formats import Format, sniff
+from edgekit.toolkit.contract.iospec import Dim, example_feeds
 from edgekit.toolkit.fsutil import sha256_of
-from edgekit.toolkit.iospec import Dim, example_feeds
 from edgekit.toolkit.reports import InspectReport, ModelDetails, SmokeRun
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.toolkit.artifact_paths import sidecar_path
+from edgekit.toolkit.contract.artifact_paths import sidecar_path
 from edgekit.toolkit.delegation import delegation_summary
 from edgekit.toolkit.units import human_bytes, human_seconds
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
     from edgekit.importing import ImportResult
     from edgekit.pipeline.report import PipelineReport
     from edgekit.targets.bench import BenchReport
-    from edgekit.toolkit.iospec import TensorSpec
+    from edgekit.toolkit.contract.iospec import TensorSpec
     from edgekit.toolkit.reports import InspectReport
     from edgekit.training import TrainResult
     from edgekit.training.types import EpochStats

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgekit.toolkit.artifact import Artifact
-from edgekit.toolkit.errors import EdgekitError, UsageError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact import Artifact
+from edgekit.toolkit.contract.errors import EdgekitError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
 from edgekit.toolkit.fsutil import atomic_directory, atomic_path, sha256_of
-from edgekit.toolkit.iospec import IOSpec, tensor
 from edgekit.toolkit.sysinfo import package_versions
 
 IMAGE = (8, 8)

@@ -23,7 +23,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from edgekit.toolkit.errors import EdgekitError
+from edgekit.toolkit.contract.errors import EdgekitError
 
 _ROOT = Path(tempfile.mkdtemp(prefix="edgekit-fuzz-"))
 _MODEL_DIR = _ROOT / "model"
@@ -39,7 +39,7 @@ _ARTIFACT.write_bytes(b"x")
 
 
 def sniff_target(data: bytes) -> None:
-    from edgekit.toolkit.formats import sniff
+    from edgekit.toolkit.contract.formats import sniff
 
     _SNIFF_FILE.write_bytes(data)
     try:
@@ -49,8 +49,8 @@ def sniff_target(data: bytes) -> None:
 
 
 def sidecar_target(data: bytes) -> None:
-    from edgekit.toolkit.artifact import read_sidecar
-    from edgekit.toolkit.artifact_paths import sidecar_path
+    from edgekit.toolkit.contract.artifact import read_sidecar
+    from edgekit.toolkit.contract.artifact_paths import sidecar_path
 
     sidecar_path(_ARTIFACT).write_bytes(data)
     try:
@@ -84,7 +84,7 @@ def baseline_target(data: bytes) -> None:
 
 
 def external_data_target(data: bytes) -> None:
-    from edgekit.toolkit.policy import check_external_data, external_refs
+    from edgekit.toolkit.safety.policy import check_external_data, external_refs
 
     try:
         entries = json.loads(data.decode("utf-8", errors="replace"))
@@ -110,7 +110,7 @@ def external_data_target(data: bytes) -> None:
 
 
 def pickle_target(data: bytes) -> None:
-    from edgekit.toolkit.pickles import scan_pickle_bytes
+    from edgekit.toolkit.safety.pickles import scan_pickle_bytes
 
     try:
         scan_pickle_bytes(data, origin="fuzz", max_pickles=5)
@@ -120,7 +120,7 @@ def pickle_target(data: bytes) -> None:
 
 def program_target(data: bytes) -> None:
     from edgekit.toolkit import jsonio
-    from edgekit.toolkit.policy.exported import expression_refusal, guard_refusal, program_findings
+    from edgekit.toolkit.safety.policy.exported import expression_refusal, guard_refusal, program_findings
 
     text = data.decode("utf-8", errors="replace")
     expression_refusal(text)
@@ -132,7 +132,7 @@ def program_target(data: bytes) -> None:
 
 
 def torchscript_target(data: bytes) -> None:
-    from edgekit.toolkit.policy.torchscript import code_findings
+    from edgekit.toolkit.safety.policy.torchscript import code_findings
 
     try:
         code_findings("code/__torch__.py", data.decode("utf-8", errors="replace"), set())
@@ -144,7 +144,7 @@ def onnx_walk_target(data: bytes) -> None:
     """Any bytes protobuf parses as a ModelProto: every tensor the walk yields is a TensorProto."""
     import onnx
 
-    from edgekit.toolkit.policy.onnx import _onnx_tensors
+    from edgekit.toolkit.safety.policy.onnx import _onnx_tensors
 
     model = onnx.ModelProto()
     try:
@@ -183,12 +183,12 @@ def main() -> None:
     with atheris.instrument_imports():
         import edgekit.packaging.names
         import edgekit.pipeline.gate
-        import edgekit.toolkit.artifact
-        import edgekit.toolkit.formats
-        import edgekit.toolkit.pickles
-        import edgekit.toolkit.policy
-        import edgekit.toolkit.policy.exported
-        import edgekit.toolkit.policy.torchscript  # noqa: F401
+        import edgekit.toolkit.contract.artifact
+        import edgekit.toolkit.contract.formats
+        import edgekit.toolkit.safety.pickles
+        import edgekit.toolkit.safety.policy
+        import edgekit.toolkit.safety.policy.exported
+        import edgekit.toolkit.safety.policy.torchscript  # noqa: F401
     atheris.Setup(sys.argv, check_one)
     atheris.Fuzz()
 

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 
 ZIP_FORMATS = (Format.TORCH_EXPORTED, Format.TORCHSCRIPT, Format.KERAS, Format.TORCH_PICKLE)
 # bytes from the start, a fraction of the size, or bytes cut off the end

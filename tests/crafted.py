@@ -12,7 +12,7 @@ from pathlib import Path
 from corpora import Case, external_tensor
 from redteam import CONSTANTS_CONFIG, PROGRAM, WEIGHTS_CONFIG, rewrite_zip
 
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 
 DEPTHS = (250, 1_000, 100_000)
 

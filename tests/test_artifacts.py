@@ -6,11 +6,11 @@ import pytest
 from conftest import strict_json
 
 from edgekit.toolkit import fsutil
-from edgekit.toolkit.artifact import Artifact, read_sidecar, sidecar_path
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
 from edgekit.toolkit.fsutil import atomic_directory, atomic_path, scratch_directory, sha256_of, write_bytes_atomic
-from edgekit.toolkit.iospec import IOSpec, tensor
 
 
 def test_atomic_write_refuses_to_replace_without_force(tmp_path):

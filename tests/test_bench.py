@@ -16,7 +16,7 @@ from edgekit.targets.bench import (
 )
 from edgekit.targets.profiles import PROFILES, profile
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError
 
 
 class FakeClock:

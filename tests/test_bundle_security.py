@@ -24,8 +24,8 @@ import pytest
 from conftest import run_edgekit, strict_json
 
 from edgekit.packaging import member_name_collision, member_name_problem
-from edgekit.toolkit.errors import UnsafeModelError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.errors import UnsafeModelError
+from edgekit.toolkit.contract.formats import Format
 
 RUNTIMES = ("torch", "executorch", "ai_edge_litert", "onnxruntime", "tensorflow")
 # `edgekit ARGS` in-process (EDGEKIT_ISOLATION=off), then which runtime modules it imported.
@@ -428,7 +428,7 @@ def regenerate(bundle: Path, target: Path, seed: int = 100) -> Path:
 
     from edgekit.packaging.bundle import _golden_files
     from edgekit.targets import open_runtime
-    from edgekit.toolkit.iospec import IOSpec, example_feeds
+    from edgekit.toolkit.contract.iospec import IOSpec, example_feeds
 
     entries = dict(entries_of(bundle))
     manifest = json.loads(entries["model.json"])

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.toolkit.calibration import resolve
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.iospec import IOSpec, tensor
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
+from edgekit.toolkit.data.calibration import resolve
 
 NCHW = IOSpec((tensor("image", (1, 1, 8, 8), "float32"),), (tensor("logits", (1, 10), "float32"),))
 NHWC_RGB = IOSpec((tensor("image", (1, 16, 16, 3), "float32"),), (tensor("logits", (1, 10), "float32"),))

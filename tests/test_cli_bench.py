@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.targets.bench import BenchReport
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.sysinfo import cuda_info
 
 runner = CliRunner()

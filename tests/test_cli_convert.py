@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.targets import open_runtime
-from edgekit.toolkit.artifact import read_sidecar, sidecar_path
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import example_feeds
+from edgekit.toolkit.contract.artifact import read_sidecar, sidecar_path
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import example_feeds
 
 runner = CliRunner()
 TORCH_MATRIX = [("onnx", q) for q in ("none", "fp16", "dynamic", "int8")] + [("torchscript", "none")] + [

@@ -6,8 +6,8 @@ from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
-from edgekit.toolkit.artifact import read_sidecar
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact import read_sidecar
+from edgekit.toolkit.contract.formats import Format
 
 runner = CliRunner()
 COPIED = [Format.TORCH_EXPORTED, Format.TORCHSCRIPT, Format.ONNX, Format.EXECUTORCH, Format.SAVEDMODEL,

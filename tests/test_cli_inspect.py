@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from edgekit.cli import app
 from edgekit.samples import sample_contract
 from edgekit.targets import open_runtime
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.reports import InspectReport
 
 LOADABLE = [f for f in Format if f not in (Format.TORCH_MODULE, Format.TORCH_PICKLE)]

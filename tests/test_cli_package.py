@@ -12,7 +12,7 @@ from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow

@@ -16,9 +16,9 @@ from test_pipeline_report import assert_non_blank_png, embedded_images
 from edgekit.converters.planning import plan
 from edgekit.pipeline.report import PipelineReport, RowStatus
 from edgekit.pipeline.run import TARGETS
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.sysinfo import cuda_info
 
 

@@ -7,7 +7,7 @@ from conftest import strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
-from edgekit.toolkit.artifact import read_sidecar
+from edgekit.toolkit.contract.artifact import read_sidecar
 from edgekit.toolkit.reports import InspectReport
 
 runner = CliRunner()

@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from edgekit.toolkit.datasets import (
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.options import Layout
+from edgekit.toolkit.data.datasets import (
     Preprocessing,
     fit_preprocessing,
     load_digits,
     load_npz,
     stratified_split,
 )
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.options import Layout
 
 
 def test_digits_are_bundled_and_complete():

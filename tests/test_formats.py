@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format, sniff
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format, sniff
 
 
 @pytest.mark.parametrize("fmt", [f for f in Format if f is not Format.TORCH_MODULE], ids=str)

@@ -10,7 +10,7 @@ from test_pipeline_report import _latency, make_report
 
 from edgekit.pipeline.gate import Thresholds, judge, load_config, parse_config
 from edgekit.pipeline.report import RowStatus
-from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
 
 CONFIG = Path("/project/edgekit.toml")
 

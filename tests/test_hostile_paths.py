@@ -14,9 +14,9 @@ from conftest import run_edgekit
 from test_redteam import Victim, _one_error_line
 
 from edgekit.toolkit import fsutil
-from edgekit.toolkit.artifact import sidecar_path
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact import sidecar_path
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.formats import Format
 
 
 @pytest.fixture
@@ -242,7 +242,7 @@ def test_traced_input_record_with_a_huge_memo_index_is_left_unread(samples, tmp_
     traced-input shapes are then simply unknown, never unpickled."""
     from redteam import rewrite_zip
 
-    from edgekit.toolkit.pickles import torchscript_traced_inputs
+    from edgekit.toolkit.safety.pickles import torchscript_traced_inputs
 
     sample = samples[Format.TORCHSCRIPT]
     assert torchscript_traced_inputs(sample), "the sample records its traced input shapes"

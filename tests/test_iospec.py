@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.iospec import (
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.iospec import (
     IOSpec,
     Layout,
     QuantParams,

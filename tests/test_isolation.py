@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.fsutil import TEMP_PREFIX
 
 
@@ -81,8 +81,8 @@ def leftovers(directory: Path) -> list[str]:
 
 PROBE = textwrap.dedent("""
     import os, signal, sys
-    from edgekit.toolkit.isolation import run_isolated, phase, WorkerCrashedError
-    from edgekit.toolkit.errors import UsageError, EdgekitError
+    from edgekit.toolkit.safety.isolation import run_isolated, phase, WorkerCrashedError
+    from edgekit.toolkit.contract.errors import UsageError, EdgekitError
     case = sys.argv[1]
     def work():
         phase("doing " + case)
@@ -98,7 +98,7 @@ PROBE = textwrap.dedent("""
             raise KeyError("oops")
         if case == "evil-reply":
             import pickle
-            from edgekit.toolkit import isolation
+            from edgekit.toolkit.safety import isolation
             isolation._send(isolation._channel, ("ok", __import__("subprocess").Popen))
     try:
         print("RESULT", run_isolated(work, phase_name="starting"))
@@ -126,7 +126,7 @@ def test_in_process_when_frameworks_are_loaded(monkeypatch):
     """pytest has torch loaded: forking would inherit its thread pools, so work runs in-process."""
     import torch  # noqa: F401
 
-    from edgekit.toolkit.isolation import run_isolated, should_fork
+    from edgekit.toolkit.safety.isolation import run_isolated, should_fork
 
     monkeypatch.delenv("EDGEKIT_ISOLATION", raising=False)
     assert not should_fork()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.toolkit.errors import ExitCode, InvalidInputError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.pickles import (
+from edgekit.toolkit.contract.errors import ExitCode, InvalidInputError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.safety.pickles import (
     COMPUTED_GLOBAL,
     is_allowed_global,
     scan_pickle_bytes,

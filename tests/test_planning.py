@@ -1,10 +1,10 @@
 import pytest
 
 from edgekit.converters.planning import plan, supported_summary
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.formats import Format as F
-from edgekit.toolkit.options import QuantMode as Q
-from edgekit.toolkit.registry import CONVERTERS, ConverterSpec, Registry
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.formats import Format as F
+from edgekit.toolkit.contract.options import QuantMode as Q
+from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registry
 
 
 def names(route):

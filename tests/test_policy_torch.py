@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.policy.exported import expression_refusal, guard_refusal, program_findings, target_refusal
-from edgekit.toolkit.policy.torch_ops import op_refusal
-from edgekit.toolkit.policy.torchscript import code_findings
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.safety.policy.exported import expression_refusal, guard_refusal, program_findings, target_refusal
+from edgekit.toolkit.safety.policy.torch_ops import op_refusal
+from edgekit.toolkit.safety.policy.torchscript import code_findings
 
 
 @pytest.mark.parametrize("text", [

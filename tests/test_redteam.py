@@ -16,7 +16,7 @@ import pytest
 from conftest import run_edgekit
 from redteam import keras_pickle_layers, onnx_hidden_escapes, pickle_evasions, pt2_attacks, torchscript_attacks
 
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 
 
 class Victim:

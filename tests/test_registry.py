@@ -2,9 +2,9 @@ import importlib
 
 import pytest
 
-from edgekit.toolkit.errors import MissingDependencyError, UsageError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.registry import (
+from edgekit.toolkit.contract.errors import MissingDependencyError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.registry import (
     RUNTIMES,
     ConverterSpec,
     Registry,

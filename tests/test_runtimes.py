@@ -5,9 +5,9 @@ import pytest
 
 from edgekit.targets import open_runtime
 from edgekit.targets.base import RuntimeOptions
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import Device
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.sysinfo import cuda_info
 
 CUDA = cuda_info()

@@ -17,9 +17,9 @@ from conftest import run_edgekit
 from corpora import canaries, malformed_corpus, onnx_escapes, onnx_past_end
 from redteam import keras_pickle_layers, onnx_hidden_escapes, pickle_evasions, pt2_attacks, torchscript_attacks
 
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.policy import ExternalRef, check_external_data, check_keras_config, external_refs
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.safety.policy import ExternalRef, check_external_data, check_keras_config, external_refs
 
 
 def _inspect_all(paths: list[Path], *extra: str) -> dict[Path, object]:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import InvalidInputError
+from edgekit.toolkit.contract.errors import InvalidInputError
 from edgekit.validators.metrics import compare, cosine_similarity, snr_db, top1_accuracy, topk_agreement
 from edgekit.validators.parity import ParityReport, junit_xml, validate
 from edgekit.validators.tolerances import Overrides, Profile, parse_overrides

@@ -1,5 +1,5 @@
 """Converters, one module per route (source format → target format).
 
-Routes are registered as plain data in ``edgekit.toolkit.registry.CONVERTERS``; a module here is
+Routes are registered as plain data in ``edgekit.toolkit.contract.registry.CONVERTERS``; a module here is
 imported only when its route is used.
 """

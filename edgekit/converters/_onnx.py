@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.converters.base import StepReport
-from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError
 
 
 def check_requested_opset(opset: int | None) -> None:

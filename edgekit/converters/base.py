@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edgekit.toolkit.calibration import CalibrationSet
-from edgekit.toolkit.errors import BackendError, EdgekitError, MissingDependencyError, UsageError, first_line
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec
-from edgekit.toolkit.options import QuantMode
-from edgekit.toolkit.registry import ConverterSpec
+from edgekit.toolkit.contract.errors import BackendError, EdgekitError, MissingDependencyError, UsageError, first_line
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec
+from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.contract.registry import ConverterSpec
+from edgekit.toolkit.data.calibration import CalibrationSet
 
 # Modes whose activation ranges come from data: refused without calibration samples.
 NEEDS_CALIBRATION = {QuantMode.INT8, QuantMode.INT8_IO, QuantMode.INT16X8}

@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from edgekit.converters._onnx import check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
-from edgekit.toolkit.errors import BackendError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.policy import keras_safe_mode
+from edgekit.toolkit.contract.errors import BackendError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.safety.policy import keras_safe_mode
 
 DEFAULT_OPSET = 17
 

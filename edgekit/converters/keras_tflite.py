@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from edgekit.converters.base import Converter, StepInput, StepReport
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import QuantMode
-from edgekit.toolkit.policy import keras_safe_mode
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.safety.policy import keras_safe_mode
 
 
 def tf_converter(step: StepInput) -> tf.lite.TFLiteConverter:

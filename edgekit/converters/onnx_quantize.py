@@ -16,9 +16,9 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit.converters.base import Converter, StepInput, StepReport
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
-from edgekit.toolkit.options import QuantMode
 
 
 class _Reader(CalibrationDataReader):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import QuantMode
-from edgekit.toolkit.registry import CONVERTERS, ConverterSpec, Registry
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registry
 
 MAX_HOPS = 3
 

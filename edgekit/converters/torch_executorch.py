@@ -17,9 +17,9 @@ from executorch.exir import to_edge_transform_and_lower
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.errors import first_line
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.contract.errors import first_line
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
 

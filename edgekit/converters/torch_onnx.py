@@ -10,8 +10,8 @@ import torch
 from edgekit.converters._onnx import check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.errors import first_line
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.errors import first_line
+from edgekit.toolkit.contract.formats import Format
 
 
 def example_inputs(step: StepInput) -> tuple[torch.Tensor, ...]:

@@ -15,9 +15,9 @@ import numpy as np
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
-from edgekit.toolkit.options import QuantMode
 
 RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.INT8_IO: "static_wi8_ai8",
            QuantMode.INT16X8: "static_wi8_ai16"}

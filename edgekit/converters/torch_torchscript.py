@@ -14,8 +14,8 @@ import torch
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.formats import Format
 
 
 class TorchToTorchScript(Converter):

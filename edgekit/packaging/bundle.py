@@ -29,14 +29,14 @@ from edgekit.packaging.layout import (
 from edgekit.packaging.signing import key_fingerprint, load_private_key, sign_manifest
 from edgekit.packaging.usage import usage
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.artifact import Artifact, read_sidecar
-from edgekit.toolkit.errors import (
+from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
+from edgekit.toolkit.contract.errors import (
     InvalidInputError,
     UsageError,
 )
-from edgekit.toolkit.formats import Format, sniff
+from edgekit.toolkit.contract.formats import Format, sniff
+from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds
 from edgekit.toolkit.fsutil import atomic_path, check_writable_target
-from edgekit.toolkit.iospec import IOSpec, TensorSpec, example_feeds
 from edgekit.toolkit.sysinfo import package_versions
 
 
@@ -130,8 +130,8 @@ def _goldens(model: Path, sidecar: Artifact | None) -> tuple[list[dict[str, np.n
 
 
 def _golden_inputs(spec: IOSpec, sidecar: Artifact | None) -> tuple[list[dict[str, np.ndarray]], str]:
-    from edgekit.benchmarking import to_model_input
-    from edgekit.toolkit.datasets import model_inputs_from_npz
+    from edgekit.targets.bench import to_model_input
+    from edgekit.toolkit.data.datasets import model_inputs_from_npz
 
     data = sidecar.data_path if sidecar is not None else None
     if data is None or not data.is_file() or len(spec.inputs) != 1:
@@ -165,8 +165,7 @@ def _golden_files(spec: IOSpec, inputs: list[dict[str, np.ndarray]],
 
 
 def _latency(model: Path, seconds: float) -> dict[str, Any] | None:
-    from edgekit.benchmarking import bench_one
-    from edgekit.targets.bench import BenchOptions
+    from edgekit.targets.bench import BenchOptions, bench_one
     from edgekit.toolkit.sysinfo import cpu_info
 
     result = bench_one(model, BenchOptions(warmup=5, runs=20, min_seconds=seconds, threads=1))

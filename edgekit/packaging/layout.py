@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.formats import Format
 
 BUNDLE_VERSION = 1
 # What mobile apps load. TorchScript is left out on purpose: PyTorch Mobile is deprecated for ExecuTorch,

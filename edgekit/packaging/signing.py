@@ -16,7 +16,7 @@ from typing import Any
 
 from edgekit.packaging.layout import MANIFEST, sha256_hex
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import (
+from edgekit.toolkit.contract.errors import (
     InvalidInputError,
     MissingDependencyError,
     UsageError,

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, TensorSpec
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec
 
 
 def usage(manifest: dict[str, Any]) -> str:

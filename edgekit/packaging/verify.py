@@ -29,15 +29,15 @@ from edgekit.packaging.layout import (
 from edgekit.packaging.names import extra_field_problem, member_name_collision, member_name_problem
 from edgekit.packaging.signing import load_public_key, signature_check
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import (
+from edgekit.toolkit.contract.errors import (
     EdgekitError,
     InvalidInputError,
     UnsafeModelError,
     first_line,
 )
-from edgekit.toolkit.formats import Sniffed, open_zip_names, sniff
+from edgekit.toolkit.contract.formats import Sniffed, open_zip_names, sniff
+from edgekit.toolkit.contract.iospec import IOSpec
 from edgekit.toolkit.fsutil import scratch_directory
-from edgekit.toolkit.iospec import IOSpec
 
 
 @dataclass(frozen=True)

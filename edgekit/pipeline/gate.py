@@ -31,8 +31,8 @@ from typing import Any
 
 from edgekit.pipeline.report import PipelineReport, Row, RowStatus
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import InvalidInputError, UsageError, first_line
-from edgekit.toolkit.options import QuantMode
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",

@@ -20,10 +20,10 @@ from edgekit import __version__
 from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source
 from edgekit.targets.bench import BenchOptions
 from edgekit.toolkit import jsonio
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.contract.options import Device, QuantMode
 from edgekit.toolkit.delegation import delegation_summary
-from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UsageError, first_line
-from edgekit.toolkit.formats import EXTENSIONS, Format, sniff
-from edgekit.toolkit.options import Device, QuantMode
 
 TARGETS = (Format.TFLITE, Format.ONNX, Format.TORCHSCRIPT, Format.EXECUTORCH)
 # Short, so the whole default matrix stays within minutes; `edgekit bench` is the place for long runs.
@@ -189,7 +189,7 @@ def _train_defaults(directory: Path, options: PipelineOptions, force: bool, obse
 
 
 def _given_source(path: Path) -> Source:
-    from edgekit.toolkit.artifact import read_sidecar
+    from edgekit.toolkit.contract.artifact import read_sidecar
 
     sniffed = sniff(path)
     sidecar = read_sidecar(path) if path.is_file() else None
@@ -243,8 +243,8 @@ def _bench_source(src: Source, options: PipelineOptions) -> Source:
 
 def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Latency, str, list[str]]:
     """One short ``edgekit bench`` run; a given .npz feeds it (digits/image directories only validate)."""
-    from edgekit.benchmarking import bench_one
-    from edgekit.toolkit.registry import runtime_for
+    from edgekit.targets.bench import bench_one
+    from edgekit.toolkit.contract.registry import runtime_for
 
     assert options.bench is not None
     bench = options.bench

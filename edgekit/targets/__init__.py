@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format, Sniffed, sniff
-from edgekit.toolkit.registry import runtime_for
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format, Sniffed, sniff
+from edgekit.toolkit.contract.registry import runtime_for
 
 if TYPE_CHECKING:
     from edgekit.targets.base import Runtime, RuntimeOptions
-    from edgekit.toolkit.iospec import Dim, IOSpec
+    from edgekit.toolkit.contract.iospec import Dim, IOSpec
 
 
 def check_loading_policy(sniffed: Sniffed) -> None:
-    """Refuse code-bearing content before any framework parses the file (see edgekit.toolkit.policy)."""
-    from edgekit.toolkit import policy
+    """Refuse code-bearing content before any framework parses the file (see edgekit.toolkit.safety.policy)."""
+    from edgekit.toolkit.safety import policy
 
     policy.check_file(sniffed)
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from edgekit.targets.base import Runtime
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
-from edgekit.toolkit.options import Device
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.options import Device
 
 # ExecuTorch reports dtypes as c10::ScalarType codes.
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgekit.toolkit.errors import (
+from edgekit.toolkit.contract.errors import (
     BackendError,
     EdgekitError,
     InvalidInputError,
@@ -23,9 +23,9 @@ from edgekit.toolkit.errors import (
     UsageError,
     first_line,
 )
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import Dim, IOSpec, apply_input_shapes, example_feeds, tensor
-from edgekit.toolkit.options import Device
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import Dim, IOSpec, apply_input_shapes, example_feeds, tensor
+from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.reports import ModelDetails
 
 

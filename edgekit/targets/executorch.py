@@ -11,9 +11,9 @@ from executorch.runtime import Runtime as ETRuntime
 
 from edgekit.targets._torch import SCALAR_TYPES, flatten_outputs, to_tensors
 from edgekit.targets.base import Runtime, histogram
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
 
 

@@ -6,9 +6,9 @@ import torch
 
 from edgekit.targets._torch import TorchModuleRuntime, load_exported_program, numpy_dtype_name, set_threads
 from edgekit.targets.base import histogram
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, TensorSpec, tensor
-from edgekit.toolkit.options import Device
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, tensor
+from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.reports import ModelDetails
 
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from edgekit.targets._tf import tf_threads
 from edgekit.targets.base import Runtime, histogram
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, tensor
-from edgekit.toolkit.options import Device
-from edgekit.toolkit.policy import keras_safe_mode
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
+from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.safety.policy import keras_safe_mode
 
 
 class KerasRuntime(Runtime):

@@ -9,8 +9,8 @@ import numpy as np
 from ai_edge_litert import interpreter as litert
 
 from edgekit.targets.base import Runtime, histogram
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, QuantParams, TensorSpec, tensor
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, QuantParams, TensorSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
 
 

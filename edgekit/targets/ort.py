@@ -10,11 +10,11 @@ import onnx
 import onnxruntime as ort
 
 from edgekit.targets.base import Runtime, histogram
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, example_feeds, tensor
+from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.fsutil import scratch_directory
-from edgekit.toolkit.iospec import IOSpec, example_feeds, tensor
-from edgekit.toolkit.options import Device
 from edgekit.toolkit.reports import ModelDetails
 
 # ONNX Runtime's type strings → numpy dtype names.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from edgekit.toolkit.errors import UsageError
-from edgekit.toolkit.options import Device, QuantMode
+from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.options import Device, QuantMode
 
 ANY_PRECISION = tuple(QuantMode)
 

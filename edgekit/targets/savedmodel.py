@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from edgekit.targets._tf import tf_threads
 from edgekit.targets.base import Runtime, histogram
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, tensor
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
 
 SIGNATURE = "serving_default"

@@ -11,10 +11,10 @@ from edgekit.targets._torch import (
     torch_device,
 )
 from edgekit.targets.base import histogram
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec, tensor
-from edgekit.toolkit.pickles import torchscript_traced_inputs
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.safety.pickles import torchscript_traced_inputs
 
 
 class TorchScriptRuntime(TorchModuleRuntime):

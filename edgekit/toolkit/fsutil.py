@@ -12,8 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.isolation import announce_temp
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.safety.isolation import announce_temp
 
 TEMP_PREFIX = ".edgekit-"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.iospec import IOSpec
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec
 
 INSPECT_REPORT_VERSION = 1
 

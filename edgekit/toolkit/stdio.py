@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
 
 
 @contextlib.contextmanager

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from edgekit.models import Arch, Framework, input_geometry
-from edgekit.toolkit.artifact import Artifact, sidecar_path
-from edgekit.toolkit.datasets import Preprocessing, Splits, fit_preprocessing, load_dataset, stratified_split
-from edgekit.toolkit.errors import BackendError, UsageError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact import Artifact, sidecar_path
+from edgekit.toolkit.contract.errors import BackendError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec, Layout
+from edgekit.toolkit.data.datasets import Preprocessing, Splits, fit_preprocessing, load_dataset, stratified_split
 from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, sha256_of
-from edgekit.toolkit.iospec import IOSpec, Layout
 from edgekit.toolkit.sysinfo import package_versions
 from edgekit.training.types import EpochStats
 from edgekit.validators.metrics import top1_accuracy

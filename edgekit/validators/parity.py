@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.artifact import Artifact, read_sidecar
-from edgekit.toolkit.datasets import DIGITS, load_digits, model_inputs_from_npz
-from edgekit.toolkit.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.iospec import IOSpec, example_feeds
+from edgekit.toolkit.data.datasets import DIGITS, load_digits, model_inputs_from_npz
 from edgekit.toolkit.fsutil import sha256_of
-from edgekit.toolkit.iospec import IOSpec, example_feeds
 from edgekit.validators.metrics import OutputMetrics, compare, top1_accuracy
 from edgekit.validators.tolerances import DEFAULTS, FOR_QUANT_MODE, Overrides, Profile, Tolerance
 
@@ -192,7 +192,7 @@ def _inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact |
 def _through_preprocessing(data: str, spec: IOSpec, sidecar: Artifact | None, samples: int
                            ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
     """digits or an image directory, through the reference's recorded preprocessing (digits has labels)."""
-    from edgekit.toolkit.calibration import resolve
+    from edgekit.toolkit.data.calibration import resolve
 
     found = resolve(data, spec, sidecar=sidecar, samples=samples)
     assert found is not None

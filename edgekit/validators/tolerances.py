@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from edgekit.toolkit.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError
 
 
 class Profile(StrEnum):

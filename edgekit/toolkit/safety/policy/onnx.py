@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from edgekit.toolkit.errors import EdgekitError, InvalidInputError, UnsafeModelError
-from edgekit.toolkit.policy.trust import trusted
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UnsafeModelError
+from edgekit.toolkit.safety.policy.trust import trusted
 
 
 @dataclass(frozen=True)

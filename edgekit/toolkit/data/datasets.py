@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.iospec import Layout
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.iospec import Layout
 
 DIGITS = "digits"
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, calibration, test

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.options import Layout
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.options import Layout
 
 MAX_TENSOR_ELEMENTS = 2**31 - 1  # the int32 index limit of the mobile runtimes; past it a declared shape is corrupt
 

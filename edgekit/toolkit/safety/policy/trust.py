@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edgekit.toolkit.errors import UnsafeModelError
+from edgekit.toolkit.contract.errors import UnsafeModelError
 
 TRUST_ENV = "EDGEKIT_TRUST"
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.toolkit.errors import InvalidInputError, first_line
-from edgekit.toolkit.formats import ZIP_SIGNATURE, open_zip_names
+from edgekit.toolkit.contract.errors import InvalidInputError, first_line
+from edgekit.toolkit.contract.formats import ZIP_SIGNATURE, open_zip_names
 
 _ALLOWED_BUILTINS = {"set", "frozenset", "tuple", "list", "dict", "int", "float", "bool", "str", "bytes",
                      "bytearray", "complex", "slice"}

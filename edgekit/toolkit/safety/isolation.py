@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edgekit.toolkit.errors import BackendError, EdgekitError, ExitCode, ResourceLimitError, first_line
+from edgekit.toolkit.contract.errors import BackendError, EdgekitError, ExitCode, ResourceLimitError, first_line
 
 T = TypeVar("T")
 ISOLATION_ENV = "EDGEKIT_ISOLATION"
@@ -251,7 +251,7 @@ class WorkerInternalError(Exception):
 
 
 def _rebuild(name: str, code: int, message: str, hint: str | None) -> EdgekitError:
-    from edgekit.toolkit import errors
+    from edgekit.toolkit.contract import errors
 
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, EdgekitError)):

@@ -17,7 +17,7 @@ So: every pickle torch would read is scanned opcode by opcode (weights-only glob
 TorchBind objects are refused, AOTInductor libraries are refused, every ``expr_str`` must be a sympy
 expression over integer symbols and known functions (parsed with ``ast``, never evaluated), every guard
 a comparison over input sizes, every target an operator in an allowed namespace
-(``edgekit.toolkit.policy.torch_ops``). Pickles and native code stay refused under ``--trust``; the code
+(``edgekit.toolkit.safety.policy.torch_ops``). Pickles and native code stay refused under ``--trust``; the code
 findings (expressions, guards, targets) are what ``--trust`` lifts. The runtime then loads with
 ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` set, so any unpickling this walk did not foresee is weights-only too.
 """
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
-from edgekit.toolkit.formats import open_zip_names
-from edgekit.toolkit.policy.torch_ops import dotted_name, op_refusal
-from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.formats import open_zip_names
+from edgekit.toolkit.safety.policy.torch_ops import dotted_name, op_refusal
+from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary
 
 # Layout of torch/export/pt2_archive/constants.py (torch 2.13).
 MODELS_DIR, WEIGHTS_DIR, CONSTANTS_DIR = "models/", "data/weights/", "data/constants/"
@@ -162,7 +162,7 @@ class _Reader:
 
     def pickle(self, rel: str, *, required: bool = True) -> None:
         """Refuse the member if unpickling it would import anything beyond tensors and containers."""
-        from edgekit.toolkit.pickles import scan_pickle_bytes
+        from edgekit.toolkit.safety.pickles import scan_pickle_bytes
 
         if rel not in self.members:
             if required:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.errors import InvalidInputError, UnsafeModelError
-from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary, trusted
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary, trusted
 
 MAX_CONFIG_BYTES = 64 << 20  # a Keras config larger than this is refused before it is parsed
 KERAS_MODULE_PREFIXES = ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras")

@@ -7,7 +7,7 @@ the first inference — and TorchScript's operators reach the file system (``tor
 shared=True)`` creates and writes a file of the author's choosing; ``aten::save`` writes one).
 
 So the code is parsed with ``ast`` (never imported or evaluated) and refused (exit 4) when it calls an
-operator outside the allowed namespaces or on the denylist (``edgekit.toolkit.policy.torch_ops``, kept
+operator outside the allowed namespaces or on the denylist (``edgekit.toolkit.safety.policy.torch_ops``, kept
 with its reasons), references a TorchBind class outside torch's own quantized/mobile ones, calls the
 RPC builtins, or defines ``__setstate__`` outside torch's own module classes (``__torch__.torch.*``,
 e.g. quantized packed parameters; their bodies are checked like any other). The pickles (``data.pkl``,
@@ -21,10 +21,10 @@ import ast
 import zipfile
 from pathlib import Path
 
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import open_zip_names
-from edgekit.toolkit.policy.torch_ops import TORCHBIND_NAMESPACES, dotted_name, op_refusal
-from edgekit.toolkit.policy.trust import refuse_unless_trusted, summary
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import open_zip_names
+from edgekit.toolkit.safety.policy.torch_ops import TORCHBIND_NAMESPACES, dotted_name, op_refusal
+from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary
 
 MAX_CODE_BYTES = 64 << 20  # all of code/ together
 MAX_PICKLE_BYTES = 1 << 30
@@ -133,7 +133,7 @@ def _class_refusal(name: str | None) -> str | None:
 
 
 def _pickle_findings(path: Path, rel: str, archive: zipfile.ZipFile, member: str, classes: set[str]) -> list[str]:
-    from edgekit.toolkit.pickles import is_allowed_global, scan_pickle_bytes
+    from edgekit.toolkit.safety.pickles import is_allowed_global, scan_pickle_bytes
 
     def allowed(module: str, name: str) -> bool:
         if is_allowed_global(module, name) or module == "torch.jit._pickle":

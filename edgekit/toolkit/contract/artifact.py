@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.artifact_paths import SIDECAR_SUFFIX, sidecar_path
-from edgekit.toolkit.datasets import Preprocessing
-from edgekit.toolkit.errors import InvalidInputError
-from edgekit.toolkit.formats import Format
+from edgekit.toolkit.contract.artifact_paths import SIDECAR_SUFFIX, sidecar_path
+from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.iospec import IOSpec
+from edgekit.toolkit.data.datasets import Preprocessing
 from edgekit.toolkit.fsutil import NAME_MAX, sha256_of, write_bytes_atomic
-from edgekit.toolkit.iospec import IOSpec
 
 SIDECAR_VERSION = 1
 __all__ = ["SIDECAR_SUFFIX", "SIDECAR_VERSION", "Artifact", "read_sidecar", "sidecar_path"]

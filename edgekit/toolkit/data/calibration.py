@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.toolkit.artifact import Artifact
-from edgekit.toolkit.datasets import DIGITS, Preprocessing, load_digits
-from edgekit.toolkit.errors import InvalidInputError, UsageError
-from edgekit.toolkit.iospec import IOSpec, Layout, TensorSpec, example_feeds
+from edgekit.toolkit.contract.artifact import Artifact
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.iospec import IOSpec, Layout, TensorSpec, example_feeds
+from edgekit.toolkit.data.datasets import DIGITS, Preprocessing, load_digits
 
 RANDOM = "random"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from edgekit.toolkit.errors import InvalidInputError, first_line
+from edgekit.toolkit.contract.errors import InvalidInputError, first_line
 
 
 class Format(StrEnum):

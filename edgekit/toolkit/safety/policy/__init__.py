@@ -5,7 +5,7 @@ One module per format family, each with its own rationale: ``keras`` (configs re
 (external-data containment), ``exported`` (``.pt2`` archives: pickles, shape expressions, guards,
 targets, native code), ``torchscript`` (code read with ``ast``, pickles scanned), ``torch_ops`` (the
 operator namespaces and denylist both torch policies share), ``trust`` (what ``--trust`` lifts, loudly).
-Pickles are classified by ``edgekit.toolkit.pickles``; ``torch.load`` only ever runs weights-only.
+Pickles are classified by ``edgekit.toolkit.safety.pickles``; ``torch.load`` only ever runs weights-only.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgekit.toolkit.errors import UnsafeModelError
-from edgekit.toolkit.formats import Format, Sniffed
-from edgekit.toolkit.policy.keras import check_keras_config, check_keras_file, keras_safe_mode, pickle_layers
-from edgekit.toolkit.policy.onnx import ExternalRef, check_external_data, check_onnx_file, external_refs
-from edgekit.toolkit.policy.trust import TRUST_ENV, set_trusted, trusted
+from edgekit.toolkit.contract.errors import UnsafeModelError
+from edgekit.toolkit.contract.formats import Format, Sniffed
+from edgekit.toolkit.safety.policy.keras import check_keras_config, check_keras_file, keras_safe_mode, pickle_layers
+from edgekit.toolkit.safety.policy.onnx import ExternalRef, check_external_data, check_onnx_file, external_refs
+from edgekit.toolkit.safety.policy.trust import TRUST_ENV, set_trusted, trusted
 
 __all__ = [
     "PICKLE_HINT", "TRUST_ENV", "UNSAFE_TORCH_ENV", "ExternalRef", "check_external_data", "check_file",
@@ -43,7 +43,7 @@ def check_torch_environment() -> None:
 
 def check_torch_pickle(path: Path) -> None:
     """Refuse a pickle that references anything beyond tensors and containers (it would run code)."""
-    from edgekit.toolkit.pickles import scan_torch_pickle
+    from edgekit.toolkit.safety.pickles import scan_torch_pickle
 
     scan = scan_torch_pickle(path)
     if scan.is_code_bearing:
@@ -63,11 +63,11 @@ def check_file(sniffed: Sniffed) -> None:
     if sniffed.format is Format.TORCH_PICKLE:
         check_torch_pickle(path)
     elif sniffed.format is Format.TORCH_EXPORTED:
-        from edgekit.toolkit.policy.exported import check_exported_archive
+        from edgekit.toolkit.safety.policy.exported import check_exported_archive
 
         check_exported_archive(path)
     elif sniffed.format is Format.TORCHSCRIPT:
-        from edgekit.toolkit.policy.torchscript import check_torchscript_archive
+        from edgekit.toolkit.safety.policy.torchscript import check_torchscript_archive
 
         check_torchscript_archive(path)
     elif sniffed.format in (Format.KERAS, Format.KERAS_H5):

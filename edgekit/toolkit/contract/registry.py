@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from edgekit.toolkit.errors import MissingDependencyError, UsageError
-from edgekit.toolkit.formats import Format
-from edgekit.toolkit.options import Device, QuantMode
+from edgekit.toolkit.contract.errors import MissingDependencyError, UsageError
+from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.options import Device, QuantMode
 
 # Package to ``pip install`` for each importable module a spec may require.
 PIP_NAMES = {
