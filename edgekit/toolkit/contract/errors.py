@@ -2,11 +2,39 @@
 
 Bugs are not in this tree: anything else that escapes is an internal error (exit 70) and is reported
 as such, with the traceback shown only under ``--debug``.
+
+Errors name what the caller typed: ``option("min_seconds")`` is ``min_seconds`` for a Python caller and
+``--min-seconds`` under the CLI (which calls ``speak_as_cli()`` once at start-up; a forked worker inherits
+it), so the library never tells a Python user about flags they never saw.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
+
+_SPEAKING = {"cli": False}  # process-wide: threads and forked workers of the CLI name flags too
+# Parameters whose command-line spelling is not ``--`` + the name with dashes.
+FLAGS = {"input_shapes": "--input-shape", "json_file": "--json-out", "junit_file": "--junit",
+         "sign_key": "--sign", "to": "--to", "via": "--via", "threads": "--threads",
+         "profile": "--target", "calibration_samples": "--calibration-samples", "output": "-o"}
+_UNSET: Any = object()
+
+
+def speak_as_cli() -> None:
+    """From now on (in this process and the workers it forks) errors name command-line flags."""
+    _SPEAKING["cli"] = True
+
+
+def option(name: str, value: Any = _UNSET) -> str:
+    """How a message names the parameter ``name`` (with ``value``: how to pass that value): ``opset`` /
+    ``force=True`` for the library, ``--opset`` / ``--force`` for the CLI."""
+    if not _SPEAKING["cli"]:
+        return name if value is _UNSET else f"{name}={value!r}"
+    flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+    if value is _UNSET or value is True:
+        return flag
+    return f"{flag} {value}"
 
 
 class ExitCode(IntEnum):
