@@ -192,6 +192,8 @@ def render_bench(report: BenchReport) -> None:
         if cpu_ops and result.format == "tflite":
             names = ", ".join(f"{k}×{v}" for k, v in cpu_ops.items())
             console.print(f"  [yellow]not delegated[/yellow] {name}: {names} on LiteRT's own CPU kernels")
+    for note in report.notes:
+        console.print(f"  [yellow]note:[/yellow] {escape(note)}")
     if report.results:
         sources = ", ".join(dict.fromkeys(r.input_source for r in report.results))
         console.print(f"inputs: {sources}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")

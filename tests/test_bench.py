@@ -16,7 +16,14 @@ from edgekit.targets.bench import (
 )
 from edgekit.targets.profiles import PROFILES, profile
 from edgekit.toolkit import jsonio
+from edgekit.toolkit.contract import errors
 from edgekit.toolkit.contract.errors import UsageError
+
+
+@pytest.fixture(autouse=True)
+def speaks_python(monkeypatch):
+    """Library calls: messages name parameters (``runs``), not flags (``--runs``)."""
+    monkeypatch.setitem(errors._SPEAKING, "cli", False)
 
 
 class FakeClock:
@@ -92,19 +99,30 @@ def test_outliers_do_not_dominate_the_cv():
 
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
-    [({"threads": 0}, "threads must be ≥ 1"), ({"runs": 0}, "--runs"), ({"warmup": -1}, "--warmup"),
-     ({"min_seconds": -1}, "--min-seconds"), ({"cpus": (9999,)}, "--cpus")],
+    [({"threads": 0}, "threads must be ≥ 1"), ({"runs": 0}, "^runs must be ≥ 1"), ({"warmup": -1}, "^warmup must"),
+     ({"min_seconds": -1}, "^min_seconds must"), ({"cpus": (9999,)}, r"^cpus=\[9999\] is not a subset")],
 )
 def test_bad_options(kwargs, fragment):
     with pytest.raises(UsageError, match=fragment):
         BenchOptions(**kwargs)
 
 
+def test_bad_options_name_flags_under_the_cli(monkeypatch):
+    monkeypatch.setitem(errors._SPEAKING, "cli", True)
+    for kwargs, flag in (({"runs": 0}, "--runs must"), ({"warmup": -1}, "--warmup must"),
+                         ({"min_seconds": -1}, "--min-seconds must"), ({"cpus": (9999,)}, r"--cpus \[9999\]")):
+        with pytest.raises(UsageError, match=flag):
+            BenchOptions(**kwargs)
+    with pytest.raises(UsageError) as caught:
+        BenchOptions(threads=0)
+    assert caught.value.hint == "e.g. --threads 1,2"
+
+
 def test_profiles():
     assert PROFILES["mobile-cpu-1t"].threads == 1 and PROFILES["mobile-cpu-4t"].threads == 4
-    with pytest.raises(UsageError, match="profiles: mobile-cpu-1t"):
+    with pytest.raises(UsageError, match="unknown profile 'raspberry-pi'.*profiles: mobile-cpu-1t"):
         profile("raspberry-pi")
-    with pytest.raises(UsageError, match="mcu-int8 runs int8, int8-io models"):
+    with pytest.raises(UsageError, match="profile='mcu-int8' runs int8, int8-io models"):
         PROFILES["mcu-int8"].check_precision("m.tflite", "none")
     PROFILES["mcu-int8"].check_precision("m.tflite", "int8")
     PROFILES["mcu-int8"].check_precision("m.tflite", "unknown")
@@ -114,9 +132,9 @@ def test_report_json_round_trip():
     stats = LatencyStats.from_samples(np.array([1.0, 1.1, 0.9, 1.0]) * 1e-3)
     result = BenchResult("m.tflite", "tflite", "LiteRTRuntime", "cpu", 2, True, [0], 0.01, 0.002, 10, 0.01, stats,
                          1024, 2048, "int8", "random", {"xnnpack_partitions": 1}, ["noisy"])
-    report = BenchReport([result, result], {"cpu": {"model": "x"}}, {"runs": 4})
+    report = BenchReport([result, result], {"cpu": {"model": "x"}}, {"runs": 4}, ["a note"])
     data = strict_json(jsonio.dumps(report.to_dict()))
-    assert data["version"] == 1 and data["results"][0]["unstable"] is True
+    assert data["version"] == 1 and data["results"][0]["unstable"] is True and data["notes"] == ["a note"]
     assert data["results"][0]["stats"]["throughput"] == pytest.approx(stats.throughput)
     again = BenchReport.from_dict(data)
     assert again == report and again.speedups() == [1.0, 1.0]

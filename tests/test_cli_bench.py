@@ -1,5 +1,6 @@
 """End to end: `edgekit bench` on every runtime, side by side, JSON, and bad input."""
 
+import os
 
 import pytest
 from conftest import strict_json
@@ -22,7 +23,7 @@ def bench(*args):
 @pytest.mark.parametrize("fmt", RUNNABLE, ids=str)
 def test_every_runtime_benches_a_tiny_model(samples, tmp_path, fmt):
     report_file = tmp_path / "bench.json"
-    result = bench(samples[fmt], "--threads", "1", "--json", report_file)
+    result = bench(samples[fmt], "--threads", "1", "--json-out", report_file)
     assert result.exit_code == 0, result.output
     report = BenchReport.from_dict(strict_json(report_file.read_text()))
     (only,) = report.results
@@ -35,7 +36,7 @@ def test_every_runtime_benches_a_tiny_model(samples, tmp_path, fmt):
 
 def test_side_by_side_with_speedup_and_thread_counts(samples, tmp_path):
     report_file = tmp_path / "bench.json"
-    result = bench(samples[Format.TFLITE], samples[Format.ONNX], "--threads", "1,2", "--json", report_file)
+    result = bench(samples[Format.TFLITE], samples[Format.ONNX], "--threads", "1,2", "--json-out", report_file)
     assert result.exit_code == 0, result.output
     data = strict_json(report_file.read_text())
     assert [(r["format"], r["threads"]) for r in data["results"]] == [
@@ -52,21 +53,52 @@ def test_real_data_is_preferred(tmp_path):
     trained = runner.invoke(app, ["train", "--framework", "torch", "--arch", "mlp", "--epochs", "1", "-o", str(out)])
     assert trained.exit_code == 0, trained.output
     report_file = tmp_path / "b.json"
-    assert bench(out, "--json", report_file).exit_code == 0
+    assert bench(out, "--json-out", report_file).exit_code == 0
     assert strict_json(report_file.read_text())["results"][0]["input_source"] == "test_x[0] of m.pt2.data.npz"
 
 
 def test_target_profile_applies_threads(samples, tmp_path):
     report_file = tmp_path / "b.json"
-    assert bench(samples[Format.TFLITE], "--target", "mobile-cpu-1t", "--json", report_file).exit_code == 0
+    assert bench(samples[Format.TFLITE], "--target", "mobile-cpu-1t", "--json-out", report_file).exit_code == 0
     data = strict_json(report_file.read_text())
     assert data["options"]["target"] == "mobile-cpu-1t" and data["results"][0]["threads"] == 1
 
 
+@pytest.mark.parametrize("fmt", [Format.ONNX, Format.TFLITE], ids=str)
+def test_given_device_beats_the_profile(samples, tmp_path, fmt):
+    report_file = tmp_path / "b.json"
+    result = bench(samples[fmt], "--target", "cuda", "--device", "cpu", "--json-out", report_file)
+    assert result.exit_code == 0, result.output
+    note = "--target cuda asks for device cuda; --device cpu was given and is used"
+    assert f"note: {note}" in result.stdout
+    data = strict_json(report_file.read_text())
+    assert data["notes"] == [note] and data["options"]["device"] == "cpu" and data["options"]["target"] == "cuda"
+    assert [r["device"] for r in data["results"]] == ["cpu"]
+
+
+def test_no_note_without_a_profile(samples, tmp_path):
+    report_file = tmp_path / "b.json"
+    result = bench(samples[Format.ONNX], "--device", "cpu", "--json-out", report_file)
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.stdout and strict_json(report_file.read_text())["notes"] == []
+
+
+@pytest.mark.skipif(cuda_info().usable, reason="CUDA is usable here")
+def test_cuda_profile_without_gpu_exits_3(samples):
+    """Without --device the profile's device applies: CUDA, which is not usable here."""
+    _refused(bench(samples[Format.ONNX], "--target", "cuda"), 3, "--target cuda benches on CUDA, which is not usable")
+    assert "add --device cpu" in bench(samples[Format.ONNX], "--target", "cuda").stderr
+
+
 def test_cpu_pinning(samples, tmp_path):
     report_file = tmp_path / "b.json"
-    assert bench(samples[Format.ONNX], "--cpus", "0", "--json", report_file).exit_code == 0
+    assert bench(samples[Format.ONNX], "--cpus", "0", "--json-out", report_file).exit_code == 0
     assert strict_json(report_file.read_text())["results"][0]["cpus"] == [0]
+
+
+def test_cpu_pinning_without_sched_setaffinity_is_a_usage_error(samples, monkeypatch):
+    monkeypatch.delattr(os, "sched_setaffinity", raising=False)
+    _refused(bench(samples[Format.ONNX], "--cpus", "0"), 2, "--cpus: CPU pinning needs sched_setaffinity (Linux)")
 
 
 def _refused(result, code: int, fragment: str) -> None:
@@ -100,7 +132,7 @@ def test_profile_refuses_a_precision_it_does_not_run(samples, tmp_path):
 def test_existing_report_needs_force(samples, tmp_path):
     report_file = tmp_path / "b.json"
     report_file.write_text("keep me")
-    _refused(bench(samples[Format.ONNX], "--json", report_file), 2, "already exists")
+    _refused(bench(samples[Format.ONNX], "--json-out", report_file), 2, "already exists")
     assert report_file.read_text() == "keep me"
 
 
@@ -114,6 +146,21 @@ def test_cuda_without_gpu_exits_3(samples):
 def test_cuda_bench(samples, tmp_path):
     report_file = tmp_path / "b.json"
     result = bench(samples[Format.TORCHSCRIPT], samples[Format.TORCH_EXPORTED], "--device", "cuda",
-                   "--json", report_file)
+                   "--json-out", report_file)
     assert result.exit_code == 0, result.output
     assert all(r["device"] == "cuda" for r in strict_json(report_file.read_text())["results"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_info().usable, reason="needs CUDA")
+def test_cuda_profile_benches_onnx_with_io_binding(samples, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+    report_file = tmp_path / "b.json"
+    result = bench(samples[Format.ONNX], "--target", "cuda", "--json-out", report_file)
+    assert result.exit_code == 0, result.output
+    data = strict_json(report_file.read_text())
+    assert data["notes"] == [] and data["results"][0]["device"] == "cuda"
+    assert "CUDAExecutionProvider" in data["results"][0]["delegation"]["providers"]

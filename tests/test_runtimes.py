@@ -81,3 +81,139 @@ def test_torch_runtimes_on_cuda_match_cpu(samples, fmt):
         name = cpu.io_spec.input_names[0]
         expected, got = next(iter(cpu.run({name: x}).values())), next(iter(gpu.run({name: x}).values()))
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+# -- ONNX Runtime on CUDA: IO binding, checked with a fake session off-GPU ------------------------------
+
+class FakeBinding:
+    def __init__(self, log):
+        self.log = log
+
+    def bind_ortvalue_input(self, name, value):
+        self.log.append(("bind_ortvalue_input", name, value.device))
+
+    def bind_output(self, name, device_type="cpu", device_id=0):
+        self.log.append(("bind_output", name, device_type, device_id))
+
+    def synchronize_inputs(self):
+        self.log.append(("synchronize_inputs",))
+
+    def synchronize_outputs(self):
+        self.log.append(("synchronize_outputs",))
+
+
+class FakeSession:
+    def __init__(self):
+        self.log = []
+        self.binding = FakeBinding(self.log)
+
+    def io_binding(self):
+        self.log.append(("io_binding",))
+        return self.binding
+
+    def run_with_iobinding(self, binding, run_options=None):
+        self.log.append(("run_with_iobinding", binding is self.binding,
+                         run_options.get_run_config_entry("disable_synchronize_execution_providers")))
+
+    def run(self, output_names, feeds):
+        self.log.append(("run", sorted(feeds)))
+        return []
+
+
+def _fake_ortvalue(log):
+    class FakeOrtValue:
+        def __init__(self, array, device):
+            self.array, self.device = array, device
+
+        @staticmethod
+        def ortvalue_from_numpy(array, device_type="cpu", device_id=0):
+            log.append(("ortvalue_from_numpy", array.shape, device_type, device_id))
+            return FakeOrtValue(array, device_type)
+
+    return FakeOrtValue
+
+
+def _onnx_with_fake_session(samples, device):
+    runtime = open_runtime(samples[Format.ONNX]).load()  # a real contract, loaded on CPU
+    runtime.options = RuntimeOptions(device=device)  # as if the CUDA checks had passed
+    runtime._session = FakeSession()
+    return runtime
+
+
+def test_onnx_cuda_binds_io_once_outside_the_timed_call(samples, monkeypatch):
+    import onnxruntime
+
+    from edgekit.targets.bench import BenchOptions, time_inference
+
+    runtime = _onnx_with_fake_session(samples, Device.CUDA)
+    log = runtime._session.log
+    monkeypatch.setattr(onnxruntime, "OrtValue", _fake_ortvalue(log))
+    call = runtime.prepare({"x": np.zeros((1, 1, 8, 8), np.float32)})
+    assert log == [("io_binding",), ("ortvalue_from_numpy", (1, 1, 8, 8), "cuda", 0),
+                   ("bind_ortvalue_input", "x", "cuda"), ("bind_output", "logits", "cuda", 0),
+                   ("synchronize_inputs",)]
+    log.clear()
+    timing = time_inference(call, BenchOptions(warmup=2, runs=5, min_seconds=0))
+    calls = 1 + 2 + len(timing.samples)
+    assert log == [("run_with_iobinding", True, "0"), ("synchronize_outputs",)] * calls  # nothing bound or copied
+
+
+def test_onnx_cpu_prepare_is_a_plain_run(samples, monkeypatch):
+    import onnxruntime
+
+    runtime = _onnx_with_fake_session(samples, Device.CPU)
+    log = runtime._session.log
+    monkeypatch.setattr(onnxruntime, "OrtValue", _fake_ortvalue(log))
+    call = runtime.prepare({"x": np.zeros((1, 1, 8, 8), np.float32)})
+    assert log == []
+    call()
+    assert log == [("run", ["x"])]
+
+
+def test_iobinding_call_on_the_real_api(samples):
+    """The binding sequence against onnxruntime itself, on its CPU device (no GPU needed)."""
+    import onnxruntime
+
+    from edgekit.targets.ort import iobinding_call
+
+    session = onnxruntime.InferenceSession(str(samples[Format.ONNX]), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    call = iobinding_call(session, ["x"], [x], ["logits"], device="cpu")
+    first = call().copy_outputs_to_cpu()[0]
+    np.testing.assert_allclose(first, session.run(None, {"x": x})[0], rtol=1e-6)
+    np.testing.assert_array_equal(call().copy_outputs_to_cpu()[0], first)
+
+
+def test_onnx_cuda_without_the_provider_names_the_device_option(samples, monkeypatch):
+    import onnxruntime
+
+    from edgekit.targets import base
+    from edgekit.toolkit.contract import errors
+
+    monkeypatch.setitem(errors._SPEAKING, "cli", False)
+    monkeypatch.setattr(base.Runtime, "_check_device", lambda self: None)  # past the CUDA driver check
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(InvalidInputError, match="device='cuda': this onnxruntime has no CUDAExecutionProvider"):
+        open_runtime(samples[Format.ONNX], options=RuntimeOptions(device=Device.CUDA)).load()
+
+
+def _ort_cuda() -> bool:
+    import onnxruntime
+
+    return CUDA.usable and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA.usable, reason=f"needs CUDA: {CUDA.reason}")
+def test_onnx_on_cuda_with_io_binding_matches_cpu(samples):
+    if not _ort_cuda():
+        pytest.skip("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    on_cuda = RuntimeOptions(device=Device.CUDA)
+    with open_runtime(samples[Format.ONNX]) as cpu, open_runtime(samples[Format.ONNX], options=on_cuda) as gpu:
+        expected = cpu.run({"x": x})["logits"]
+        binding = gpu.prepare({"x": x})()
+        (value,) = binding.get_outputs()
+        assert value.device_name().lower() == "cuda"
+        got = binding.copy_outputs_to_cpu()[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)

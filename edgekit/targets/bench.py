@@ -12,12 +12,17 @@ the timed runs cut into ``BLOCKS`` consecutive blocks, the slowest block median 
 more than ``MAX_BLOCK_SPREAD`` (thermal throttling, a noisy neighbour, frequency scaling). The CV is
 computed over the runs between the 1st and 99th percentile: at microsecond latencies a few interrupts
 otherwise dominate the standard deviation. p99, max and the plain std are still reported.
+
+Device: an explicitly given ``device`` wins over a ``profile``'s (the report carries a note saying so);
+without one the profile's device applies, and without a profile CPU. CPU pinning (``cpus``) needs
+``sched_setaffinity`` (Linux); elsewhere it is a usage error, and the usable-CPU count is ``os.cpu_count()``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -29,12 +34,12 @@ import numpy as np
 from edgekit.targets.profiles import DeviceProfile
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.formats import sniff
 from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds
 from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.data.datasets import model_inputs_from_npz
-from edgekit.toolkit.sysinfo import environment_fingerprint
+from edgekit.toolkit.sysinfo import can_pin_cpus, cuda_info, environment_fingerprint
 
 MAX_CV = 0.10
 MAX_BLOCK_SPREAD = 0.10
@@ -54,17 +59,19 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
-            raise UsageError(f"--warmup must be ≥ 0, got {self.warmup}")
+            raise UsageError(f"{option('warmup')} must be ≥ 0, got {self.warmup}")
         if self.runs < 1:
-            raise UsageError(f"--runs must be ≥ 1, got {self.runs}")
+            raise UsageError(f"{option('runs')} must be ≥ 1, got {self.runs}")
         if self.min_seconds < 0:
-            raise UsageError(f"--min-seconds must be ≥ 0, got {self.min_seconds}")
+            raise UsageError(f"{option('min_seconds')} must be ≥ 0, got {self.min_seconds}")
         if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be ≥ 1, got {self.threads}", hint="e.g. --threads 1,2")
+            raise UsageError(f"threads must be ≥ 1, got {self.threads}", hint=f"e.g. {option('threads', '1,2')}")
         if self.cpus is not None:
+            require_pinning()
             usable = os.sched_getaffinity(0)
             if not self.cpus or any(c not in usable for c in self.cpus):
-                raise UsageError(f"--cpus {list(self.cpus)} is not a subset of the usable CPUs {sorted(usable)}")
+                raise UsageError(f"{option('cpus', list(self.cpus))} is not a subset of the usable CPUs "
+                                 f"{sorted(usable)}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,7 @@ class BenchReport:
     results: list[BenchResult]
     environment: dict[str, Any]
     options: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # facts about the run as a whole (e.g. a device override)
 
     def speedups(self) -> list[float]:
         """p50 of the first result ÷ p50 of each (how many times faster than the first)."""
@@ -162,14 +170,15 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"edgekit_report": "bench", "version": BENCH_REPORT_VERSION, "environment": self.environment,
-                "options": self.options, "results": [r.to_dict() for r in self.results],
+                "options": self.options, "notes": list(self.notes), "results": [r.to_dict() for r in self.results],
                 "speedup_vs_first": self.speedups()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchReport:
         if data.get("edgekit_report") != "bench" or data.get("version") != BENCH_REPORT_VERSION:
             raise ValueError("not an edgekit bench report of a supported version")
-        return cls([BenchResult.from_dict(r) for r in data["results"]], data["environment"], data["options"])
+        return cls([BenchResult.from_dict(r) for r in data["results"]], data["environment"], data["options"],
+                   list(data.get("notes", [])))  # reports written before notes existed have none
 
 
 @dataclass(frozen=True)
@@ -215,12 +224,20 @@ def current_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def require_pinning() -> None:
+    """Refuse CPU pinning where the OS has no affinity API (macOS, Windows) with a usage error."""
+    if not can_pin_cpus():
+        raise UsageError(f"{option('cpus')}: CPU pinning needs sched_setaffinity (Linux), which this OS "
+                         f"({platform.system() or 'unknown'}) lacks", hint=f"run without {option('cpus')}")
+
+
 @contextlib.contextmanager
 def pinned(cpus: tuple[int, ...] | None) -> Iterator[None]:
     """Run the block on the given CPUs (the process's affinity is restored afterwards)."""
     if not cpus:
         yield
         return
+    require_pinning()
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, set(cpus))
     try:
@@ -241,10 +258,16 @@ def bench(
     threads: list[int | None] | None = None,
     profile: DeviceProfile | None = None,
     data: str | None = None,
+    device: Device | str | None = None,
 ) -> BenchReport:
+    """Bench each model at each thread count. ``device``: None means not given — the profile's device
+    applies, else ``options.device`` (CPU by default); a given device wins over the profile's, with a note."""
     options = options or BenchOptions()
+    given = _device(device)
+    options, notes = resolve_device(options, profile, given)
     if profile is not None:
-        options = replace(options, device=profile.device)
+        if given is None:
+            check_profile_device(profile)
         threads = threads or [profile.threads]
     thread_counts = threads or [options.threads]
     for count in thread_counts:
@@ -257,7 +280,41 @@ def bench(
     recorded = {"warmup": options.warmup, "runs": options.runs, "min_seconds": options.min_seconds,
                 "threads": thread_counts, "device": options.device.value, "cpus": options.cpus,
                 "target": profile.name if profile else None, "data": data}
-    return BenchReport(results, environment_fingerprint(), recorded)
+    return BenchReport(results, environment_fingerprint(), recorded, notes)
+
+
+def resolve_device(options: BenchOptions, profile: DeviceProfile | None,
+                   given: Device | None) -> tuple[BenchOptions, list[str]]:
+    """The options with the device that applies, and the notes to report: a given device wins over the
+    profile's (noted when they differ); without one, the profile's; without a profile, ``options.device``."""
+    if given is None:
+        return (replace(options, device=profile.device) if profile is not None else options), []
+    notes = []
+    if profile is not None and profile.device is not given:
+        notes.append(f"{option('profile', profile.name)} asks for device {profile.device.value}; "
+                     f"{option('device', given.value)} was given and is used")
+    return replace(options, device=given), notes
+
+
+def check_profile_device(profile: DeviceProfile) -> None:
+    """A profile that benches on CUDA, where CUDA is not usable: say so in the profile's terms (the user
+    gave no device), with the way to bench on CPU instead."""
+    if profile.device is not Device.CUDA:
+        return
+    info = cuda_info()
+    if not info.usable:
+        raise InvalidInputError(f"{option('profile', profile.name)} benches on CUDA, which is not usable here: "
+                                f"{info.reason}", hint=f"add {option('device', Device.CPU.value)} to bench on CPU")
+
+
+def _device(value: Device | str | None) -> Device | None:
+    if value is None or isinstance(value, Device):
+        return value
+    try:
+        return Device(value)
+    except ValueError:
+        raise UsageError(f"{option('device', value)} is not a device",
+                         hint=f"devices: {', '.join(d.value for d in Device)}") from None
 
 
 def bench_one(path: Path, options: BenchOptions, *, data: str | None = None,
@@ -308,7 +365,7 @@ def bench_inputs(spec: IOSpec, sidecar: Artifact | None, data: str | None) -> tu
     path = Path(data) if data is not None else sidecar.data_path
     if len(spec.inputs) != 1:
         raise UsageError(f"{path.name} feeds single-input models; this one takes {spec.input_names}",
-                         hint="use --data random")
+                         hint=f"use {option('data', RANDOM)}")
     sample, _labels, key = model_inputs_from_npz(path, 1)
     return {spec.inputs[0].name: to_model_input(sample, spec.inputs[0], path)}, f"{key}[0] of {path.name}"
 
@@ -317,7 +374,8 @@ def to_model_input(sample: np.ndarray, ts: TensorSpec, origin: Path) -> np.ndarr
     """A float sample in the tensor's dtype: quantized with its scale/zero-point for integer inputs."""
     if not ts.accepts(sample.shape):
         raise InvalidInputError(f"{origin}: sample shape {list(sample.shape)} does not fit input {ts.name!r} "
-                                f"{list(ts.shape or [])}", hint="give data for this model, or --data random")
+                                f"{list(ts.shape or [])}",
+                                hint=f"give data for this model, or {option('data', RANDOM)}")
     dtype = np.dtype(ts.dtype)
     if dtype.kind in "iu" and ts.quant is not None and sample.dtype.kind == "f":
         info = np.iinfo(dtype)

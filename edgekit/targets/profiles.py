@@ -1,12 +1,15 @@
-"""Device profiles: what a deployment target allows, applied to a benchmark with ``--target``."""
+"""Device profiles: what a deployment target allows, applied to a benchmark with ``--target`` (``profile=``).
+
+A profile sets the thread count and the device; an explicitly given device wins over the profile's
+(``edgekit bench --target cuda --device cpu`` benches on CPU, and the report says so)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError, option
 from edgekit.toolkit.contract.options import Device, QuantMode
+from edgekit.toolkit.sysinfo import usable_cpu_count
 
 ANY_PRECISION = tuple(QuantMode)
 
@@ -25,8 +28,9 @@ class DeviceProfile:
         allowed = {q.value for q in self.precisions}
         if precision in {q.value for q in QuantMode} and precision not in allowed:
             raise UsageError(
-                f"{model}: --target {self.name} runs {', '.join(sorted(allowed))} models, this one is {precision}",
-                hint="convert it with a --quantize mode the profile allows",
+                f"{model}: {option('profile', self.name)} runs {', '.join(sorted(allowed))} models, "
+                f"this one is {precision}",
+                hint=f"convert it with a {option('quantize')} mode the profile allows",
             )
 
 
@@ -35,7 +39,7 @@ PROFILES: dict[str, DeviceProfile] = {
     for p in (
         DeviceProfile("mobile-cpu-1t", "a phone's big core: 1 thread, XNNPACK", threads=1),
         DeviceProfile("mobile-cpu-4t", "a phone's performance cluster: 4 threads, XNNPACK", threads=4),
-        DeviceProfile("desktop-cpu", "every usable core of this machine", threads=len(os.sched_getaffinity(0))),
+        DeviceProfile("desktop-cpu", "every usable core of this machine", threads=usable_cpu_count()),
         DeviceProfile("mcu-int8", "integer-only accelerators and MCUs: 1 thread, int8 models only", threads=1,
                       precisions=(QuantMode.INT8, QuantMode.INT8_IO)),
         DeviceProfile("cuda", "an NVIDIA GPU (TorchScript, torch.export, ONNX Runtime CUDA EP)", threads=None,
@@ -46,5 +50,5 @@ PROFILES: dict[str, DeviceProfile] = {
 
 def profile(name: str) -> DeviceProfile:
     if name not in PROFILES:
-        raise UsageError(f"unknown --target {name!r}", hint=f"profiles: {', '.join(PROFILES)}")
+        raise UsageError(f"unknown {option('profile')} {name!r}", hint=f"profiles: {', '.join(PROFILES)}")
     return PROFILES[name]

@@ -33,6 +33,24 @@ def package_versions(packages: tuple[str, ...] = BACKEND_PACKAGES) -> dict[str, 
     return versions
 
 
+def usable_cpus() -> frozenset[int] | None:
+    """The CPUs this process may run on, or None where the OS has no affinity API (macOS, Windows)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return frozenset(os.sched_getaffinity(0))
+
+
+def usable_cpu_count() -> int:
+    """How many CPUs this process may run on: its affinity mask where the OS has one, else every CPU."""
+    cpus = usable_cpus()
+    return len(cpus) if cpus is not None else (os.cpu_count() or 1)
+
+
+def can_pin_cpus() -> bool:
+    """Whether this OS lets a process read and set its CPU affinity (Linux: sched_get/setaffinity)."""
+    return hasattr(os, "sched_getaffinity") and hasattr(os, "sched_setaffinity")
+
+
 @dataclass(frozen=True)
 class CpuInfo:
     model: str
@@ -56,11 +74,10 @@ def cpu_info(cpuinfo_text: str | None = None) -> CpuInfo:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return CpuInfo(
         model=model or platform.processor() or "unknown",
         logical_cores=os.cpu_count() or 1,
-        usable_cores=usable,
+        usable_cores=usable_cpu_count(),
         arch=platform.machine(),
         isa_flags=tuple(f for f in ISA_FLAGS if f in flags),
     )
