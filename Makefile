@@ -5,17 +5,37 @@ PY := $(VENV)/bin/python
 EDGEKIT := $(VENV)/bin/edgekit
 DEMO_DIR ?= demo-out
 PYTEST_ARGS ?=
+# The lean install CI proves: base + [onnx,litert] only, no torch, no TensorFlow.
+LEAN_VENV ?= .venv-lean
+LEAN_EXTRAS ?= onnx,litert
+LEAN_DIR ?= build/lean-check
 
-.PHONY: setup test test-fast lint demo report-screenshot bench clean
+.PHONY: setup test test-fast lint lean-check demo report-screenshot bench clean
 
 setup: $(VENV)/.installed
 
 # Re-install when the dependency list changes. pip (not uv/poetry) so the local torch CPU wheel is used.
+# Every backend is an extra (pyproject.toml); the development venv has them all.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	touch $@
+
+# A second venv with only the base and $(LEAN_EXTRAS), rebuilt from scratch when the dependency list changes
+# (so nothing left over from an older list can hide a missing dependency). Its own .gitignore keeps it out of git.
+$(LEAN_VENV)/.installed: pyproject.toml
+	rm -rf $(LEAN_VENV)
+	$(PYTHON) -m venv $(LEAN_VENV)
+	echo '*' > $(LEAN_VENV)/.gitignore
+	$(LEAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LEAN_VENV)/bin/python -m pip install --quiet -e '.[$(LEAN_EXTRAS)]'
+	touch $@
+
+# The lean install works on its own: info, routes, inspect/convert/validate/bench of ONNX and TFLite models
+# (written with the full venv), a missing backend is exit 5 naming its extra, and torch/TensorFlow are absent.
+lean-check: setup $(LEAN_VENV)/.installed
+	tests/lean_env_check.sh $(VENV) $(LEAN_VENV) $(LEAN_DIR)
 
 # pytest exit 5 ("no tests collected") is a failure, not a pass.
 test: setup
@@ -46,4 +66,4 @@ bench: setup
 	$(PY) benchmarks/startup.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LEAN_VENV) $(LEAN_DIR) $(DEMO_DIR) .pytest_cache .ruff_cache

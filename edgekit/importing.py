@@ -186,6 +186,9 @@ def _import_factory(module_name: str, attr: str, job: _Job) -> tuple[str, Artifa
 
 
 def _keras_builtin(name: str, options: ImportOptions, labels: Sequence[str]) -> Any:
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("keras", "tensorflow"), f"building keras:{name}")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 

@@ -77,6 +77,9 @@ def _smoke_run(runtime) -> SmokeRun | None:
 
 
 def _describe_state_dict(path: Path) -> ModelDetails:
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("torch",), f"describing the state_dict {path.name}")
     import torch
 
     data = torch.load(str(path), map_location="cpu", weights_only=True)

@@ -258,6 +258,20 @@ def render_info(data: dict[str, Any]) -> None:
         versions.add_row(name, version or "[dim]not installed[/dim]")
     console.print(versions)
 
+    from rich.markup import escape
+
+    extras = Table(title=escape("Extras (install with: pip install 'edgekit[NAME,…]')"), title_justify="left")
+    for column in ("extra", "status", "for"):
+        extras.add_column(column)
+    colours = {"present": "green", "partly present": "yellow", "absent": "dim"}
+    for row in data.get("extras", []):
+        state = row["status"]
+        if row["missing"] and state != "absent":
+            state += f": missing {', '.join(row['missing'])}"
+        colour = colours.get(row["status"], "default")
+        extras.add_row(row["extra"], f"[{colour}]{escape(state)}[/{colour}]", escape(row["purpose"]))
+    console.print(extras)
+
     runtimes = Table(title="Runtimes", title_justify="left")
     for column in ("format", "runtime", "devices", "status"):
         runtimes.add_column(column)
@@ -272,7 +286,7 @@ def render_info(data: dict[str, Any]) -> None:
     for column in ("route", "converter", "quantize", "status"):
         routes.add_column(column)
     for route in data["routes"]:
-        name = f"{route['source']} → {route['target']}"
+        name = f"{route['source']} → {route['to']}"
         routes.add_row(name, route["converter"], ", ".join(route["quantize"]), _status(route["missing"]))
     console.print(routes)
 

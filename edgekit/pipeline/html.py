@@ -43,6 +43,9 @@ def _png(fig: Any) -> str:
 
 
 def _pyplot() -> Any:
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("matplotlib",), "the plots in report.html")
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display: render to memory
@@ -148,6 +151,13 @@ def error_distribution(report: PipelineReport) -> str | None:
     return _png(fig)
 
 
+def _plots_missing() -> str | None:
+    """None where matplotlib is importable; else the install line, and the page says the plots need it."""
+    from edgekit.toolkit.contract import extras
+
+    return None if extras.is_installed("matplotlib") else extras.install_hint(["matplotlib"])
+
+
 PLOTS = (("Latency vs size", latency_vs_size), ("Accuracy vs latency", accuracy_vs_latency),
          ("Error distribution per artifact", error_distribution))
 
@@ -186,7 +196,11 @@ def html_report(report: PipelineReport) -> str:
         parts += [f"<li><b>check</b>: {esc(v)}</li>" for v in report.violations]
         parts.append("</ul>")
     parts.append("<h2>Plots</h2>")
-    for title, draw in PLOTS:
+    plots_hint = _plots_missing()
+    if plots_hint is not None:
+        parts.append('<p class="muted">No plots in this report: they need matplotlib, which is not installed '
+                     f"(<code>{esc(plots_hint)}</code>). The tables above hold every figure they would show.</p>")
+    for title, draw in PLOTS if plots_hint is None else ():
         image = draw(report)
         if image is None:
             parts.append(f'<p class="muted">{esc(title)}: not measured in this run.</p>')

@@ -107,10 +107,14 @@ def train(
     force: bool = False,
     on_epoch: Callable[[EpochStats], None] = lambda stats: None,
 ) -> TrainResult:
+    from edgekit.toolkit.contract import extras
+
     start = time.perf_counter()
     model_path, data_path = output_paths(out, options.framework)
     for path in (model_path, data_path, sidecar_path(model_path)):
         check_writable_target(path, force=force)  # fail before minutes of training, not after
+    needs = ("torch",) if options.framework is Framework.TORCH else ("keras", "tensorflow")
+    extras.require((*needs, *(("sklearn",) if options.data == "digits" else ())), f"training in {options.framework}")
     dataset = load_dataset(options.data)
     splits = stratified_split(dataset, options.seed)
     prep, (x_train, x_cal, x_test) = _preprocess(options, splits, dataset.scale)

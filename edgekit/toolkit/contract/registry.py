@@ -13,26 +13,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from edgekit.toolkit.contract.errors import MissingDependencyError, UsageError
+from edgekit.toolkit.contract import extras
+from edgekit.toolkit.contract.errors import UsageError
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import Device, QuantMode
 
-# Package to ``pip install`` for each importable module a spec may require.
-PIP_NAMES = {
-    "torch": "torch==2.13.0",
-    "executorch": "executorch==1.4.1",
-    "tensorflow": "tensorflow==2.21.*",
-    "keras": "keras",
-    "onnx": "onnx",
-    "onnxruntime": "onnxruntime",
-    "onnxscript": "onnxscript",
-    "tf2onnx": "tf2onnx",
-    "ai_edge_litert": "ai-edge-litert",
-    "litert_torch": "litert-torch",
-    "h5py": "h5py",
-    "torchao": "torchao",
-    "ai_edge_quantizer": "ai-edge-quantizer",
-}
+# The package to install for a module a spec requires is its extra, ``pip install 'edgekit[onnx]'``: one table
+# for that and for `edgekit info` (edgekit/toolkit/contract/extras.py); the pins live in pyproject.toml.
+PIP_NAMES = {module: f"edgekit[{name}]" for module, name in extras.MODULE_EXTRA.items()}
 
 
 def missing_modules(requires: Iterable[str]) -> list[str]:
@@ -81,7 +69,7 @@ class RuntimeSpec:
 @dataclass(frozen=True)
 class ConverterSpec:
     source: Format
-    target: Format
+    to: Format  # the format it writes (the CLI's --to; "target" is where a model runs, edgekit/targets/)
     name: str
     impl: str
     requires: tuple[str, ...]
@@ -89,29 +77,29 @@ class ConverterSpec:
     description: str = ""
 
     @property
-    def key(self) -> tuple[Format, Format]:
-        return (self.source, self.target)
+    def key(self) -> tuple[Format, Format, str]:
+        """Several converters may serve one edge (say, two ONNX quantizers); the planner takes the first that
+        supports the mode asked for."""
+        return (self.source, self.to, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """What `routes` and `info` report, with availability checked here (no import)."""
-        return {"source": self.source.value, "target": self.target.value, "converter": self.name,
+        return {"source": self.source.value, "to": self.to.value, "converter": self.name,
                 "quantize": [q.value for q in self.quant_modes], "missing": self.missing()}
 
     def missing(self) -> list[str]:
         return missing_modules(self.requires)
 
     def load(self) -> Any:
-        _require(self.requires, f"converting {self.source} to {self.target}")
+        _require(self.requires, f"converting {self.source} to {self.to}")
         return _load_impl(self.impl)
 
 
 def _require(requires: Iterable[str], purpose: str) -> None:
+    """A one-line MissingDependencyError whose hint names the extra(s) to install, comma-joined."""
     missing = missing_modules(requires)
     if missing:
-        pip = " ".join(PIP_NAMES.get(m, m) for m in missing)
-        raise MissingDependencyError(
-            f"{purpose} needs {', '.join(missing)}, which is not installed", hint=f"pip install {pip}"
-        )
+        raise extras.missing_dependency(purpose, missing)
 
 
 S = TypeVar("S", RuntimeSpec, ConverterSpec)
@@ -139,6 +127,10 @@ class Registry(Generic[S]):
 
     def get(self, key: Any) -> S | None:
         return self._specs.get(key)
+
+    def unregister(self, key: Any) -> None:
+        """Remove a registration (plug-ins and tests that clean up after themselves)."""
+        self._specs.pop(key, None)
 
 
 RUNTIMES: Registry[RuntimeSpec] = Registry(

@@ -84,6 +84,9 @@ class Splits:
 
 
 def load_digits() -> Dataset:
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("sklearn",), "the digits data set")
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
@@ -143,6 +146,9 @@ def load_dataset(spec: str) -> Dataset:
 
 def stratified_split(dataset: Dataset, seed: int) -> Splits:
     """Train/calibration/test split with every class in the same proportion in each part."""
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("sklearn",), "a stratified train/calibration/test split")
     from sklearn.model_selection import train_test_split
 
     _train_frac, calib_frac, test_frac = SPLIT_FRACTIONS

@@ -105,6 +105,9 @@ def read_keras_config(path: Path) -> Any:
 def read_h5_config(path: Path) -> Any | None:
     """The ``model_config`` attribute of a Keras HDF5 file (None for a weights-only file); h5py reads
     attributes without running anything."""
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("h5py",), "reading a Keras .h5 file")
     import h5py
 
     try:

@@ -97,6 +97,9 @@ def check_external_data(model_dir: Path, refs: Sequence[ExternalRef], *, trust: 
 
 def check_onnx_file(path: Path) -> None:
     """Parse the graph without loading external data and check every external reference."""
+    from edgekit.toolkit.contract import extras
+
+    extras.require(("onnx",), f"reading {path.name}")
     import onnx
 
     try:
