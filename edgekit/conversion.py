@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekit.converters.base import NEEDS_CALIBRATION, ConvertOptions, StepInput, StepReport
+from edgekit.converters.base import ConvertOptions, StepInput, StepReport
 from edgekit.converters.planning import plan
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
-from edgekit.toolkit.contract.errors import BackendError, UsageError
-from edgekit.toolkit.contract.formats import EXTENSIONS, Format, Sniffed, sniff
+from edgekit.toolkit.contract.errors import BackendError, UsageError, option
+from edgekit.toolkit.contract.formats import Format, Sniffed, extensions, output_formats, sniff
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, example_feeds
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.data import calibration as calibration_data
@@ -29,8 +29,6 @@ from edgekit.toolkit.sysinfo import package_versions
 if TYPE_CHECKING:
     from edgekit.validators.parity import ParityReport
 
-TARGET_SUFFIX = {Format.TFLITE: ".tflite", Format.ONNX: ".onnx", Format.TORCHSCRIPT: ".pt",
-                 Format.EXECUTORCH: ".pte"}
 CONVERSION_REPORT_VERSION = 1
 
 
@@ -75,20 +73,23 @@ class _Source:
     io_spec: IOSpec
 
 
-def default_output(source: Path, target: Format, quant: QuantMode) -> Path:
+def default_output(source: Path, to: Format, quant: QuantMode) -> Path:
     """``model.int8.tflite`` beside ``model.pt2``."""
-    name = source.name
-    for suffix in sorted({s for exts in EXTENSIONS.values() for s in exts if s}, key=len, reverse=True):
+    return source.with_name(f"{stem_of(source)}{quant.spec.file_tag}{to.spec.suffix}")
+
+
+def stem_of(path: Path) -> str:
+    """The file name without any model format's extension (``digits_cnn`` of ``digits_cnn.pt2``)."""
+    name = path.name
+    for suffix in sorted({s for exts in extensions().values() for s in exts if s}, key=len, reverse=True):
         if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    tag = "" if quant is QuantMode.NONE else f".{quant.value}"
-    return source.with_name(f"{name}{tag}{TARGET_SUFFIX[target]}")
+            return name[: -len(suffix)]
+    return name
 
 
 def convert(
     model: str | os.PathLike[str],
-    target: Format,
+    to: Format,
     options: ConvertOptions | None = None,
     *,
     output: str | os.PathLike[str] | None = None,
@@ -102,16 +103,17 @@ def convert(
     split, as ``edgekit validate`` chooses)."""
     start = time.perf_counter()
     options = options or ConvertOptions()
-    if target not in TARGET_SUFFIX:
-        supported = ", ".join(f.value for f in TARGET_SUFFIX)
-        raise UsageError(f"--to {target.value} is not a conversion target", hint=f"targets: {supported}")
+    if to not in output_formats():
+        supported = ", ".join(f.value for f in output_formats())
+        raise UsageError(f"{option('to', to.value)}: a conversion does not write {to.spec.label}",
+                         hint=f"it writes: {supported}")
     source = _load_source(Path(model), input_shapes or {})
-    route = plan(source.sniffed.format, target, options.quantize, via=via)
-    out = Path(output) if output is not None else default_output(source.path, target, options.quantize)
-    _check_output(out, target, source.path, force)
+    route = plan(source.sniffed.format, to, options.quantize, via=via)
+    out = Path(output) if output is not None else default_output(source.path, to, options.quantize)
+    _check_output(out, to, source.path, force)
     calibration = _calibration(options, source)
     warnings: list[str] = []
-    if calibration is not None and not calibration.real and options.quantize in NEEDS_CALIBRATION:
+    if calibration is not None and not calibration.real and options.quantize.spec.needs_calibration:
         warnings.append("calibrated on random data: the quantized model's accuracy is unknown")
     reports: list[StepReport] = []
     with scratch_directory("edgekit-route-") as scratch:
@@ -124,8 +126,8 @@ def convert(
             if last:
                 with atomic_paths(out, sidecar_path(out), force=force) as (staged, staged_sidecar):
                     reports.append(converter.convert(step, staged))
-                    phase(f"loading and running the converted {target.value} model")
-                    artifact, details = _verify(staged, out, target, source, route, options, reports)
+                    phase(f"loading and running the converted {to.value} model")
+                    artifact, details = _verify(staged, out, to, source, route, options, reports)
                     phase("validating parity against the original")
                     parity = (_validate(source, staged, options, validation_data, validation_samples)
                               if options.validate else None)
@@ -133,9 +135,9 @@ def convert(
                         artifact = replace(artifact, extra={**artifact.extra, "parity": _parity_summary(parity)})
                     staged_sidecar.write_text(artifact.sidecar_text())
             else:
-                intermediate = Path(scratch) / f"step{index}{TARGET_SUFFIX[spec.target]}"
+                intermediate = Path(scratch) / f"step{index}{spec.to.spec.suffix}"
                 reports.append(converter.convert(step, intermediate))
-                current = replace(step, path=intermediate, format=spec.target)
+                current = replace(step, path=intermediate, format=spec.to)
     warnings += [w for r in reports for w in r.warnings]
     return ConversionResult(artifact, tuple(reports), time.perf_counter() - start, tuple(warnings), details, parity)
 
@@ -145,10 +147,10 @@ def _validate(source: _Source, staged: Path, options: ConvertOptions, data: str 
     """Parity of the new artifact against the original model (not an intermediate step), judged by the
     profile of the requested precision, on the original's own data when it has some."""
     from edgekit.validators.parity import DEFAULT_SAMPLES, validate
-    from edgekit.validators.tolerances import FOR_QUANT_MODE
+    from edgekit.validators.tolerances import profile_for
 
     return validate(source.path, staged, data=data, samples=samples or DEFAULT_SAMPLES,
-                    profile=FOR_QUANT_MODE[options.quantize.value])
+                    profile=profile_for(options.quantize.value))
 
 
 def _parity_summary(report: ParityReport) -> dict[str, Any]:
@@ -179,19 +181,20 @@ def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Sourc
     return _Source(path, sniffed, sidecar, spec)
 
 
-def _check_output(out: Path, target: Format, source: Path, force: bool) -> None:
+def _check_output(out: Path, to: Format, source: Path, force: bool) -> None:
     if out.resolve() == source.resolve():
-        raise UsageError(f"-o {out} is the source model itself", hint="choose another output path")
-    if out.suffix and out.suffix not in EXTENSIONS[target]:
-        raise UsageError(f"-o {out}: {target.value} artifacts are saved as {' or '.join(EXTENSIONS[target])}",
-                         hint=f"use -o {out.with_suffix(TARGET_SUFFIX[target])}")
+        raise UsageError(f"{option('output', out)} is the source model itself", hint="choose another output path")
+    if out.suffix and out.suffix not in to.spec.extensions:
+        raise UsageError(f"{option('output', out)}: {to.value} artifacts are saved as "
+                         f"{' or '.join(to.spec.extensions)}",
+                         hint=f"use {option('output', out.with_suffix(to.spec.suffix))}")
     for path in (out, sidecar_path(out)):
         check_writable_target(path, force=force)
 
 
 def _calibration(options: ConvertOptions, source: _Source) -> calibration_data.CalibrationSet | None:
     quant = options.quantize
-    if quant not in NEEDS_CALIBRATION:
+    if not quant.spec.needs_calibration:
         return None
     found = calibration_data.resolve(options.calibration, source.io_spec, sidecar=source.sidecar,
                                      samples=options.calibration_samples)
@@ -203,7 +206,7 @@ def _calibration(options: ConvertOptions, source: _Source) -> calibration_data.C
     return found
 
 
-def _verify(staged: Path, out: Path, target: Format, source: _Source, route: list, options: ConvertOptions,
+def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, options: ConvertOptions,
             reports: list[StepReport]) -> tuple[Artifact, ModelDetails]:
     """Load the staged artifact in its runtime and run it once; describe its contract and delegation."""
     from edgekit.targets import open_runtime
@@ -219,12 +222,12 @@ def _verify(staged: Path, out: Path, target: Format, source: _Source, route: lis
     upstream = source.sidecar
     data = upstream.data_path if upstream is not None else None
     artifact = Artifact(
-        path=out, format=target, io_spec=spec, sha256=sha256_of(staged),
-        route=(source.sniffed.format.value, *(s.target.value for s in route)),
+        path=out, format=to, io_spec=spec, sha256=sha256_of(staged),
+        route=(source.sniffed.format.value, *(s.to.value for s in route)),
         source_sha256=sha256_of(source.path), options=options.to_dict(),
         versions={k: v for k, v in package_versions().items() if v},
         labels=upstream.labels if upstream else (),
-        preprocessing=_preprocessing(upstream, options, target),
+        preprocessing=_preprocessing(upstream, options, to),
         data=os.path.relpath(data, out.parent) if data is not None and data.is_file() else None,
         data_sha256=sha256_of(data) if data is not None and data.is_file() else None,
         metrics=dict(upstream.metrics) if upstream else {},
@@ -247,9 +250,9 @@ def _with_layout(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSp
     return IOSpec(tuple(inputs), spec.outputs)
 
 
-def _preprocessing(upstream: Artifact | None, options: ConvertOptions, target: Format):
+def _preprocessing(upstream: Artifact | None, options: ConvertOptions, to: Format):
     if upstream is None or upstream.preprocessing is None:
         return None
-    if options.nhwc and target is Format.TFLITE:
+    if options.nhwc and to is Format.TFLITE:
         return replace(upstream.preprocessing, layout=Layout.NHWC)
     return upstream.preprocessing

@@ -31,7 +31,7 @@ from typing import Any
 
 from edgekit.toolkit.contract.artifact import Artifact, sidecar_path
 from edgekit.toolkit.contract.errors import BackendError, EdgekitError, InvalidInputError, UsageError, first_line
-from edgekit.toolkit.contract.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.contract.formats import Format, sniff
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, guess_layout
 from edgekit.toolkit.data.datasets import Preprocessing
 from edgekit.toolkit.fsutil import atomic_directory, atomic_path, sha256_of
@@ -253,11 +253,12 @@ def _import_file(path: Path, job: _Job) -> tuple[str, Artifact]:
 
 # -- normalised outputs -----------------------------------------------------------------------------
 def _output_path(out: Path, fmt: Format, source: Path | None = None) -> Path:
-    natural = (source.suffix if source is not None and source.suffix in EXTENSIONS[fmt] else EXTENSIONS[fmt][0])
+    natural = source.suffix if source is not None and source.suffix in fmt.spec.extensions else fmt.spec.suffix
     if not out.suffix:
         return out.with_suffix(natural) if natural else out
-    if fmt is Format.SAVEDMODEL or out.suffix not in EXTENSIONS[fmt]:
-        expected = "a directory name without extension" if fmt is Format.SAVEDMODEL else " or ".join(EXTENSIONS[fmt])
+    if fmt is Format.SAVEDMODEL or out.suffix not in fmt.spec.extensions:
+        expected = ("a directory name without extension" if fmt is Format.SAVEDMODEL
+                    else " or ".join(fmt.spec.extensions))
         raise UsageError(f"-o {out}: {fmt.value} artifacts are saved as {expected}",
                          hint=f"use -o {out.with_suffix(natural)}")
     return out

@@ -153,17 +153,19 @@ def render_convert(result: ConversionResult) -> None:
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Conversion routes (edgekit convert MODEL --to TARGET --quantize MODE)", title_justify="left")
-    for column in ("source", "target", "converter", "quantize", "status"):
+    table = Table(title="Conversion routes (edgekit convert MODEL --to FORMAT --quantize MODE)", title_justify="left")
+    for column in ("source", "to", "converter", "quantize", "status"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["source"], row["target"], row["converter"], ", ".join(row["quantize"]),
+        table.add_row(row["source"], row["to"], row["converter"], ", ".join(row["quantize"]),
                       _status(row["missing"]))
     console.print(table)
     console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx.")
 
 
 def render_bench(report: BenchReport) -> None:
+    from rich.markup import escape
+
     latency = Table(title="Latency (single batch, warmed up)", title_justify="left")
     for column in ("model", "precision", "threads", "p50", "p90", "p99", "CV", "vs 1st", "delegation"):
         latency.add_column(column, justify="right" if column in ("threads", "p50", "p90", "p99", "CV") else "left",

@@ -64,3 +64,22 @@ def default_pipeline(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("pipeline") / "out"
     result = run_edgekit("pipeline", "--out", out)
     return out, result
+
+
+def route_matrix(source) -> list[tuple[str, str]]:
+    """Every (format, quant mode) edgekit converts ``source`` to, from the registry and the two tables: the
+    test matrices follow what is registered instead of a hand-kept copy."""
+    from edgekit.converters.planning import plan
+    from edgekit.toolkit.contract.errors import UsageError
+    from edgekit.toolkit.contract.formats import output_formats
+    from edgekit.toolkit.contract.options import QuantMode
+
+    found = []
+    for fmt in output_formats():
+        for quant in QuantMode:
+            try:
+                plan(source, fmt, quant)
+            except UsageError:
+                continue
+            found.append((fmt.value, quant.value))
+    return found

@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import strict_json
+from conftest import route_matrix, strict_json
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -12,15 +12,12 @@ from edgekit.targets import open_runtime
 from edgekit.toolkit.contract.artifact import read_sidecar, sidecar_path
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import example_feeds
+from edgekit.toolkit.contract.options import QuantMode
 
 runner = CliRunner()
-TORCH_MATRIX = [("onnx", q) for q in ("none", "fp16", "dynamic", "int8")] + [("torchscript", "none")] + [
-    ("executorch", q) for q in ("none", "dynamic", "int8")] + [
-    ("tflite", q) for q in ("none", "dynamic", "int8-io", "int16x8")]
-KERAS_MATRIX = [("tflite", q) for q in ("none", "fp16", "dynamic", "int8", "int8-io", "int16x8")] + [
-    ("onnx", q) for q in ("none", "fp16", "dynamic", "int8")]
+TORCH_MATRIX = route_matrix(Format.TORCH_EXPORTED)
+KERAS_MATRIX = route_matrix(Format.KERAS)
 SIDECAR_KEYS = {"sha256", "source_sha256", "route", "options", "versions", "io_spec", "format"}
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "executorch": ".pte", "tflite": ".tflite"}
 
 
 def convert(*args):
@@ -79,7 +76,7 @@ def digits(tmp_path_factory):
 def test_torch_matrix_on_tiny_model(samples, tmp_path, target, quant):
     calibration = tiny_model_options(quant)
     result = convert(samples[Format.TORCH_EXPORTED], "--to", target, "--quantize", quant, *calibration,
-                     "-o", tmp_path / f"tiny{SUFFIX[target]}")
+                     "-o", tmp_path / f"tiny{Format(target).spec.suffix}")
     check_artifact(result, target, quant)
     if "random" in calibration:
         assert "accuracy is unknown" in result.stderr
@@ -88,9 +85,10 @@ def test_torch_matrix_on_tiny_model(samples, tmp_path, target, quant):
 @pytest.mark.slow
 @pytest.mark.parametrize(("target", "quant"), TORCH_MATRIX, ids=lambda v: v)
 def test_torch_matrix_on_digits_cnn(digits, tmp_path, target, quant):
-    result = convert(digits["torch"], "--to", target, "--quantize", quant, "-o", tmp_path / f"d{SUFFIX[target]}")
+    out = tmp_path / f"d{Format(target).spec.suffix}"
+    result = convert(digits["torch"], "--to", target, "--quantize", quant, "-o", out)
     data = check_artifact(result, target, quant)
-    if quant in ("int8", "int8-io", "int16x8"):
+    if QuantMode(quant).spec.needs_calibration:
         calibrated = [s["details"].get("calibration", "") for s in data["steps"]]
         assert any("digits_cnn.pt2.data.npz" in c for c in calibrated), calibrated
     sidecar = read_sidecar(data["artifact"])
@@ -103,14 +101,15 @@ def test_torch_matrix_on_digits_cnn(digits, tmp_path, target, quant):
 def test_keras_matrix_on_tiny_model(samples, tmp_path, target, quant):
     calibration = tiny_model_options(quant)
     result = convert(samples[Format.KERAS], "--to", target, "--quantize", quant, *calibration,
-                     "-o", tmp_path / f"tiny{SUFFIX[target]}")
+                     "-o", tmp_path / f"tiny{Format(target).spec.suffix}")
     check_artifact(result, target, quant)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("target", "quant"), KERAS_MATRIX, ids=lambda v: v)
 def test_keras_matrix_on_digits_cnn(digits, tmp_path, target, quant):
-    result = convert(digits["keras"], "--to", target, "--quantize", quant, "-o", tmp_path / f"d{SUFFIX[target]}")
+    out = tmp_path / f"d{Format(target).spec.suffix}"
+    result = convert(digits["keras"], "--to", target, "--quantize", quant, "-o", out)
     data = check_artifact(result, target, quant)
     if quant == "int8-io":
         inputs = data["io_spec"]["inputs"]
@@ -124,7 +123,7 @@ def test_keras_matrix_on_digits_cnn(digits, tmp_path, target, quant):
 def test_savedmodel_and_h5_sources(samples, tmp_path, fmt, target, quant):
     calibration = ["--calibration", "random", "--no-validate"] if quant == "int8" else []
     result = convert(samples[fmt], "--to", target, "--quantize", quant, *calibration,
-                     "-o", tmp_path / f"m{SUFFIX[target]}")
+                     "-o", tmp_path / f"m{Format(target).spec.suffix}")
     check_artifact(result, target, quant)
 
 
@@ -188,7 +187,7 @@ def test_unsupported_pair_is_refused_with_supported_list(samples, tmp_path):
 
 def test_unknown_target_is_a_usage_error(samples):
     assert convert(samples[Format.ONNX], "--to", "coreml").exit_code == 2
-    _refused(convert(samples[Format.ONNX], "--to", "keras"), 2, "not a conversion target")
+    _refused(convert(samples[Format.ONNX], "--to", "keras"), 2, "not one of tflite, onnx, torchscript, executorch")
 
 
 def test_int8_without_calibration_data_is_refused(samples, tmp_path):

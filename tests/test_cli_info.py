@@ -53,7 +53,7 @@ def test_unknown_command_is_a_usage_error():
 def test_routes_lists_the_matrix():
     result = runner.invoke(app, ["routes", "--json"])
     assert result.exit_code == 0
-    rows = {(r["source"], r["target"]): r["quantize"] for r in strict_json(result.stdout)}
+    rows = {(r["source"], r["to"]): r["quantize"] for r in strict_json(result.stdout)}
     assert rows[("keras", "tflite")] == ["none", "fp16", "dynamic", "int8", "int8-io", "int16x8"]
     assert rows[("torch-exported", "executorch")] == ["none", "dynamic", "int8"]
     assert rows[("onnx", "onnx")] == ["fp16", "dynamic", "int8"]
@@ -63,6 +63,6 @@ def test_routes_lists_the_matrix():
 
 def test_info_lists_routes():
     data = strict_json(runner.invoke(app, ["info", "--json"]).stdout)
-    pairs = {(r["source"], r["target"]) for r in data["routes"]}
+    pairs = {(r["source"], r["to"]) for r in data["routes"]}
     assert {("keras", "onnx"), ("torch-exported", "tflite"), ("onnx", "onnx")} <= pairs
     assert all(r["missing"] == [] for r in data["routes"])

@@ -121,7 +121,7 @@ def test_package_bad_input(samples, default_pipeline, tflite_bundle, tmp_path):
     not_zip.write_bytes(b"PK\x03\x04 truncated")
     assert package("--verify", not_zip).exit_code == 3
     result = package(samples[Format.TORCH_EXPORTED], "-o", tmp_path / "x.zip")
-    assert result.exit_code == 2 and "supported: tflite, executorch, onnx" in result.output
+    assert result.exit_code == 2 and "supported: tflite, onnx, executorch" in result.output
     model = artifact(default_pipeline, "digits_cnn_keras.fp32.tflite")
     result = package(model, "-o", tflite_bundle)
     assert result.exit_code == 2 and "already exists" in result.output

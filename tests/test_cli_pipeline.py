@@ -10,28 +10,16 @@ import subprocess
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import run_edgekit, strict_json
+from conftest import route_matrix, run_edgekit, strict_json
 from test_pipeline_report import assert_non_blank_png, embedded_images
 
-from edgekit.converters.planning import plan
 from edgekit.pipeline.report import PipelineReport, RowStatus
-from edgekit.pipeline.run import TARGETS
-from edgekit.toolkit.contract.errors import UsageError
 from edgekit.toolkit.contract.formats import Format
-from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.sysinfo import cuda_info
 
 
 def applicable(source: Format) -> set[tuple[str, str]]:
-    found = set()
-    for target in TARGETS:
-        for quant in QuantMode:
-            try:
-                plan(source, target, quant)
-            except UsageError:
-                continue
-            found.add((target.value, quant.value))
-    return found
+    return set(route_matrix(source))
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def test_parse_resolves_paths_against_the_config_directory():
     ({"thresholds": 5}, "\\[thresholds\\] must be a table"),
     ({"pipeline": {"threads": 0}}, "integer from 1 to 1024"),
     ({"thresholds": {"require_parity": 1}}, "true or false"),
-    ({"thresholds": {"coreml": {"max_size_bytes": 1}}}, "names no format or precision"),
+    ({"thresholds": {"coreml": {"max_size_bytes": 1}}}, "names no format or quantization mode"),
     ({"pipeline": {"threads": 1.5}}, "must be an integer"),
     ({"pipeline": {"models": []}}, "non-empty list"),
 ])

@@ -8,7 +8,7 @@ from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registr
 
 
 def names(route):
-    return [(s.source.value, s.target.value) for s in route]
+    return [(s.source.value, s.to.value) for s in route]
 
 
 def test_direct_route_when_it_supports_the_mode():
@@ -23,7 +23,7 @@ def test_quantized_onnx_goes_through_float_onnx_first():
 
 def test_onnx_to_itself_only_to_quantize():
     assert names(plan(F.ONNX, F.ONNX, Q.DYNAMIC)) == [("onnx", "onnx")]
-    with pytest.raises(UsageError, match="onnx to onnx with --quantize none"):
+    with pytest.raises(UsageError, match="onnx to onnx with quantize='none'"):  # the library names parameters
         plan(F.ONNX, F.ONNX, Q.NONE)
 
 

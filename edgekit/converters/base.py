@@ -11,9 +11,16 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from edgekit.toolkit.contract.errors import BackendError, EdgekitError, MissingDependencyError, UsageError, first_line
+from edgekit.toolkit.contract.errors import (
+    BackendError,
+    EdgekitError,
+    MissingDependencyError,
+    UsageError,
+    first_line,
+    option,
+)
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import IOSpec
 from edgekit.toolkit.contract.options import QuantMode
@@ -21,7 +28,6 @@ from edgekit.toolkit.contract.registry import ConverterSpec
 from edgekit.toolkit.data.calibration import CalibrationSet
 
 # Modes whose activation ranges come from data: refused without calibration samples.
-NEEDS_CALIBRATION = {QuantMode.INT8, QuantMode.INT8_IO, QuantMode.INT16X8}
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,10 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         if self.calibration_samples < 1:
-            raise UsageError(f"--calibration-samples must be ≥ 1, got {self.calibration_samples}")
+            raise UsageError(f"{option('calibration_samples')} must be ≥ 1, got {self.calibration_samples}")
         if self.opset is not None and not 1 <= self.opset <= 1000:
-            raise UsageError(f"--opset {self.opset}: not an ONNX opset version", hint="e.g. --opset 17")
+            raise UsageError(f"{option('opset', self.opset)}: not an ONNX opset version",
+                             hint=f"e.g. {option('opset', 17)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
@@ -73,8 +80,8 @@ class StepReport:
 
 
 class Converter(ABC):
-    source: ClassVar[tuple[Format, ...]]
-    target: ClassVar[Format]
+    """One edge of the registry: what it converts from and to, and the modes it supports, are its spec's
+    (``self.spec``); a converter holds no copy of them."""
 
     def __init__(self, spec: ConverterSpec) -> None:
         self.spec = spec
@@ -82,10 +89,10 @@ class Converter(ABC):
     def convert(self, step: StepInput, out: Path) -> StepReport:
         if step.quantize not in self.spec.quant_modes:
             supported = ", ".join(q.value for q in self.spec.quant_modes)
-            raise UsageError(f"{self.spec.name} does not support --quantize {step.quantize.value}",
+            raise UsageError(f"{self.spec.name} does not support {option('quantize', step.quantize.value)}",
                              hint=f"supported: {supported}")
-        if step.quantize in NEEDS_CALIBRATION and step.calibration is None:
-            raise UsageError(f"--quantize {step.quantize.value} needs calibration data")
+        if step.quantize.spec.needs_calibration and step.calibration is None:
+            raise UsageError(f"{option('quantize', step.quantize.value)} needs calibration data")
         report = StepReport(self.spec.name)
         start = time.perf_counter()
         try:
@@ -98,7 +105,7 @@ class Converter(ABC):
             raise BackendError(f"{step.path.name}: {self.spec.name} failed: {first_line(exc)}",
                                hint="rerun with --debug for the exporter's traceback") from exc
         report.seconds = time.perf_counter() - start
-        if step.quantize in NEEDS_CALIBRATION and step.calibration is not None:
+        if step.quantize.spec.needs_calibration and step.calibration is not None:
             report.details["calibration"] = step.calibration.source
         if not out.exists() or (out.is_file() and out.stat().st_size == 0):
             raise BackendError(f"{self.spec.name} reported success but wrote no model")

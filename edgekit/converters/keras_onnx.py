@@ -59,8 +59,6 @@ def _from_saved_model(step: StepInput, out: Path, opset: int) -> None:
 
 
 class KerasToOnnx(Converter):
-    source = (Format.KERAS, Format.KERAS_H5, Format.SAVEDMODEL)
-    target = Format.ONNX
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import tf2onnx

@@ -28,8 +28,6 @@ def tf_converter(step: StepInput) -> tf.lite.TFLiteConverter:
 
 
 class KerasToTFLite(Converter):
-    source = (Format.KERAS, Format.KERAS_H5, Format.SAVEDMODEL)
-    target = Format.TFLITE
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         converter = tf_converter(step)

@@ -16,7 +16,6 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit.converters.base import Converter, StepInput, StepReport
-from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -40,8 +39,6 @@ class _Reader(CalibrationDataReader):
 
 
 class OnnxQuantize(Converter):
-    source = (Format.ONNX,)
-    target = Format.ONNX
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         mode = step.quantize

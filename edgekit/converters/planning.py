@@ -1,11 +1,11 @@
-"""Route planning over the converter registry: the shortest chain of edges from a source format to a
-target format whose last edge supports the requested quantization (framework-free, pure data)."""
+"""Route planning over the converter registry: the shortest chain of edges from a source format to the
+format asked for (``to``) whose last edge supports the requested quantization (framework-free, pure data)."""
 
 from __future__ import annotations
 
 from collections import deque
 
-from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError, option
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registry
@@ -14,12 +14,12 @@ MAX_HOPS = 3
 
 
 def supported_summary(source: Format, registry: Registry[ConverterSpec] = CONVERTERS) -> str:
-    """'onnx (none, fp16, dynamic, int8), tflite (none, …)' for the targets reachable from ``source``."""
+    """'tflite (none, …); onnx (none, fp16, dynamic, int8)' for the formats reachable from ``source``."""
     reachable: dict[Format, list[QuantMode]] = {}
-    for target in Format:
+    for to in Format:
         for quant in QuantMode:
-            if _search(source, target, quant, registry) is not None:
-                reachable.setdefault(target, []).append(quant)
+            if _search(source, to, quant, registry) is not None:
+                reachable.setdefault(to, []).append(quant)
     if not reachable:
         return "none"
     return "; ".join(f"{fmt.value} ({', '.join(q.value for q in quants)})" for fmt, quants in reachable.items())
@@ -27,7 +27,7 @@ def supported_summary(source: Format, registry: Registry[ConverterSpec] = CONVER
 
 def plan(
     source: Format,
-    target: Format,
+    to: Format,
     quant: QuantMode = QuantMode.NONE,
     *,
     via: Format | None = None,
@@ -35,25 +35,25 @@ def plan(
 ) -> list[ConverterSpec]:
     """The converters to run in order. Intermediate steps are float; only the last one quantizes."""
     if via is not None:
-        if via in (source, target):
-            raise UsageError(f"--via {via.value} must differ from the source and the target format")
-        return _require(source, via, QuantMode.NONE, registry) + _require(via, target, quant, registry)
-    return _require(source, target, quant, registry)
+        if via in (source, to):
+            raise UsageError(f"{option('via', via.value)} must differ from the source format and the one asked for")
+        return _require(source, via, QuantMode.NONE, registry) + _require(via, to, quant, registry)
+    return _require(source, to, quant, registry)
 
 
 def _require(
-    source: Format, target: Format, quant: QuantMode, registry: Registry[ConverterSpec]
+    source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]
 ) -> list[ConverterSpec]:
-    route = _search(source, target, quant, registry)
+    route = _search(source, to, quant, registry)
     if route is None:
         raise UsageError(
-            f"no route converts {source.value} to {target.value} with --quantize {quant.value}",
+            f"no route converts {source.value} to {to.value} with {option('quantize', quant.value)}",
             hint=f"from {source.value} edgekit reaches: {supported_summary(source, registry)}",
         )
     return route
 
 
-def _search(source: Format, target: Format, quant: QuantMode, registry: Registry[ConverterSpec]
+def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]
             ) -> list[ConverterSpec] | None:
     """Breadth-first over formats; a same-format edge (e.g. onnx→onnx quantization) may close a route."""
     edges: dict[Format, list[ConverterSpec]] = {}
@@ -64,14 +64,14 @@ def _search(source: Format, target: Format, quant: QuantMode, registry: Registry
     while queue:
         here, route = queue.popleft()
         for spec in edges.get(here, []):
-            if spec.target is target and quant in spec.quant_modes and (route or spec.source is not spec.target
-                                                                        or quant is not QuantMode.NONE):
+            if spec.to is to and quant in spec.quant_modes and (route or spec.source is not spec.to
+                                                                or quant is not QuantMode.NONE):
                 return [*route, spec]
         if len(route) >= MAX_HOPS:
             continue
         for spec in edges.get(here, []):
-            if spec.source is spec.target or spec.target in seen or QuantMode.NONE not in spec.quant_modes:
+            if spec.source is spec.to or spec.to in seen or QuantMode.NONE not in spec.quant_modes:
                 continue
-            seen.add(spec.target)
-            queue.append((spec.target, [*route, spec]))
+            seen.add(spec.to)
+            queue.append((spec.to, [*route, spec]))
     return None

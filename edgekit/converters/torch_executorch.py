@@ -18,7 +18,6 @@ from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import first_line
-from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -68,8 +67,6 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
 
 
 class TorchToExecuTorch(Converter):
-    source = (Format.TORCH_EXPORTED,)
-    target = Format.EXECUTORCH
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         program = load_exported_program(step.path)

@@ -11,7 +11,6 @@ from edgekit.converters._onnx import check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import first_line
-from edgekit.toolkit.contract.formats import Format
 
 
 def example_inputs(step: StepInput) -> tuple[torch.Tensor, ...]:
@@ -20,8 +19,6 @@ def example_inputs(step: StepInput) -> tuple[torch.Tensor, ...]:
 
 
 class TorchToOnnx(Converter):
-    source = (Format.TORCH_EXPORTED,)
-    target = Format.ONNX
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         check_requested_opset(step.options.opset)

@@ -15,7 +15,6 @@ import numpy as np
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -29,8 +28,6 @@ def _image_inputs(step: StepInput) -> list[int]:
 
 
 class TorchToTFLite(Converter):
-    source = (Format.TORCH_EXPORTED,)
-    target = Format.TFLITE
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import litert_torch

@@ -15,12 +15,9 @@ from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import UsageError
-from edgekit.toolkit.contract.formats import Format
 
 
 class TorchToTorchScript(Converter):
-    source = (Format.TORCH_EXPORTED,)
-    target = Format.TORCHSCRIPT
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         if step.options.script:

@@ -17,7 +17,7 @@ an on-device smoke test (``golden/*.npz`` and raw little-endian ``golden/*.bin``
 2. Every member's sha256 against model.json (a member model.json does not list fails, except
    ``signature.json``).
 3. The signature (below): with a public key it must be there and valid; without one it is only reported.
-4. The model member's *bytes* must be one of the bundleable formats (``PACKAGEABLE``: tflite, executorch,
+4. The model member's *bytes* must be one of the bundleable formats (``packageable``: tflite, executorch,
    onnx), the format model.json declares, under that format's canonical name; a member holding anything
    else (a torch.export archive, TorchScript, Keras, a pickle) is refused (exit 4) before any runtime
    sees it.
@@ -39,7 +39,7 @@ versions, tolerances).
 """
 
 from edgekit.packaging.bundle import PackageResult, package
-from edgekit.packaging.layout import BUNDLE_VERSION, GOLDEN_SAMPLES, MANIFEST, PACKAGEABLE, SIGNATURE_MEMBER
+from edgekit.packaging.layout import BUNDLE_VERSION, GOLDEN_SAMPLES, MANIFEST, SIGNATURE_MEMBER, packageable
 from edgekit.packaging.names import member_name_collision, member_name_problem
 from edgekit.packaging.signing import (
     KeyPair,
@@ -54,7 +54,7 @@ from edgekit.packaging.usage import usage
 from edgekit.packaging.verify import VerifyResult, verify
 
 __all__ = [
-    "BUNDLE_VERSION", "GOLDEN_SAMPLES", "MANIFEST", "PACKAGEABLE", "SIGNATURE_MEMBER", "KeyPair", "PackageResult",
+    "BUNDLE_VERSION", "GOLDEN_SAMPLES", "MANIFEST", "packageable", "SIGNATURE_MEMBER", "KeyPair", "PackageResult",
     "VerifyResult", "generate_keypair", "key_fingerprint", "load_private_key", "load_public_key",
     "member_name_collision", "member_name_problem", "package", "public_key_path", "sign_manifest", "usage", "verify",
 ]

@@ -21,9 +21,9 @@ from edgekit.packaging.layout import (
     INT_ATOL,
     MANIFEST,
     NAME,
-    PACKAGEABLE,
     SIGNATURE_MEMBER,
     npz_key,
+    packageable,
     sha256_hex,
 )
 from edgekit.packaging.signing import key_fingerprint, load_private_key, sign_manifest
@@ -56,8 +56,8 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
     start = time.perf_counter()
     model, output = Path(model), Path(output)
     sniffed = sniff(model)
-    if sniffed.format not in PACKAGEABLE:
-        supported = ", ".join(f.value for f in PACKAGEABLE)
+    if sniffed.format not in packageable():
+        supported = ", ".join(f.value for f in packageable())
         raise UsageError(f"{model}: {sniffed.format.value} models are not bundled for apps (supported: {supported})",
                          hint=f"convert first, e.g. edgekit convert {model} --to tflite")
     if output.suffix != ".zip":
@@ -73,7 +73,7 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
     if label_list and spec.outputs and spec.outputs[0].shape and spec.outputs[0].shape[-1] != len(label_list):
         raise InvalidInputError(f"{labels or model}: {len(label_list)} labels for {spec.outputs[0].shape[-1]} classes",
                                 hint="give one label per output class")
-    files: dict[str, bytes] = {PACKAGEABLE[sniffed.format]: model.read_bytes()}
+    files: dict[str, bytes] = {packageable()[sniffed.format]: model.read_bytes()}
     files.update(_golden_files(spec, golden_in, golden_out))
     if label_list:
         files["labels.txt"] = ("\n".join(label_list) + "\n").encode()
@@ -176,7 +176,7 @@ def _latency(model: Path, seconds: float) -> dict[str, Any] | None:
 
 def _manifest(name: str, fmt: Format, spec: IOSpec, sidecar: Artifact | None, labels: list[str],
               goldens: tuple[str, int], latency: dict[str, Any] | None, files: dict[str, bytes]) -> dict[str, Any]:
-    model_file = PACKAGEABLE[fmt]
+    model_file = packageable()[fmt]
     parity = sidecar.extra.get("parity") if sidecar else None
     return {
         "edgekit_bundle": BUNDLE_VERSION,

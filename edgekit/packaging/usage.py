@@ -110,4 +110,4 @@ def _snippet(fmt: Format, model_file: str, spec: IOSpec, versions: dict[str, str
             f'val result = session.run(mapOf("{ts_in.name if ts_in else "input"}" to input))',
             "```",
         ]
-    raise AssertionError(f"no snippet for {fmt}")  # PACKAGEABLE guards this
+    raise AssertionError(f"no snippet for {fmt}")  # packageable guards this

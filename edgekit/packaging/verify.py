@@ -14,16 +14,15 @@ import numpy as np
 
 from edgekit.packaging.layout import (
     BUNDLE_VERSION,
-    DESCRIBED,
     FLOAT_ATOL,
     FLOAT_RTOL,
     INT_ATOL,
     MANIFEST,
     MAX_MEMBER_BYTES,
-    PACKAGEABLE,
     REPACKAGE_HINT,
     SIGNATURE_MEMBER,
     npz_key,
+    packageable,
     sha256_hex,
 )
 from edgekit.packaging.names import extra_field_problem, member_name_collision, member_name_problem
@@ -172,19 +171,19 @@ def _check_model_member(bundle: Path, model_file: str, declared: Any, path: Path
         detail = exc.message.replace(str(path), model_file)
         raise InvalidInputError(f"{bundle}: {detail}", hint=REPACKAGE_HINT) from None
     fmt = sniffed.format
-    described = DESCRIBED.get(fmt, f"a {fmt.value} file")
-    if fmt not in PACKAGEABLE:
-        by_name = next((f for f, member in PACKAGEABLE.items() if member == model_file), None)
-        expected = next((f for f in PACKAGEABLE if f.value == declared), by_name)
-        wanted = DESCRIBED[expected] if expected else "a " + ", ".join(f.value for f in PACKAGEABLE) + " model"
+    described = fmt.spec.label
+    if fmt not in packageable():
+        by_name = next((f for f, member in packageable().items() if member == model_file), None)
+        expected = next((f for f in packageable() if f.value == declared), by_name)
+        wanted = expected.spec.label if expected else "a " + ", ".join(f.value for f in packageable()) + " model"
         raise UnsafeModelError(f"{bundle}: {model_file} holds {described}, not {wanted}; refusing to load it",
                                hint="do not use this bundle: package the model again from its source")
     if declared != fmt.value:
         raise InvalidInputError(f"{bundle}: {model_file} holds {described}, but model.json declares "
                                 f"model.format {declared!r}", hint=REPACKAGE_HINT)
-    if model_file != PACKAGEABLE[fmt]:
+    if model_file != packageable()[fmt]:
         raise InvalidInputError(f"{bundle}: model.json names the model {model_file!r}; a {fmt.value} bundle holds "
-                                f"it as {PACKAGEABLE[fmt]!r}", hint=REPACKAGE_HINT)
+                                f"it as {packageable()[fmt]!r}", hint=REPACKAGE_HINT)
     return sniffed
 
 

@@ -32,12 +32,12 @@ from typing import Any
 from edgekit.pipeline.report import PipelineReport, Row, RowStatus
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.formats import output_formats
 from edgekit.toolkit.contract.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",
                  "epochs", "seed"}
-TARGET_NAMES = ("tflite", "onnx", "torchscript", "executorch")
 INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1)}
 
 
@@ -165,12 +165,12 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckConfig:
 
 def _check_override_key(path: Path, key: str) -> None:
     fmt, _, precision = key.partition(".")
-    modes = [q.value for q in QuantMode]
-    valid = (fmt in TARGET_NAMES and (not precision or precision in modes)) or (not precision and fmt in modes)
+    formats, modes = [f.value for f in output_formats()], [q.value for q in QuantMode]
+    valid = (fmt in formats and (not precision or precision in modes)) or (not precision and fmt in modes)
     if not valid:
-        raise UsageError(f'{path}: [thresholds."{key}"] names no format or precision',
-                         hint=f"use FORMAT, PRECISION or FORMAT.PRECISION: formats {', '.join(TARGET_NAMES)}; "
-                              f"precisions {', '.join(modes)}")
+        raise UsageError(f'{path}: [thresholds."{key}"] names no format or quantization mode',
+                         hint=f"use FORMAT, MODE or FORMAT.MODE: formats {', '.join(formats)}; "
+                              f"modes {', '.join(modes)}")
 
 
 def _list(path: Path, key: str, value: Any) -> list[Any]:

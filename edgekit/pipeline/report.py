@@ -13,6 +13,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from edgekit.toolkit import jsonio
+from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.units import human_bytes, human_seconds
 
 PIPELINE_REPORT_VERSION = 1
@@ -178,7 +179,7 @@ TABLE_COLUMNS = ("source", "format", "precision", "status", "size", "accuracy (Î
 def table_cells(row: Row) -> tuple[str, ...]:
     """The cells of one row of the results table, as text."""
     latency = row.latency
-    precision = "fp32" if row.precision == "none" else row.precision
+    precision = QuantMode(row.precision).spec.precision if row.precision in QuantMode else row.precision
     return (row.source, row.format, precision, row.status.value, human_bytes(row.size_bytes), fmt_accuracy(row),
             fmt_error(row), *(human_seconds(getattr(latency, q) if latency else None) for q in ("p50", "p90")),
             fmt_speedup(row.speedup), row.delegation or "-")

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
+from edgekit.conversion import stem_of
 from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source
 from edgekit.targets.bench import BenchOptions
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UsageError, first_line
-from edgekit.toolkit.contract.formats import EXTENSIONS, Format, sniff
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UsageError, first_line, option
+from edgekit.toolkit.contract.formats import Format, output_formats, sniff
 from edgekit.toolkit.contract.options import Device, QuantMode
 from edgekit.toolkit.delegation import delegation_summary
 
-TARGETS = (Format.TFLITE, Format.ONNX, Format.TORCHSCRIPT, Format.EXECUTORCH)
 # Short, so the whole default matrix stays within minutes; `edgekit bench` is the place for long runs.
 DEFAULT_BENCH = BenchOptions(warmup=5, runs=50, min_seconds=0.25)
 DEFAULT_MODELS = (("digits_cnn_torch", "torch"), ("digits_cnn_keras", "keras"))
@@ -37,8 +37,8 @@ PIPELINE_DIRS = ("models", "artifacts")  # inside --out, beside the reports
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    targets: tuple[Format, ...] = TARGETS
-    quantize: tuple[QuantMode, ...] = tuple(QuantMode)
+    to: tuple[Format, ...] = field(default_factory=output_formats)  # the formats each source is converted to
+    quantize: tuple[QuantMode, ...] = field(default_factory=lambda: tuple(QuantMode))
     data: str | None = None  # default models: what they train on; given models: parity/bench/calibration data
     calibration: str | None = None
     samples: int = 500  # parity samples per artifact
@@ -47,18 +47,18 @@ class PipelineOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        wrong = [t.value for t in self.targets if t not in TARGETS]
+        wrong = [f.value for f in self.to if f not in output_formats()]
         if wrong:
-            raise UsageError(f"--to {','.join(wrong)}: not a conversion target",
-                             hint=f"targets: {', '.join(t.value for t in TARGETS)} or all")
-        if not self.targets or not self.quantize:
-            raise UsageError("--to and --quantize each need at least one value")
+            raise UsageError(f"{option('to', ','.join(wrong))}: a conversion does not write that",
+                             hint=f"formats: {', '.join(f.value for f in output_formats())} or all")
+        if not self.to or not self.quantize:
+            raise UsageError(f"{option('to')} and {option('quantize')} each need at least one value")
         if self.samples < 1:
-            raise UsageError(f"--samples must be ≥ 1, got {self.samples}")
+            raise UsageError(f"{option('samples')} must be ≥ 1, got {self.samples}")
 
     def to_dict(self) -> dict[str, Any]:
         bench = self.bench
-        return {"targets": [t.value for t in self.targets], "quantize": [q.value for q in self.quantize],
+        return {"to": [f.value for f in self.to], "quantize": [q.value for q in self.quantize],
                 "data": self.data, "calibration": self.calibration, "samples": self.samples,
                 "bench": None if bench is None else {"warmup": bench.warmup, "runs": bench.runs,
                                                      "min_seconds": bench.min_seconds, "device": bench.device.value},
@@ -67,10 +67,10 @@ class PipelineOptions:
 
 @dataclass(frozen=True)
 class Job:
-    """One row to produce: a source converted to ``target`` at ``quant``."""
+    """One row to produce: a source converted to ``to`` at ``quant``."""
 
     source: Source
-    target: Format
+    to: Format
     quant: QuantMode
     output: Path
 
@@ -91,14 +91,14 @@ class _Plan:
     not_applicable: list[str] = field(default_factory=list)
 
 
-def parse_targets(text: str) -> tuple[Format, ...]:
+def parse_formats(text: str) -> tuple[Format, ...]:
     if text.strip() == "all":
-        return TARGETS
+        return output_formats()
     try:
         return tuple(dict.fromkeys(Format(v.strip()) for v in text.split(",") if v.strip()))
     except ValueError as exc:
-        raise UsageError(f"--to {text}: {exc}", hint=f"targets: {', '.join(t.value for t in TARGETS)} or all") \
-            from None
+        raise UsageError(f"{option('to', text)}: {exc}",
+                         hint=f"formats: {', '.join(f.value for f in output_formats())} or all") from None
 
 
 def parse_quant_modes(text: str) -> tuple[QuantMode, ...]:
@@ -107,7 +107,7 @@ def parse_quant_modes(text: str) -> tuple[QuantMode, ...]:
     try:
         return tuple(dict.fromkeys(QuantMode(v.strip()) for v in text.split(",") if v.strip()))
     except ValueError as exc:
-        raise UsageError(f"--quantize {text}: {exc}",
+        raise UsageError(f"{option('quantize', text)}: {exc}",
                          hint=f"modes: {', '.join(q.value for q in QuantMode)} or all") from None
 
 
@@ -134,8 +134,9 @@ def run_pipeline(
     if not force:
         earlier = [p for d in ("models", "artifacts") if (out / d).is_dir() for p in (out / d).iterdir()]
         if earlier:
-            raise UsageError(f"--out {out} already holds models or artifacts of an earlier run ({earlier[0].name}, …)",
-                             hint="give --force to replace them, or another --out")
+            raise UsageError(f"{option('out', out)} already holds models or artifacts of an earlier run "
+                             f"({earlier[0].name}, …)",
+                             hint=f"give {option('force', True)} to replace them, or another {option('out')}")
     sources = [_given_source(p) for p in given] if given else _train_defaults(out / "models", options, force, observer)
     plan = _plan(sources, out / "artifacts", options)
     (out / "artifacts").mkdir(exist_ok=True)
@@ -150,7 +151,7 @@ def run_pipeline(
     rows = []
     for job in plan.jobs:
         job = replace(job, source=by_name[job.source.name])
-        observer.stage(f"{job.source.name} → {job.target.value} {job.quant.value}")
+        observer.stage(f"{job.source.name} → {job.to.value} {job.quant.value}")
         rows.append(_run_job(job, options, force))
         observer.row_done(rows[-1])
     from edgekit.toolkit.sysinfo import environment_fingerprint
@@ -168,7 +169,8 @@ def _check_device(options: PipelineOptions) -> None:
 
         info = cuda_info()
         if not info.usable:
-            raise InvalidInputError(f"--device cuda: CUDA is not usable here: {info.reason}", hint="use --device cpu")
+            raise InvalidInputError(f"{option('device', 'cuda')}: CUDA is not usable here: {info.reason}",
+                                    hint=f"use {option('device', 'cpu')}")
 
 
 def _train_defaults(directory: Path, options: PipelineOptions, force: bool, observer: Observer) -> list[Source]:
@@ -194,20 +196,11 @@ def _given_source(path: Path) -> Source:
     sniffed = sniff(path)
     sidecar = read_sidecar(path) if path.is_file() else None
     accuracy = sidecar.metrics.get("test_accuracy") if sidecar else None
-    return Source(_stem(path), str(path), sniffed.format.value, accuracy=accuracy)
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in sorted({s for exts in EXTENSIONS.values() for s in exts if s}, key=len, reverse=True):
-        if name.endswith(suffix):
-            return name[: -len(suffix)] or name
-    return name
+    return Source(stem_of(path) or path.name, str(path), sniffed.format.value, accuracy=accuracy)
 
 
 def _plan(sources: list[Source], directory: Path, options: PipelineOptions) -> _Plan:
-    """Every (target, precision) a route exists for; the rest are listed as not applicable."""
-    from edgekit.conversion import TARGET_SUFFIX
+    """Every (format, quant mode) a route exists for; the rest are listed as not applicable."""
     from edgekit.converters.planning import plan
 
     result = _Plan()
@@ -216,17 +209,17 @@ def _plan(sources: list[Source], directory: Path, options: PipelineOptions) -> _
         raise UsageError(f"two models share the name {sorted({n for n in names if names.count(n) > 1})}",
                          hint="rename one: artifacts are named after their source")
     for src in sources:
-        for target in options.targets:
+        for to in options.to:
             for quant in options.quantize:
                 try:
-                    plan(Format(src.format), target, quant)
+                    plan(Format(src.format), to, quant)
                 except UsageError as exc:
-                    result.not_applicable.append(f"{src.name} → {target.value} {quant.value}: {exc.message}")
+                    result.not_applicable.append(f"{src.name} → {to.value} {quant.value}: {exc.message}")
                     continue
-                tag = "fp32" if quant is QuantMode.NONE else quant.value
-                result.jobs.append(Job(src, target, quant, directory / f"{src.name}.{tag}{TARGET_SUFFIX[target]}"))
+                name = f"{src.name}.{quant.spec.precision}{to.spec.suffix}"
+                result.jobs.append(Job(src, to, quant, directory / name))
     if not result.jobs:
-        raise UsageError("no route applies to these models with the --to/--quantize chosen",
+        raise UsageError(f"no route applies to these models with the {option('to')}/{option('quantize')} chosen",
                          hint="see `edgekit routes` for what each source format reaches")
     return result
 
@@ -265,11 +258,11 @@ def _run_job(job: Job, options: PipelineOptions, force: bool) -> Row:
     from edgekit.conversion import convert
     from edgekit.converters.base import ConvertOptions
 
-    base = Row(job.source.name, job.target.value, job.quant.value, RowStatus.CONVERSION_FAILED)
+    base = Row(job.source.name, job.to.value, job.quant.value, RowStatus.CONVERSION_FAILED)
     data = _given_data(job.source, options)
     convert_options = ConvertOptions(quantize=job.quant, calibration=options.calibration or data)
     try:
-        result = convert(job.source.path, job.target, convert_options, output=job.output, force=force,
+        result = convert(job.source.path, job.to, convert_options, output=job.output, force=force,
                          validation_data=data, validation_samples=options.samples)
     except EdgekitError as exc:
         return replace(base, reason=exc.one_line())

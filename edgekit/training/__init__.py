@@ -31,7 +31,6 @@ from edgekit.validators.metrics import top1_accuracy
 
 DEFAULT_EPOCHS = {Arch.MLP: 30, Arch.CNN: 15, Arch.MOBILENETV2: 5}
 DEFAULT_LEARNING_RATE = {Arch.MLP: 1e-3, Arch.CNN: 2e-3, Arch.MOBILENETV2: 2e-3}
-SUFFIX = {Framework.TORCH: ".pt2", Framework.KERAS: ".keras"}
 FORMAT = {Framework.TORCH: Format.TORCH_EXPORTED, Framework.KERAS: Format.KERAS}
 LAYOUT = {Framework.TORCH: Layout.NCHW, Framework.KERAS: Layout.NHWC}
 # The saved artifact must reproduce the in-memory model on the test images to this tolerance.
@@ -89,7 +88,7 @@ class TrainResult:
 def output_paths(out: str | os.PathLike[str], framework: Framework) -> tuple[Path, Path]:
     """The model path (the framework's extension added when missing) and its data file."""
     out = Path(out)
-    suffix = SUFFIX[framework]
+    suffix = FORMAT[framework].spec.suffix
     if not out.suffix:
         out = out.with_suffix(suffix)
     elif out.suffix != suffix:

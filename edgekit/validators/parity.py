@@ -23,7 +23,7 @@ from edgekit.toolkit.contract.iospec import IOSpec, example_feeds
 from edgekit.toolkit.data.datasets import DIGITS, load_digits, model_inputs_from_npz
 from edgekit.toolkit.fsutil import sha256_of
 from edgekit.validators.metrics import OutputMetrics, compare, top1_accuracy
-from edgekit.validators.tolerances import DEFAULTS, FOR_QUANT_MODE, Overrides, Profile, Tolerance
+from edgekit.validators.tolerances import DEFAULTS, Overrides, Profile, Tolerance, profile_for
 
 PARITY_REPORT_VERSION = 1
 DEFAULT_SAMPLES = 500
@@ -159,7 +159,7 @@ def _profile(profile: Profile, sidecar: Artifact | None, runtime: Any) -> Profil
     if profile is not Profile.AUTO:
         return profile
     if sidecar is not None and "quantize" in sidecar.options:
-        return FOR_QUANT_MODE.get(str(sidecar.options["quantize"]), Profile.FP32)
+        return profile_for(str(sidecar.options["quantize"]))
     dtypes = set(runtime.describe().quantization.get("weight_dtypes", {}))
     if any(t.quant is not None for t in (*runtime.io_spec.inputs, *runtime.io_spec.outputs)) or "int8" in dtypes:
         return Profile.INT8

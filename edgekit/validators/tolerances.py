@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.options import QuantMode
 
 
 class Profile(StrEnum):
@@ -42,9 +43,12 @@ DEFAULTS = {
     Profile.DYNAMIC: Tolerance(Profile.DYNAMIC, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01),
     Profile.INT8: Tolerance(Profile.INT8, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01),
 }
-# Quantization mode recorded by `edgekit convert` → the profile that judges it.
-FOR_QUANT_MODE = {"none": Profile.FP32, "fp16": Profile.FP16, "dynamic": Profile.DYNAMIC, "int8": Profile.INT8,
-                  "int8-io": Profile.INT8, "int16x8": Profile.INT8}
+
+
+def profile_for(quantize: str) -> Profile:
+    """The profile that judges an artifact made with ``quantize`` (its row of the quant-mode table says);
+    an unknown or missing mode is judged as float32."""
+    return Profile(QuantMode(quantize).spec.profile) if quantize in QuantMode else Profile.FP32
 
 
 @dataclass(frozen=True)

@@ -16,38 +16,61 @@ import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from edgekit.toolkit.contract.errors import InvalidInputError, first_line
+from edgekit.toolkit.contract.tables import OpenValue
 
 
-class Format(StrEnum):
-    TORCH_MODULE = "torch-module"  # an in-memory nn.Module (factory); never a file
-    TORCH_EXPORTED = "torch-exported"  # torch.export ExportedProgram, .pt2
-    TORCHSCRIPT = "torchscript"
-    TORCH_PICKLE = "torch-pickle"  # torch.save of a state_dict or a whole model, .pt/.pth
-    KERAS = "keras"  # Keras v3 zip, .keras
-    KERAS_H5 = "keras-h5"  # legacy Keras HDF5, .h5
-    SAVEDMODEL = "savedmodel"  # TensorFlow SavedModel directory
-    ONNX = "onnx"
-    TFLITE = "tflite"
-    EXECUTORCH = "executorch"  # .pte
+class Format(OpenValue):
+    """A model format: one row of ``FORMAT_SPECS`` (``Format.ONNX``, ``Format("onnx")``)."""
+
+    kind = "model format"
 
 
-# Extensions each format is usually saved with. Used only to warn about disagreement and to name
-# the format a broken file probably meant to be.
-EXTENSIONS: dict[Format, tuple[str, ...]] = {
-    Format.TORCH_EXPORTED: (".pt2",),
-    Format.TORCHSCRIPT: (".pt", ".pth", ".ts", ".torchscript", ".jit"),
-    Format.TORCH_PICKLE: (".pt", ".pth", ".bin", ".ckpt", ".pkl"),
-    Format.KERAS: (".keras",),
-    Format.KERAS_H5: (".h5", ".hdf5"),
-    Format.SAVEDMODEL: ("",),
-    Format.ONNX: (".onnx",),
-    Format.TFLITE: (".tflite", ".lite"),
-    Format.EXECUTORCH: (".pte",),
-}
+@dataclass(frozen=True)
+class FormatSpec:
+    """Everything edgekit knows about a format, in one row."""
+
+    name: str
+    label: str  # what a file of it is, in messages: "a TFLite model"
+    extensions: tuple[str, ...] = ()  # the first is the one edgekit writes; () for no file, ("",) a directory
+    converts_to: bool = False  # a conversion can write it (edgekit convert --to, pipeline rows)
+    bundle_member: str | None = None  # the member a mobile bundle holds it as (None: not bundled)
+    magic: bytes | None = None  # a plug-in format's first bytes (the built-ins are sniffed by the code below)
+
+    @property
+    def suffix(self) -> str:
+        return self.extensions[0] if self.extensions else ""
+
+
+FORMAT_SPECS = (  # sources first, then what conversions write, in the order reports list them
+    FormatSpec("torch-module", "an in-memory torch module (a factory)"),
+    FormatSpec("torch-exported", "a torch-exported program", (".pt2",)),
+    FormatSpec("torch-pickle", "a torch pickle", (".pt", ".pth", ".bin", ".ckpt", ".pkl")),
+    FormatSpec("keras", "a Keras model", (".keras",)),
+    FormatSpec("keras-h5", "a Keras HDF5 model", (".h5", ".hdf5")),
+    FormatSpec("savedmodel", "a SavedModel", ("",)),
+    FormatSpec("tflite", "a TFLite model", (".tflite", ".lite"), converts_to=True, bundle_member="model.tflite"),
+    FormatSpec("onnx", "an ONNX model", (".onnx",), converts_to=True, bundle_member="model.onnx"),
+    FormatSpec("torchscript", "a TorchScript program", (".pt", ".pth", ".ts", ".torchscript", ".jit"),
+               converts_to=True),
+    FormatSpec("executorch", "an ExecuTorch program", (".pte",), converts_to=True, bundle_member="model.pte"),
+)
+for _spec in FORMAT_SPECS:
+    Format.register(_spec)
+
+
+def output_formats() -> tuple[Format, ...]:
+    """What a conversion can write (``--to``), in table order."""
+    return tuple(f for f in Format if f.spec.converts_to)
+
+
+def extensions() -> dict[Format, tuple[str, ...]]:
+    """Format → the extensions it is usually saved with; used only to warn about disagreement and to name
+    the format a broken file probably meant to be."""
+    return {f: f.spec.extensions for f in Format if f.spec.extensions}
+
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -71,7 +94,7 @@ def expected_formats_for(path: Path) -> list[Format]:
     suffix = path.suffix.lower()
     if not suffix:
         return []
-    return [fmt for fmt, exts in EXTENSIONS.items() if suffix in exts]
+    return [fmt for fmt, exts in extensions().items() if suffix in exts]
 
 
 def sniff(path: str | os.PathLike[str]) -> Sniffed:
@@ -98,6 +121,9 @@ def sniff(path: str | os.PathLike[str]) -> Sniffed:
 
 
 def _sniff_bytes(path: Path, head: bytes, size: int) -> tuple[Format | None, str]:
+    plugged = next((f for f in Format if f.spec.magic and head.startswith(f.spec.magic)), None)
+    if plugged is not None:
+        return plugged, ""
     if head.startswith(ZIP_SIGNATURE):
         return _sniff_zip(path)
     if len(head) >= 8 and head[4:8] == b"TFL3":
@@ -321,10 +347,9 @@ def _unrecognised_reason(path: Path, head: bytes) -> str:
 
 
 def _supported_hint() -> str:
-    return (
-        "supported: .pt2 (torch.export), TorchScript, .pt/.pth state_dict, .keras, .h5, "
-        "SavedModel directory, .onnx, .tflite, .pte"
-    )
+    named = [f"{f.value} ({'a directory' if f.spec.extensions == ('',) else '/'.join(f.spec.extensions)})"
+             for f in Format if f.spec.extensions]
+    return "supported: " + ", ".join(named)
 
 
 def _extension_warning(path: Path, fmt: Format) -> str | None:
