@@ -1,24 +1,72 @@
 """edgekit: take a model from where it was made to where it runs.
 
-The Python API mirrors the CLI. Importing ``edgekit`` imports no ML framework; each function loads the
-backend it needs when called.
+The Python API mirrors the CLI, one function per command (``edgekit.api``):
+
+    import edgekit
+    result = edgekit.convert("model.pt2", to="tflite", quantize="int8")
+    assert edgekit.validate("model.pt2", result.artifact.path).passed
+
+Importing ``edgekit`` imports no ML framework; each function loads the backend it needs when called, and
+every name below is resolved on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from edgekit._version import __version__
 
 if TYPE_CHECKING:
-    from edgekit.inspection import inspect_model
+    from edgekit.api import (
+        CheckResult,
+        bench,
+        check,
+        convert,
+        exit_code,
+        import_model,
+        inspect_model,
+        keygen,
+        package,
+        run_pipeline,
+        train,
+        validate,
+        verify_bundle,
+    )
+    from edgekit.conversion import ConversionResult
+    from edgekit.importing import ImportResult
+    from edgekit.packaging import PackageResult, VerifyResult
+    from edgekit.pipeline.report import PipelineReport
+    from edgekit.targets.bench import BenchReport
+    from edgekit.toolkit.contract.errors import EdgekitError, ExitCode
+    from edgekit.toolkit.contract.formats import Format
+    from edgekit.toolkit.contract.options import QuantMode
+    from edgekit.toolkit.reports import InspectReport
+    from edgekit.training import TrainResult
+    from edgekit.validators.parity import ParityReport
 
-__all__ = ["__version__", "inspect_model"]
+_WHERE = {
+    **{name: "edgekit.api" for name in ("CheckResult", "bench", "check", "convert", "exit_code", "import_model",
+                                        "inspect_model", "keygen", "package", "run_pipeline", "train", "validate",
+                                        "verify_bundle")},
+    "ConversionResult": "edgekit.conversion", "ImportResult": "edgekit.importing",
+    "PackageResult": "edgekit.packaging", "VerifyResult": "edgekit.packaging",
+    "PipelineReport": "edgekit.pipeline.report", "BenchReport": "edgekit.targets.bench",
+    "EdgekitError": "edgekit.toolkit.contract.errors", "ExitCode": "edgekit.toolkit.contract.errors",
+    "Format": "edgekit.toolkit.contract.formats", "QuantMode": "edgekit.toolkit.contract.options",
+    "InspectReport": "edgekit.toolkit.reports", "TrainResult": "edgekit.training",
+    "ParityReport": "edgekit.validators.parity",
+}
+__all__ = [
+    "BenchReport", "CheckResult", "ConversionResult", "EdgekitError", "ExitCode", "Format", "ImportResult",
+    "InspectReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "TrainResult", "VerifyResult",
+    "__version__", "bench", "check", "convert", "exit_code", "import_model", "inspect_model", "keygen", "package",
+    "run_pipeline", "train", "validate", "verify_bundle",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "inspect_model":
-        from edgekit.inspection import inspect_model
-
-        return inspect_model
-    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

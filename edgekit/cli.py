@@ -1,16 +1,16 @@
-"""The ``edgekit`` command: parse, call one library function, render, map errors to exit codes.
+"""The ``edgekit`` command: parse, call one library function (``edgekit.api``), render (``edgekit.render``),
+and turn the result or the error tree into an exit code.
 
-Only typer and edgekit's framework-free toolkit are imported at start-up; each command imports what it
-needs when it runs, so ``edgekit --help`` stays fast.
+Only typer and edgekit's framework-free core are imported at start-up; each command imports what it needs
+when it runs, so ``edgekit --help`` stays fast. The global options are parameters of the library calls
+(``trust``, ``timeout``, ``memory_limit_mb``), not environment variables.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,9 +19,9 @@ import typer
 from edgekit import __version__
 from edgekit.models import Arch, Framework
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, UsageError, first_line
-from edgekit.toolkit.contract.formats import Format
-from edgekit.toolkit.contract.options import Device, Layout, QuantMode
+from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, UsageError, first_line, speaking_as_cli
+from edgekit.toolkit.contract.formats import output_formats
+from edgekit.toolkit.contract.options import Device, Layout, QuantMode, quant_mode_help
 from edgekit.toolkit.stdio import framework_output_to_stderr
 from edgekit.validators.tolerances import Profile
 
@@ -30,6 +30,8 @@ EXIT_CODES_HELP = (
     "4 refused for safety · 5 conversion/runtime failure · 6 resource limit or timeout · 70 internal error · "
     "130 interrupted."
 )
+# validate and bench took `--json FILE` to write the report; --json now prints it, --json-out FILE writes it.
+DEPRECATED_JSON_FILE = ("validate", "bench")
 
 app = typer.Typer(
     name="edgekit",
@@ -46,6 +48,14 @@ app = typer.Typer(
 
 class _State:
     debug = False
+    trust = False
+    timeout: float | None = None
+    memory_limit: int | None = None
+
+
+def _limits() -> dict[str, Any]:
+    """The global options, as the library's keyword arguments."""
+    return {"trust": _State.trust, "timeout": _State.timeout, "memory_limit_mb": _State.memory_limit}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +67,8 @@ def handle_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with speaking_as_cli():
+                return command(*args, **kwargs)
         except EdgekitError as exc:
             if _State.debug:
                 raise
@@ -91,12 +102,54 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _isolated(phase: str, work: Callable[[], Any]) -> Any:
-    """Native loading and conversion run in a child process (crash → exit 5, --timeout/--memory-limit →
-    exit 6; see edgekit.toolkit.safety.isolation)."""
-    from edgekit.toolkit.safety.isolation import run_isolated
+def _finish(result: Any, failure: str | None = None) -> None:
+    """Exit with the result's code (``edgekit.api.exit_code``: one place for result → code); ``failure`` is
+    the line to print first when it did not pass."""
+    from edgekit.api import exit_code
 
-    return run_isolated(work, phase_name=phase)
+    code = exit_code(result)
+    if code:
+        if failure:
+            typer.echo(f"edgekit: {failure}", err=True)
+        raise typer.Exit(code)
+
+
+def _write_json(path: Path | None, data: dict[str, Any], force: bool) -> None:
+    if path is not None:
+        from edgekit.toolkit.fsutil import write_bytes_atomic
+
+        write_bytes_atomic(path, (jsonio.dumps(data) + "\n").encode(), force=force)
+
+
+def _check_outputs(force: bool, *paths: Path | None) -> None:
+    from edgekit.toolkit.fsutil import check_writable_target
+
+    for path in paths:
+        if path is not None:
+            check_writable_target(path, force=force)
+
+
+def _numbers(name: str, text: str | None, kind: type) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.split(",")]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise UsageError(f"--{name} {text!r} is not a comma-separated list of {what}",
+                         hint=f"e.g. --{name} {'1,2' if kind is int else '0.5,0.5'}") from None
+
+
+def _tolerances(name: str, values: list[str]) -> dict[str, float] | None:
+    """``--atol 1e-3`` (every output, key ``*``) and ``--atol logits=1e-2`` (one output), repeatable."""
+    found: dict[str, float] = {}
+    for raw in values:
+        output, _, number = raw.rpartition("=")
+        try:
+            found[output or "*"] = float(number)
+        except ValueError:
+            raise UsageError(f"--{name} {raw!r} is not a number or NAME=number", hint=f"e.g. --{name} 1e-3") from None
+    return found or None
 
 
 def _version_callback(value: bool) -> None:
@@ -118,35 +171,32 @@ def _main(
     memory_limit: int | None = typer.Option(None, "--memory-limit", metavar="MIB", help="Resident memory the "
                                             "worker may use (exit 6 when exceeded; default: 80% of RAM)."),
 ) -> None:
-    from edgekit.toolkit.safety import isolation, policy
+    if timeout is not None and not timeout > 0:
+        raise typer.BadParameter(f"must be > 0, got {timeout}", param_hint="--timeout")
+    if memory_limit is not None and memory_limit < 1:
+        raise typer.BadParameter(f"must be ≥ 1 MiB, got {memory_limit}", param_hint="--memory-limit")
+    _State.debug, _State.trust, _State.timeout, _State.memory_limit = debug, trust, timeout, memory_limit
 
-    _State.debug = debug
-    policy.set_trusted(trust)
-    if timeout is not None:
-        if not timeout > 0:
-            raise typer.BadParameter(f"must be > 0, got {timeout}", param_hint="--timeout")
-        os.environ[isolation.TIMEOUT_ENV] = str(timeout)
-    if memory_limit is not None:
-        if memory_limit < 1:
-            raise typer.BadParameter(f"must be ≥ 1 MiB, got {memory_limit}", param_hint="--memory-limit")
-        os.environ[isolation.MEMORY_ENV] = str(memory_limit)
+
 
 
 @app.command()
 @handle_errors
 def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
-    """Versions, CPU and ISA flags, CUDA, runtimes and routes.
+    """Versions, CPU and ISA flags, CUDA, installed extras, runtimes and routes.
 
     Backend versions come from package metadata (no framework is imported); CUDA is probed through the
-    driver itself.
+    driver itself. Each extra (pip install 'edgekit[onnx]') is listed as present, partly present (with what
+    is missing) or absent.
     """
     from edgekit.render import render_info
+    from edgekit.toolkit.contract import extras
     from edgekit.toolkit.contract.registry import CONVERTERS, RUNTIMES
     from edgekit.toolkit.sysinfo import environment_fingerprint
 
     env = environment_fingerprint()
-    data = {"edgekit": __version__, **env, "runtimes": [spec.to_dict() for spec in RUNTIMES],
-            "routes": [spec.to_dict() for spec in CONVERTERS]}
+    data = {"edgekit": __version__, **env, "extras": extras.status(),
+            "runtimes": [spec.to_dict() for spec in RUNTIMES], "routes": [spec.to_dict() for spec in CONVERTERS]}
     if json_out:
         typer.echo(jsonio.dumps(data))
     else:
@@ -169,21 +219,18 @@ def inspect(
     Also parameters, delegation and quantization where the format exposes them, and one inference on
     seeded inputs to prove the model runs (--no-run to skip).
     """
-    from edgekit.inspection import inspect_model
+    from edgekit.api import inspect_model
     from edgekit.render import render_inspect
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
     with framework_output_to_stderr():
-        shapes = parse_input_shapes(input_shape)
-        report = _isolated(f"inspecting {model}", lambda: inspect_model(model, input_shapes=shapes, smoke_run=run))
+        report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run, **_limits())
     if json_out:
         typer.echo(jsonio.dumps(report.to_dict()))
     else:
         render_inspect(report)
-    if not report.passed:
-        error = report.smoke_run.error if report.smoke_run else ""
-        typer.echo(f"edgekit: error: {model}: the model loads but does not run: {error}", err=True)
-        raise typer.Exit(int(ExitCode.BACKEND_FAILURE))
+    error = report.smoke_run.error if report.smoke_run else ""
+    _finish(report, f"error: {model}: the model loads but does not run: {error}")
 
 
 @app.command()
@@ -207,18 +254,20 @@ def train(
     Writes the model, <model>.data.npz (calibration and test splits, preprocessed, with labels) and the
     sidecar with the I/O contract, labels, preprocessing and test accuracy.
     """
+    from edgekit.api import train as train_model
     from edgekit.render import render_epoch, render_train
-    from edgekit.training import TrainOptions
-    from edgekit.training import train as train_model
 
-    options = TrainOptions(framework, arch, data, epochs, seed, batch_size, learning_rate, image_size)
     with framework_output_to_stderr():  # epoch progress goes to stderr with the frameworks' own output
-        result = train_model(options, output, force=force,
-                             on_epoch=(lambda stats: None) if json_out else render_epoch)
+        result = train_model(framework=framework.value, arch=arch.value, output=output, data=data, epochs=epochs,
+                             seed=seed, batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,
+                             force=force, on_epoch=None if json_out else render_epoch)
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_train(result)
+
+
+_FORMATS_HELP = ", ".join(f.value for f in output_formats())
 
 
 @app.command()
@@ -226,16 +275,17 @@ def train(
 def convert(
     model: str = typer.Argument(..., show_default=False, help="Model file, SavedModel directory, or "
                                 "package.module:factory (with --input-shape)."),
-    to: Format = typer.Option(..., "--to", help="tflite, onnx, torchscript or executorch."),
-    quantize: QuantMode = typer.Option(QuantMode.NONE, "--quantize", help="none, fp16, dynamic, int8, int8-io, "
-                                       "int16x8 (see `edgekit routes` for what each route supports)."),
+    to: str = typer.Option(..., "--to", metavar="FORMAT", help=f"{_FORMATS_HELP}."),
+    quantize: str = typer.Option("none", "--quantize", metavar="MODE", help=f"{quant_mode_help()} (see `edgekit "
+                                 "routes` for what each route supports)."),
     calibration: str | None = typer.Option(None, "--calibration", help="digits, FILE.npz, IMAGE_DIR or random; "
                                            "default: the model's own data from train/import."),
     calibration_samples: int = typer.Option(100, "--calibration-samples", help="How many samples to calibrate on."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Default: beside the input, e.g. "
                                        "model.int8.tflite."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
-    via: Format | None = typer.Option(None, "--via", help="Route through this format (e.g. --via onnx)."),
+    via: str | None = typer.Option(None, "--via", metavar="FORMAT", help="Route through this format (e.g. --via "
+                                   "onnx)."),
     nhwc: bool = typer.Option(False, "--nhwc", help="torch → tflite: channels-last image inputs."),
     script: bool = typer.Option(False, "--script", help="torch → torchscript by scripting: refused for .pt2 "
                                 "sources, which hold a traced graph (script in your code, then import)."),
@@ -251,44 +301,23 @@ def convert(
     Plans the route (composing converters when there is no direct one), calibrates on real data,
     loads and runs the artifact once, and writes it atomically with its provenance sidecar.
     """
-    from edgekit.conversion import convert as convert_model
-    from edgekit.converters.base import ConvertOptions
+    from edgekit.api import convert as convert_model
     from edgekit.render import render_convert
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
-    options = ConvertOptions(quantize, calibration, calibration_samples, nhwc, script, opset, validate)
-    shapes = parse_input_shapes(input_shape)
-    def work() -> Any:
-        with _factory_as_file(model, shapes) as source:
-            return convert_model(source, to, options, output=output, force=force, via=via, input_shapes=shapes)
-
     with framework_output_to_stderr():
-        result = _isolated(f"converting {model} to {to.value}", work)
+        result = convert_model(model, to=to, quantize=quantize, calibration=calibration,
+                               calibration_samples=calibration_samples, output=output, force=force, via=via,
+                               nhwc=nhwc, script=script, opset=opset, input_shapes=parse_input_shapes(input_shape),
+                               validate=validate, **_limits())
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_convert(result)
-    if not result.passed:
-        assert result.parity is not None
-        typer.echo(f"edgekit: parity FAIL (artifact kept, marked failed in its sidecar): "
-                   f"{'; '.join(result.parity.failures())}", err=True)
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
-
-
-@contextlib.contextmanager
-def _factory_as_file(model: str, shapes: dict) -> Iterator[str]:
-    """A ``package.module:factory`` source is imported to a scratch .pt2/.keras first."""
-    from edgekit.importing import FACTORY, ImportOptions, import_model
-    from edgekit.toolkit.fsutil import scratch_directory
-
-    if Path(model).exists() or not FACTORY.match(model):
-        yield model
-        return
-    with scratch_directory("edgekit-factory-") as scratch:
-        imported = import_model(model, Path(scratch) / "model", ImportOptions(input_shapes=shapes))
-        yield str(imported.artifact.path)
+    failures = "; ".join(result.parity.failures()) if result.parity is not None else ""
+    _finish(result, f"parity FAIL (artifact kept, marked failed in its sidecar): {failures}")
 
 
 @app.command()
@@ -318,7 +347,9 @@ def validate(
     atol: list[str] = typer.Option([], "--atol", metavar="[NAME=]X", help="Elementwise absolute tolerance, for all "
                                    "outputs or one (repeatable)."),
     rtol: list[str] = typer.Option([], "--rtol", metavar="[NAME=]Y", help="Elementwise relative tolerance."),
-    json_file: Path | None = typer.Option(None, "--json", help="Write the versioned JSON report here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the versioned JSON report on stdout."),
+    json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the versioned JSON "
+                                          "report here."),
     junit_file: Path | None = typer.Option(None, "--junit", help="Write JUnit XML (a test case per output and check)."),
     force: bool = typer.Option(False, "--force", help="Replace existing report files."),
 ) -> None:
@@ -327,37 +358,22 @@ def validate(
     Both models run on identical real inputs; per output: max/mean/p99 absolute error, max relative
     error, cosine, SNR, top-1/top-5 agreement, non-finite counts, and accuracy of both with labels.
     """
+    from edgekit.api import validate as validate_models
     from edgekit.render import render_parity
-    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
-    from edgekit.validators.parity import junit_xml
-    from edgekit.validators.parity import validate as validate_models
-    from edgekit.validators.tolerances import parse_overrides
+    from edgekit.toolkit.fsutil import write_bytes_atomic
 
-    for path in (json_file, junit_file):
-        if path is not None:
-            check_writable_target(path, force=force)
-    overrides = parse_overrides(atol, rtol)
+    _check_outputs(force, json_file, junit_file)
     with framework_output_to_stderr():
-        report = _isolated(f"validating {candidate} against {reference}", lambda: validate_models(
-            reference, candidate, data=data, samples=samples, profile=profile, overrides=overrides))
-    render_parity(report)
-    if json_file is not None:
-        write_bytes_atomic(json_file, (jsonio.dumps(report.to_dict()) + "\n").encode(), force=force)
+        report = validate_models(reference, candidate, data=data, samples=samples, profile=profile.value,
+                                 atol=_tolerances("atol", atol), rtol=_tolerances("rtol", rtol), **_limits())
+    if json_out:
+        typer.echo(jsonio.dumps(report.to_dict()))
+    else:
+        render_parity(report)
+    _write_json(json_file, report.to_dict(), force)
     if junit_file is not None:
-        write_bytes_atomic(junit_file, junit_xml(report).encode(), force=force)
-    if not report.passed:
-        typer.echo(f"edgekit: parity FAIL: {'; '.join(report.failures())}", err=True)
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
-
-
-def _ints(option: str, text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not a comma-separated list of integers", hint=f"e.g. {option} 1,2") \
-            from None
+        write_bytes_atomic(junit_file, report.to_junit().encode(), force=force)
+    _finish(report, f"parity FAIL: {'; '.join(report.failures())}")
 
 
 @app.command()
@@ -365,7 +381,8 @@ def _ints(option: str, text: str | None) -> list[int] | None:
 def bench(
     models: list[Path] = typer.Argument(..., show_default=False, help="One or more models; several are "
                                         "compared side by side (speed-up versus the first)."),
-    device: Device = typer.Option(Device.CPU, "--device", help="cpu or cuda."),
+    device: Device | None = typer.Option(None, "--device", show_default=False, help="cpu or cuda (default: the "
+                                         "--target profile's device, else cpu); given, it wins over the profile's."),
     threads: str | None = typer.Option(None, "--threads", help="Thread counts to run, e.g. 1,2 (default 1)."),
     target: str | None = typer.Option(None, "--target", help="Device profile: mobile-cpu-1t, mobile-cpu-4t, "
                                       "desktop-cpu, mcu-int8, cuda."),
@@ -374,8 +391,10 @@ def bench(
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="… and at least this many seconds of them."),
     data: str | None = typer.Option(None, "--data", help="FILE.npz or random; default: the model's own test data."),
     cpus: str | None = typer.Option(None, "--cpus", help="Pin to these CPUs, e.g. 0,1."),
-    json_file: Path | None = typer.Option(None, "--json", help="Write the report (versioned JSON) here."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --json file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report (versioned JSON) on stdout."),
+    json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the report (versioned "
+                                          "JSON) here."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --json-out file."),
 ) -> None:
     """On-device-style latency: warmed up, thread-controlled, percentiles.
 
@@ -383,25 +402,20 @@ def bench(
     size and delegation (TFLite ops on XNNPACK, ExecuTorch delegated share, ONNX Runtime nodes per
     execution provider), with the environment fingerprint in the JSON.
     """
+    from edgekit.api import bench as bench_models
     from edgekit.render import render_bench
-    from edgekit.targets.bench import BenchOptions
-    from edgekit.targets.bench import bench as bench_models
-    from edgekit.targets.profiles import profile
-    from edgekit.toolkit.fsutil import check_writable_target, write_bytes_atomic
 
-    if json_file is not None:
-        check_writable_target(json_file, force=force)
-    chosen = profile(target) if target else None
-    thread_counts = _ints("--threads", threads)
-    pins = _ints("--cpus", cpus)
-    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, device=device,
-                           cpus=tuple(pins) if pins else None)
+    _check_outputs(force, json_file)
     with framework_output_to_stderr():
-        report = _isolated("benchmarking", lambda: bench_models(
-            [str(m) for m in models], options=options, threads=thread_counts, profile=chosen, data=data))
-    render_bench(report)
-    if json_file is not None:
-        write_bytes_atomic(json_file, (jsonio.dumps(report.to_dict()) + "\n").encode(), force=force)
+        report = bench_models(models, device=device, threads=_numbers("threads", threads, int), target=target,
+                              warmup=warmup, runs=runs, min_seconds=min_seconds, data=data,
+                              cpus=_numbers("cpus", cpus, int), **_limits())
+    if json_out:
+        typer.echo(jsonio.dumps(report.to_dict()))
+    else:
+        render_bench(report)
+    _write_json(json_file, report.to_dict(), force)
+    if json_file is not None and not json_out:
         typer.echo(f"report: {json_file}")
 
 
@@ -410,8 +424,8 @@ def bench(
 def pipeline(
     models: list[Path] | None = typer.Argument(None, show_default=False, help="Models to start from; none: train "
                                                "the digits CNN in PyTorch and in Keras (seeded)."),
-    to: str = typer.Option("all", "--to", help="all, or some of tflite,onnx,torchscript,executorch."),
-    quantize: str = typer.Option("all", "--quantize", help="all, or some of none,fp16,dynamic,int8,int8-io,int16x8 "
+    to: str = typer.Option("all", "--to", help=f"all, or some of {','.join(f.value for f in output_formats())}."),
+    quantize: str = typer.Option("all", "--quantize", help=f"all, or some of {','.join(q.value for q in QuantMode)} "
                                  "(each route runs the modes it supports; the rest are listed as having no route)."),
     data: str | None = typer.Option(None, "--data", help="Default models: what they train on (digits or FILE.npz). "
                                     "Given models: parity, calibration and bench data (default: their own)."),
@@ -435,94 +449,17 @@ def pipeline(
     self-contained report.html (plots embedded) in --out; exit 1 when any row failed to convert or
     failed parity.
     """
-    from dataclasses import replace
+    from edgekit.api import run_pipeline
+    from edgekit.pipeline.run import prepare_out, report_paths
+    from edgekit.render import pipeline_progress
 
-    from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
-
-    options = PipelineOptions(
-        targets=parse_targets(to), quantize=parse_quant_modes(quantize), data=data, calibration=calibration,
-        samples=samples, epochs=epochs, seed=seed,
-        bench=replace(DEFAULT_BENCH, min_seconds=min_seconds, threads=threads, device=device) if bench else None,
-    )
-    _prepare_out(out, force)
-    report, files = _run_with_progress(lambda observer: run_pipeline(models or [], out, options, force=force,
-                                                                      observer=observer), out, force)
-    if not report.passed:
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
-
-
-def _prepare_out(out: Path, force: bool, *more: Path | None) -> None:
-    """Create the report directory; fail before any work when a report (or ``more``) would be replaced
-    without --force."""
-    from edgekit.pipeline.run import PIPELINE_DIRS, PIPELINE_LOG, REPORT_FILES
-    from edgekit.toolkit.fsutil import check_writable_target
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot create the directory: {exc.strerror}",
-                         hint="choose a writable path") from None
-    for name in PIPELINE_DIRS:
-        if (out / name).is_symlink():  # edgekit writes only inside --out
-            raise UsageError(f"--out {out}: {name} is a symbolic link (to {os.readlink(out / name)})",
-                             hint=f"remove {out / name}, or choose another --out")
-    for path in (*(out / name for name in (*REPORT_FILES, PIPELINE_LOG)), *more):
-        if path is not None:
-            check_writable_target(path, force=force)
-
-
-def _run_with_progress(run: Callable[[Any], Any], out: Path, force: bool,
-                       finish: Callable[[Any], Any] = lambda report: report) -> tuple[Any, dict[str, Path]]:
-    """Run a pipeline with a Rich progress bar on the terminal while the frameworks' own output goes to
-    ``pipeline.log`` in ``out``; ``finish`` amends the report (``check`` adds its verdict); then write the
-    reports and draw the table."""
-    import os
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from edgekit.pipeline.report import RowStatus
-    from edgekit.pipeline.run import PIPELINE_LOG, Observer, write_reports
-    from edgekit.render import render_pipeline
-    from edgekit.toolkit.stdio import framework_output_to_file
-
-    log = out / PIPELINE_LOG
-    with framework_output_to_file(log, replace=force) as (stdout_fd, stderr_fd):
-        stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
-        stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")
-        with stdout, stderr:
-            terminal = Console(file=stderr, highlight=False, soft_wrap=True)
-            progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=terminal, transient=True)
-            colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red",
-                       RowStatus.CONVERSION_FAILED: "yellow"}
-
-            class Bar(Observer):
-                def __init__(self) -> None:
-                    self.task = progress.add_task("starting", total=None)
-
-                def planned(self, total: int) -> None:
-                    progress.update(self.task, total=total)
-
-                def stage(self, text: str) -> None:
-                    progress.update(self.task, description=text)
-
-                def row_done(self, row: Any) -> None:
-                    colour = colours[row.status]
-                    p50 = "" if row.latency is None else f"  p50 {row.latency.p50 * 1e3:.3f} ms"
-                    reason = f": {row.reason}" if row.status is not RowStatus.PASSED else ""
-                    progress.console.print(f"[{colour}]{row.status.value:>17}[/{colour}]  {row.source} → "
-                                           f"{row.format} {row.precision}{p50}{reason}")
-                    progress.advance(self.task)
-
-            terminal.print(f"framework output: {log}")
-            with progress:
-                report = finish(run(Bar()))
-            files = write_reports(report, out, force=force)
-            # Piped or logged (CI, make): wide enough for the whole table on one line per row.
-            width = None if stdout.isatty() else 200
-            render_pipeline(report, files, Console(file=stdout, highlight=False, soft_wrap=True, width=width))
-    return report, files
+    prepare_out(out, force)
+    with pipeline_progress(out, force) as progress:
+        report = run_pipeline(models or [], out=out, to=to, quantize=quantize, data=data, calibration=calibration,
+                              samples=samples, bench=bench, device=device, threads=threads, min_seconds=min_seconds,
+                              epochs=epochs, seed=seed, force=force, trust=_State.trust, observer=progress.observer)
+        progress.show(report, report_paths(out))
+    _finish(report)
 
 
 @app.command()
@@ -538,46 +475,28 @@ def check(
     """CI gate: run what edgekit.toml asks for and hold its thresholds (exit 1 listing each violation).
 
     Thresholds: min_accuracy, max_accuracy_drop, max_p50_ratio (against a baseline report),
-    max_size_bytes, require_parity; globally or per FORMAT, PRECISION or FORMAT.PRECISION.
+    max_size_bytes, require_parity; globally or per FORMAT, MODE or FORMAT.MODE.
     """
-    from dataclasses import replace
+    from edgekit.api import check as run_check
+    from edgekit.pipeline.gate import load_config
+    from edgekit.pipeline.run import prepare_out, report_paths
+    from edgekit.render import pipeline_progress
 
-    from edgekit.pipeline.gate import judge, load_baseline, load_config
-    from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_quant_modes, parse_targets, run_pipeline
-    from edgekit.toolkit.fsutil import write_bytes_atomic
-
-    cfg = load_config(config)
-    baseline = load_baseline(cfg.baseline) if cfg.baseline is not None and cfg.needs_latency else None
-    measure = cfg.needs_latency or write_baseline is not None  # latency only when something uses it
-    options = PipelineOptions(
-        targets=parse_targets(",".join(cfg.to)), quantize=parse_quant_modes(",".join(cfg.quantize)), data=cfg.data,
-        calibration=cfg.calibration, samples=cfg.samples, epochs=cfg.epochs, seed=cfg.seed,
-        bench=replace(DEFAULT_BENCH, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
-    )
-    _prepare_out(cfg.out, force, junit, write_baseline)
-    verdicts = []
-
-    def finish(report: Any) -> Any:
-        verdicts.append(judge(report, cfg, baseline))
-        return replace(report, violations=verdicts[0].violations)
-
-    report, files = _run_with_progress(
-        lambda observer: run_pipeline(cfg.models, cfg.out, options, force=force, observer=observer),
-        cfg.out, force, finish)
-    verdict = verdicts[0]
-    if junit is not None:
-        write_bytes_atomic(junit, files["junit"].read_bytes(), force=force)
+    out = load_config(config).out
+    prepare_out(out, force, junit, write_baseline)
+    with pipeline_progress(out, force) as progress:
+        result = run_check(config, force=force, junit=junit, write_baseline=write_baseline, trust=_State.trust,
+                           observer=progress.observer)
+        progress.show(result.report, report_paths(out))
     if write_baseline is not None:
-        write_bytes_atomic(write_baseline, files["json"].read_bytes(), force=force)
         typer.echo(f"baseline: {write_baseline}")
-    for note in verdict.notes:
+    for note in result.verdict.notes:
         typer.echo(f"edgekit: note: {note}", err=True)
-    if not verdict.passed:
-        for violation in verdict.violations:
-            typer.echo(f"edgekit: check failed: {violation}", err=True)
-        typer.echo(f"edgekit: check FAILED: {len(verdict.violations)} violation(s) of {config}", err=True)
-        raise typer.Exit(int(ExitCode.CHECK_FAILED))
-    typer.echo(f"check passed: {len(report.rows)} artifacts hold every threshold of {config}")
+    for violation in result.verdict.violations:
+        typer.echo(f"edgekit: check failed: {violation}", err=True)
+    if result.passed:
+        typer.echo(f"check passed: {len(result.report.rows)} artifacts hold every threshold of {config}")
+    _finish(result, f"check FAILED: {len(result.verdict.violations)} violation(s) of {config}")
 
 
 @app.command()
@@ -608,29 +527,20 @@ def package(
     edgekit package model.int8.tflite -o digits.zip [--sign KEY.pem];
     edgekit package --verify digits.zip [--public-key KEY.pub.pem]
     """
-    from edgekit.packaging import package as package_model
-    from edgekit.packaging import public_key_path, verify
+    from edgekit import api
+    from edgekit.render import render_package, render_verify, verification_dict, verify_failure
 
     if verify_bundle is not None:
         if model is not None or output is not None or sign is not None:
             raise UsageError("--verify takes only the bundle (and --public-key)",
                              hint="edgekit package --verify BUNDLE.zip [--public-key KEY.pub.pem]")
         with framework_output_to_stderr():
-            result = _isolated(f"verifying {verify_bundle}", lambda: verify(verify_bundle, public_key=public_key))
+            verified = api.verify_bundle(verify_bundle, public_key=public_key, **_limits())
         if json_out:
-            typer.echo(jsonio.dumps({"bundle": str(result.bundle), "passed": result.passed,
-                                     "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]}))
+            typer.echo(jsonio.dumps(verification_dict(verified)))
         else:
-            for check_name, ok, detail in result.checks:
-                typer.echo(f"  {'ok  ' if ok else 'FAIL'}  {check_name}: {detail}")
-            typer.echo(f"{verify_bundle}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
-        if not result.passed:
-            bad_signature = any(n == "signature" and not ok for n, ok, _ in result.checks)
-            fix = ("do not use it: it is not the bundle that key signed; get it again from its publisher, or check "
-                   "that --public-key is theirs" if bad_signature else "package the model again; do not edit a "
-                   "bundle by hand")
-            typer.echo(f"edgekit: error: {verify_bundle}: {'; '.join(result.failures())} (fix: {fix})", err=True)
-            raise typer.Exit(int(ExitCode.CHECK_FAILED))
+            render_verify(verified)
+        _finish(verified, verify_failure(verified))
         return
     if public_key is not None:
         raise UsageError("--public-key goes with --verify",
@@ -640,28 +550,12 @@ def package(
         raise UsageError("package needs MODEL and -o BUNDLE.zip (or --verify BUNDLE.zip)",
                          hint="edgekit package model.tflite -o model.zip")
     with framework_output_to_stderr():
-        result = _isolated(f"packaging {model}", lambda: package_model(
-            model, output, name=name, labels=labels, bench_seconds=bench_seconds, force=force, sign_key=sign))
-    manifest = result.manifest
+        result = api.package(model, output=output, name=name, labels=labels, bench_seconds=bench_seconds,
+                             sign_key=sign, force=force, **_limits())
     if json_out:
-        typer.echo(jsonio.dumps(manifest))
-        return
-    typer.echo(f"packaged {manifest['model']['file']} ({manifest['model']['format']}, "
-               f"{manifest['model']['precision']}) → {result.bundle} in {result.seconds:.1f} s")
-    for member, digest in manifest["files"].items():
-        typer.echo(f"  {member:<22} {digest[:16]}…")
-    parity = manifest.get("parity")
-    typer.echo(f"  parity  {parity['verdict'] if parity else 'not recorded (no edgekit sidecar)'}")
-    latency = manifest.get("latency")
-    if latency:
-        typer.echo(f"  latency p50 {latency['p50_ms']:.3f} ms on {latency['measured_on']} (1 thread)")
-    if result.signed_by and sign is not None:
-        typer.echo(f"  signed  by ed25519 key {result.signed_by} (signature.json)")
-        public = public_key_path(sign)
-        typer.echo(f"verify with: edgekit package --verify {result.bundle} --public-key "
-                   f"{public if public.is_file() else 'KEY.pub.pem'}")
+        typer.echo(jsonio.dumps(result.manifest))
     else:
-        typer.echo(f"verify with: edgekit package --verify {result.bundle}")
+        render_package(result, sign)
 
 
 @app.command()
@@ -675,24 +569,10 @@ def keygen(
 
     edgekit keygen -o release.pem → release.pem (private: keep it secret) and release.pub.pem
     """
-    from edgekit.packaging import generate_keypair
+    from edgekit.api import keygen as make_keys
+    from edgekit.render import render_keygen
 
-    keys = generate_keypair(output, force=force)
-    typer.echo(f"private key  {keys.private_key} (mode 0600; keep it secret, out of bundles and repositories)")
-    typer.echo(f"public key   {keys.public_key} (give it to whoever verifies your bundles)")
-    typer.echo(f"fingerprint  {keys.fingerprint} (sha256 of the raw Ed25519 public key)")
-    typer.echo(f"sign with:   edgekit package MODEL -o BUNDLE.zip --sign {keys.private_key}")
-    typer.echo(f"verify with: edgekit package --verify BUNDLE.zip --public-key {keys.public_key}")
-
-
-def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not a comma-separated list of numbers", hint=f"e.g. {option} 0.5,0.5") \
-            from None
+    render_keygen(make_keys(output, force=force))
 
 
 @app.command("import")
@@ -720,26 +600,39 @@ def import_(
     torch → .pt2, Keras → .keras; SavedModel, ONNX, TFLite, TorchScript and .pte are copied. The
     result is loaded and run once before it and its sidecar appear.
     """
-    from edgekit.importing import ImportOptions, import_model
+    from edgekit.api import import_model
     from edgekit.render import render_import
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
-    options = ImportOptions(
-        input_shapes=parse_input_shapes(input_shape), weights=weights, labels=labels, scale=scale,
-        mean=_floats("--mean", mean), std=_floats("--std", std), layout=layout, seed=seed,
-    )
     with framework_output_to_stderr():
-        result = _isolated(f"importing {source}", lambda: import_model(source, output, options, force=force))
+        result = import_model(source, output=output, input_shapes=parse_input_shapes(input_shape), weights=weights,
+                              labels=labels, scale=scale, mean=_numbers("mean", mean, float),
+                              std=_numbers("std", std, float), layout=layout, seed=seed, force=force, **_limits())
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_import(result)
 
 
+def upgrade_arguments(argv: list[str]) -> list[str]:
+    """``validate``/``bench`` ``--json FILE`` (the old spelling, a value ending in .json) becomes ``--json-out
+    FILE``, with a deprecation line; ``--json`` alone now prints the report."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in DEPRECATED_JSON_FILE:
+        return argv
+    upgraded = list(argv)
+    for index, arg in enumerate(argv[:-1]):
+        if arg == "--json" and argv[index + 1].endswith(".json"):
+            upgraded[index] = "--json-out"
+            typer.echo(f"edgekit: warning: `{command} --json FILE` is deprecated: use --json-out FILE (--json alone "
+                       "prints the report); the old spelling goes in the next release", err=True)
+    return upgraded
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(prog_name="edgekit")
+        app(args=upgrade_arguments(sys.argv[1:]), prog_name="edgekit")
     except KeyboardInterrupt:
         typer.echo("edgekit: interrupted", err=True)
         sys.exit(130)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgekit.toolkit.contract.artifact_paths import sidecar_path
@@ -15,6 +18,7 @@ from edgekit.toolkit.units import human_bytes, human_seconds
 if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.packaging import KeyPair, PackageResult, VerifyResult
     from edgekit.pipeline.report import PipelineReport
     from edgekit.targets.bench import BenchReport
     from edgekit.toolkit.contract.iospec import TensorSpec
@@ -324,3 +328,110 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
         if kind in files:
             out.print(f"  {kind:<9}{files[kind]}")
     out.print(f"pipeline time: {report.seconds:.1f} s")
+
+
+class PipelineProgress:
+    """What ``pipeline_progress`` yields: the ``observer`` to hand the pipeline; ``show(report, files)`` ends the
+    progress bar and draws the final table (wide when piped, as in CI)."""
+
+    def __init__(self, observer: Any, progress: Any, table: Console) -> None:
+        self.observer, self._progress, self._table = observer, progress, table
+
+    def show(self, report: PipelineReport, files: dict[str, Path]) -> None:
+        self._progress.stop()
+        render_pipeline(report, files, self._table)
+
+
+@contextlib.contextmanager
+def pipeline_progress(out: Path, force: bool) -> Iterator[PipelineProgress]:
+    """While the block runs, the frameworks' own output (Python and C++, fds 1 and 2) goes to
+    ``pipeline.log`` in ``out`` and the terminal shows a progress bar with one line per finished row."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from edgekit.pipeline.report import RowStatus
+    from edgekit.pipeline.run import PIPELINE_LOG, Observer
+    from edgekit.toolkit.stdio import framework_output_to_file
+
+    log = out / PIPELINE_LOG
+    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow"}
+    with framework_output_to_file(log, replace=force) as (stdout_fd, stderr_fd):
+        stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
+        stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")
+        with stdout, stderr:
+            terminal = Console(file=stderr, highlight=False, soft_wrap=True)
+            progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=terminal, transient=True)
+
+            class Bar(Observer):
+                def __init__(self) -> None:
+                    self.task = progress.add_task("starting", total=None)
+
+                def planned(self, total: int) -> None:
+                    progress.update(self.task, total=total)
+
+                def stage(self, text: str) -> None:
+                    progress.update(self.task, description=text)
+
+                def row_done(self, row: Any) -> None:
+                    colour = colours[row.status]
+                    p50 = "" if row.latency is None else f"  p50 {row.latency.p50 * 1e3:.3f} ms"
+                    reason = f": {row.reason}" if row.status is not RowStatus.PASSED else ""
+                    progress.console.print(f"[{colour}]{row.status.value:>17}[/{colour}]  {row.source} → "
+                                           f"{row.format} {row.precision}{p50}{reason}")
+                    progress.advance(self.task)
+
+            terminal.print(f"framework output: {log}")
+            table = Console(file=stdout, highlight=False, soft_wrap=True, width=None if stdout.isatty() else 200)
+            with progress:
+                yield PipelineProgress(Bar(), progress, table)
+
+
+def render_package(result: PackageResult, signed_with: Path | None) -> None:
+    from edgekit.packaging import public_key_path
+
+    manifest = result.manifest
+    console.print(f"packaged {manifest['model']['file']} ({manifest['model']['format']}, "
+                  f"{manifest['model']['precision']}) → {result.bundle} in {result.seconds:.1f} s")
+    for member, digest in manifest["files"].items():
+        console.print(f"  {member:<22} {digest[:16]}…")
+    parity = manifest.get("parity")
+    console.print(f"  parity  {parity['verdict'] if parity else 'not recorded (no edgekit sidecar)'}")
+    latency = manifest.get("latency")
+    if latency:
+        console.print(f"  latency p50 {latency['p50_ms']:.3f} ms on {latency['measured_on']} (1 thread)")
+    if result.signed_by and signed_with is not None:
+        console.print(f"  signed  by ed25519 key {result.signed_by} (signature.json)")
+        public = public_key_path(signed_with)
+        console.print(f"verify with: edgekit package --verify {result.bundle} --public-key "
+                      f"{public if public.is_file() else 'KEY.pub.pem'}")
+    else:
+        console.print(f"verify with: edgekit package --verify {result.bundle}")
+
+
+def verification_dict(result: VerifyResult) -> dict[str, Any]:
+    return {"bundle": str(result.bundle), "passed": result.passed,
+            "checks": [{"name": n, "passed": ok, "detail": d} for n, ok, d in result.checks]}
+
+
+def render_verify(result: VerifyResult) -> None:
+    for name, ok, detail in result.checks:
+        console.print(f"  {'ok  ' if ok else 'FAIL'}  {name}: {escape(detail)}")
+    console.print(f"{result.bundle}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
+
+
+def verify_failure(result: VerifyResult) -> str:
+    """The one error line of a failed verification, with the fix that fits it."""
+    bad_signature = any(name == "signature" and not ok for name, ok, _ in result.checks)
+    fix = ("do not use it: it is not the bundle that key signed; get it again from its publisher, or check that "
+           "--public-key is theirs" if bad_signature else "package the model again; do not edit a bundle by hand")
+    return f"error: {result.bundle}: {'; '.join(result.failures())} (fix: {fix})"
+
+
+def render_keygen(keys: KeyPair) -> None:
+    console.print(f"private key  {keys.private_key} (mode 0600; keep it secret, out of bundles and repositories)")
+    console.print(f"public key   {keys.public_key} (give it to whoever verifies your bundles)")
+    console.print(f"fingerprint  {keys.fingerprint} (sha256 of the raw Ed25519 public key)")
+    console.print(f"sign with:   edgekit package MODEL -o BUNDLE.zip --sign {keys.private_key}")
+    console.print(f"verify with: edgekit package --verify BUNDLE.zip --public-key {keys.public_key}")

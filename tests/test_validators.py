@@ -169,7 +169,7 @@ def test_bit_exact_report_is_strict_json_and_reads_back_infinite(reference, tmp_
 
 def test_cli_exit_codes_and_report_files(reference, tmp_path):
     same = _onnx(tmp_path / "same.onnx", [("logits", W1, None), ("scores", W2, None)])
-    ok = runner.invoke(app, ["validate", str(reference), str(same), "--json", str(tmp_path / "r.json"),
+    ok = runner.invoke(app, ["validate", str(reference), str(same), "--json-out", str(tmp_path / "r.json"),
                              "--junit", str(tmp_path / "r.xml")])
     assert ok.exit_code == 0, ok.output
     written = strict_json((tmp_path / "r.json").read_text())

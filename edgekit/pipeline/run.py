@@ -305,6 +305,31 @@ def _given_data(src: Source, options: PipelineOptions) -> str | None:
     return options.data if src.trained_seconds is None else None
 
 
+def prepare_out(out: str | os.PathLike[str], force: bool, *more: Path | None) -> None:
+    """Create ``out``; fail before any work when a report (or ``more``) would be replaced without ``force``, or
+    when a directory edgekit writes into inside ``out`` is a symbolic link leading elsewhere."""
+    from edgekit.toolkit.fsutil import check_writable_target
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option('out', out)}: cannot create the directory: {exc.strerror}",
+                         hint="choose a writable path") from None
+    for name in PIPELINE_DIRS:
+        if (out / name).is_symlink():  # edgekit writes only inside the out directory
+            raise UsageError(f"{option('out', out)}: {name} is a symbolic link (to {os.readlink(out / name)})",
+                             hint=f"remove {out / name}, or choose another {option('out')}")
+    for path in (*(out / name for name in REPORT_FILES), *more):  # the log refuses itself when opened
+        if path is not None:
+            check_writable_target(path, force=force)
+
+
+def report_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Where ``write_reports`` puts each report: json, markdown, junit, html."""
+    return {kind: Path(out) / name for kind, name in REPORT_NAMES.items()}
+
+
 def write_reports(report: PipelineReport, out: str | os.PathLike[str], *, force: bool = True) -> dict[str, Path]:
     """report.json, report.md, junit.xml and report.html in ``out``, each written atomically."""
     from edgekit.pipeline.html import html_report

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from edgekit.toolkit.contract.errors import ExitCode
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import IOSpec
 
@@ -63,6 +64,7 @@ class InspectReport:
     details: ModelDetails
     smoke_run: SmokeRun | None = None
     warnings: tuple[str, ...] = ()
+    failure_exit_code: ClassVar[ExitCode] = ExitCode.BACKEND_FAILURE  # not passed: it loads but does not run
 
     @property
     def passed(self) -> bool:

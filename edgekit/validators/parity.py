@@ -85,6 +85,10 @@ class ParityReport:
             lines.append(f"accuracy_drop {self.accuracy_check.detail}")
         return lines
 
+    def to_junit(self) -> str:
+        """JUnit XML: a test case per output and check (CI systems show failures by name)."""
+        return junit_xml(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "edgekit_report": "parity", "version": PARITY_REPORT_VERSION, "verdict": self.verdict,

@@ -4,12 +4,14 @@ Bugs are not in this tree: anything else that escapes is an internal error (exit
 as such, with the traceback shown only under ``--debug``.
 
 Errors name what the caller typed: ``option("min_seconds")`` is ``min_seconds`` for a Python caller and
-``--min-seconds`` under the CLI (which calls ``speak_as_cli()`` once at start-up; a forked worker inherits
-it), so the library never tells a Python user about flags they never saw.
+``--min-seconds`` while a CLI command runs (``speaking_as_cli()`` around it; a forked worker inherits it),
+so the library never tells a Python user about flags they never saw.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -17,13 +19,20 @@ _SPEAKING = {"cli": False}  # process-wide: threads and forked workers of the CL
 # Parameters whose command-line spelling is not ``--`` + the name with dashes.
 FLAGS = {"input_shapes": "--input-shape", "json_file": "--json-out", "junit_file": "--junit",
          "sign_key": "--sign", "to": "--to", "via": "--via", "threads": "--threads",
-         "profile": "--target", "calibration_samples": "--calibration-samples", "output": "-o"}
+         "profile": "--target", "calibration_samples": "--calibration-samples", "output": "-o",
+         "memory_limit_mb": "--memory-limit"}
 _UNSET: Any = object()
 
 
-def speak_as_cli() -> None:
-    """From now on (in this process and the workers it forks) errors name command-line flags."""
+@contextlib.contextmanager
+def speaking_as_cli() -> Iterator[None]:
+    """While the block runs (in this process and the workers it forks), errors name command-line flags."""
+    before = _SPEAKING["cli"]
     _SPEAKING["cli"] = True
+    try:
+        yield
+    finally:
+        _SPEAKING["cli"] = before
 
 
 def option(name: str, value: Any = _UNSET) -> str:

@@ -41,12 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edgekit.toolkit.contract.errors import BackendError, EdgekitError, ExitCode, ResourceLimitError, first_line
+from edgekit.toolkit.contract.errors import (
+    BackendError,
+    EdgekitError,
+    ExitCode,
+    ResourceLimitError,
+    UsageError,
+    first_line,
+    option,
+)
 
 T = TypeVar("T")
 ISOLATION_ENV = "EDGEKIT_ISOLATION"
-TIMEOUT_ENV = "EDGEKIT_TIMEOUT"
-MEMORY_ENV = "EDGEKIT_MEMORY_LIMIT_MB"
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_MEMORY_SHARE = 0.8  # of physical memory: a runaway worker gets exit 6, not the kernel's OOM killer
 POLL_SECONDS = 0.05
@@ -64,14 +70,20 @@ class WorkerCrashedError(BackendError):
 
 @dataclass
 class Limits:
+    """What the worker may spend: ``timeout`` seconds, ``memory_mb`` MiB of resident memory (its process group)."""
+
     timeout: float | None = DEFAULT_TIMEOUT  # seconds; None: none
-    memory_mb: int | None = None  # resident memory of the worker's process group; None: none
+    memory_mb: int | None = None  # None: none
 
     @classmethod
-    def from_env(cls) -> Limits:
-        timeout = os.environ.get(TIMEOUT_ENV)
-        memory = os.environ.get(MEMORY_ENV)
-        return cls(float(timeout) if timeout else DEFAULT_TIMEOUT, int(memory) if memory else default_memory_mb())
+    def defaults(cls, *, timeout: float | None = None, memory_mb: int | None = None) -> Limits:
+        """The limits a command runs under: the given ones, else 3600 s and 80% of RAM."""
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"{option('timeout')} must be > 0 seconds, got {timeout}")
+        if memory_mb is not None and memory_mb < 1:
+            raise UsageError(f"{option('memory_limit_mb')} must be ≥ 1 MiB, got {memory_mb}")
+        return cls(timeout if timeout is not None else DEFAULT_TIMEOUT,
+                   memory_mb if memory_mb is not None else default_memory_mb())
 
 
 def default_memory_mb() -> int | None:
@@ -131,7 +143,7 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
     """``work()`` in a forked worker (see the module doc), or in-process when forking is unsafe."""
     if not should_fork():
         return work()
-    limits = limits or Limits.from_env()
+    limits = limits or Limits.defaults()
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -170,7 +182,7 @@ def _worker_main(work: Callable[[], Any], fd: int) -> None:
             _send(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
         except MemoryError:
             _send(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
-                                 "use a smaller model or input, or raise --memory-limit")))
+                                 f"use a smaller model or input, or raise {option('memory_limit_mb')}")))
         except BaseException as exc:
             import traceback
 
@@ -208,15 +220,15 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
             if deadline is not None and time.monotonic() > deadline:
                 _kill_group(pid)
                 raise ResourceLimitError(f"timed out after {limits.timeout:g} s while {watch.phase}",
-                                         hint="raise --timeout, or use a smaller model")
+                                         hint=f"raise {option('timeout')}, or use a smaller model")
             if limits.memory_mb is not None and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_POLL_SECONDS
                 rss = _group_rss(pid)
                 if rss > limits.memory_mb << 20:
                     _kill_group(pid)
-                    raise ResourceLimitError(f"the worker used {rss >> 20} MiB, over the --memory-limit of "
-                                             f"{limits.memory_mb} MiB, while {watch.phase}",
-                                             hint="raise --memory-limit, or use a smaller model")
+                    raise ResourceLimitError(f"the worker used {rss >> 20} MiB, over the {option('memory_limit_mb')} "
+                                             f"of {limits.memory_mb} MiB, while {watch.phase}",
+                                             hint=f"raise {option('memory_limit_mb')}, or use a smaller model")
     except KeyboardInterrupt:
         _kill_group(pid)
         raise

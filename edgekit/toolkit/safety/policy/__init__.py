@@ -17,12 +17,12 @@ from edgekit.toolkit.contract.errors import UnsafeModelError
 from edgekit.toolkit.contract.formats import Format, Sniffed
 from edgekit.toolkit.safety.policy.keras import check_keras_config, check_keras_file, keras_safe_mode, pickle_layers
 from edgekit.toolkit.safety.policy.onnx import ExternalRef, check_external_data, check_onnx_file, external_refs
-from edgekit.toolkit.safety.policy.trust import TRUST_ENV, set_trusted, trusted
+from edgekit.toolkit.safety.policy.trust import trusted, trusting
 
 __all__ = [
-    "PICKLE_HINT", "TRUST_ENV", "UNSAFE_TORCH_ENV", "ExternalRef", "check_external_data", "check_file",
+    "PICKLE_HINT", "UNSAFE_TORCH_ENV", "ExternalRef", "check_external_data", "check_file",
     "check_keras_config", "check_keras_file", "check_onnx_file", "check_torch_environment", "check_torch_pickle",
-    "external_refs", "keras_safe_mode", "pickle_layers", "set_trusted", "trusted",
+    "external_refs", "keras_safe_mode", "pickle_layers", "trusted", "trusting",
 ]
 
 UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"

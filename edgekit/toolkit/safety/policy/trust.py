@@ -6,25 +6,29 @@ model, whoever vouches for it) and native code (compiled AOTInductor libraries i
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from edgekit.toolkit.contract.errors import UnsafeModelError
 
-TRUST_ENV = "EDGEKIT_TRUST"
+_TRUST = {"on": False}  # process-wide, inherited by a forked worker; set only by ``trusting``
 
 
 def trusted() -> bool:
-    """True when the user passed ``--trust`` (exported to child processes through the environment)."""
-    return os.environ.get(TRUST_ENV, "").strip() not in ("", "0")
+    """True while the caller vouches for the files being loaded (``--trust``, or ``trust=True`` in the API)."""
+    return _TRUST["on"]
 
 
-def set_trusted(value: bool) -> None:
-    if value:
-        os.environ[TRUST_ENV] = "1"
-    else:
-        os.environ.pop(TRUST_ENV, None)
+@contextlib.contextmanager
+def trusting(value: bool) -> Iterator[None]:
+    """Lift the policy's code refusals (with a warning each) while the block runs, when ``value``."""
+    before = _TRUST["on"]
+    _TRUST["on"] = bool(value)
+    try:
+        yield
+    finally:
+        _TRUST["on"] = before
 
 
 def summary(findings: Sequence[str], shown: int = 3) -> str:
