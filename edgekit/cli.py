@@ -140,18 +140,6 @@ def _numbers(name: str, text: str | None, kind: type) -> list[Any] | None:
                          hint=f"e.g. --{name} {'1,2' if kind is int else '0.5,0.5'}") from None
 
 
-def _tolerances(name: str, values: list[str]) -> dict[str, float] | None:
-    """``--atol 1e-3`` (every output, key ``*``) and ``--atol logits=1e-2`` (one output), repeatable."""
-    found: dict[str, float] = {}
-    for raw in values:
-        output, _, number = raw.rpartition("=")
-        try:
-            found[output or "*"] = float(number)
-        except ValueError:
-            raise UsageError(f"--{name} {raw!r} is not a number or NAME=number", hint=f"e.g. --{name} 1e-3") from None
-    return found or None
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"edgekit {__version__}")
@@ -361,11 +349,13 @@ def validate(
     from edgekit.api import validate as validate_models
     from edgekit.render import render_parity
     from edgekit.toolkit.fsutil import write_bytes_atomic
+    from edgekit.validators.tolerances import parse_tolerances
 
     _check_outputs(force, json_file, junit_file)
     with framework_output_to_stderr():
         report = validate_models(reference, candidate, data=data, samples=samples, profile=profile.value,
-                                 atol=_tolerances("atol", atol), rtol=_tolerances("rtol", rtol), **_limits())
+                                 atol=parse_tolerances("atol", atol), rtol=parse_tolerances("rtol", rtol),
+                                 **_limits())
     if json_out:
         typer.echo(jsonio.dumps(report.to_dict()))
     else:

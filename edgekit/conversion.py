@@ -177,7 +177,8 @@ def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Sourc
         spec = runtime.io_spec
     missing = [ts.name for ts in spec.inputs if ts.shape is None]
     if missing:
-        raise UsageError(f"{path}: the shapes of {missing} are unknown", hint="give --input-shape NAME=D1,D2,…")
+        raise UsageError(f"{path}: the shapes of {missing} are unknown",
+                         hint=f"give {option('input_shapes')} NAME=D1,D2,…")
     return _Source(path, sniffed, sidecar, spec)
 
 
@@ -200,7 +201,7 @@ def _calibration(options: ConvertOptions, source: _Source) -> calibration_data.C
                                      samples=options.calibration_samples)
     if found is None:
         raise UsageError(
-            f"--quantize {quant.value} needs calibration data and {source.path.name} has none of its own",
+            f"{option('quantize', quant.value)} needs calibration data and {source.path.name} has none of its own",
             hint="give --calibration digits|FILE.npz|IMAGE_DIR, or --calibration random to accept unknown accuracy",
         )
     return found

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit.contract.artifact import Artifact, sidecar_path
-from edgekit.toolkit.contract.errors import BackendError, EdgekitError, InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.errors import (
+    BackendError,
+    EdgekitError,
+    InvalidInputError,
+    UsageError,
+    first_line,
+    option,
+)
 from edgekit.toolkit.contract.formats import Format, sniff
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, guess_layout
 from edgekit.toolkit.data.datasets import Preprocessing
@@ -55,11 +62,12 @@ class ImportOptions:
 
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
-            raise UsageError("--mean and --std go together", hint="give both, e.g. --mean 0.5 --std 0.25")
+            raise UsageError(f"{option('mean')} and {option('std')} go together",
+                             hint=f"give both, e.g. {option('mean')} 0.5 {option('std')} 0.25")
         if self.std is not None and any(s <= 0 for s in self.std):
-            raise UsageError(f"--std values must be > 0, got {list(self.std)}")
+            raise UsageError(f"{option('std')} values must be > 0, got {list(self.std)}")
         if not self.scale > 0:
-            raise UsageError(f"--scale must be > 0, got {self.scale}")
+            raise UsageError(f"{option('scale')} must be > 0, got {self.scale}")
 
 
 @dataclass(frozen=True)
@@ -201,8 +209,8 @@ def _keras_builtin(name: str, options: ImportOptions, labels: Sequence[str]) -> 
     if options.input_shapes:
         (shape,) = options.input_shapes.values() if len(options.input_shapes) == 1 else (None,)
         if shape is None or len(shape) not in (3, 4) or not all(isinstance(d, int) for d in shape[-3:]):
-            raise UsageError("keras applications take one --input-shape H,W,C (or 1,H,W,C)",
-                             hint="e.g. --input-shape 96,96,3")
+            raise UsageError(f"keras applications take one {option('input_shapes')} H,W,C (or 1,H,W,C)",
+                             hint=f"e.g. {option('input_shapes')} 96,96,3")
         kwargs["input_shape"] = tuple(shape[-3:])
     if labels:
         kwargs["classes"] = len(labels)
@@ -210,7 +218,8 @@ def _keras_builtin(name: str, options: ImportOptions, labels: Sequence[str]) -> 
     try:
         model = builder(**kwargs)
     except Exception as exc:
-        raise InvalidInputError(f"keras:{name}: {first_line(exc)}", hint="check --input-shape and --labels") from None
+        raise InvalidInputError(f"keras:{name}: {first_line(exc)}", hint=f"check {option('input_shapes')} and "
+                                                                         f"{option('labels')}") from None
     if options.weights:
         _load_keras_weights(model, options.weights)
     return model
@@ -229,13 +238,14 @@ def _import_file(path: Path, job: _Job) -> tuple[str, Artifact]:
 
     sniffed = sniff(path)
     if job.options.weights:
-        raise UsageError("--weights goes with a factory or keras:<Application>, not a model file",
+        raise UsageError(f"{option('weights')} goes with a factory or keras:<Application>, not a model file",
                          hint="a model file already holds its weights")
     if sniffed.format is Format.TORCH_PICKLE:
         check_torch_environment()
         check_torch_pickle(sniffed.path)
         raise InvalidInputError(f"{path}: holds weights only (a state_dict); edgekit needs the architecture too",
-                                hint=f"edgekit import package.module:factory --weights {path} --input-shape …")
+                                hint=f"edgekit import package.module:factory {option('weights')} {path} "
+                                     f"{option('input_shapes')} …")
     if sniffed.format is Format.KERAS_H5:
         from edgekit.targets import open_runtime
 
@@ -283,15 +293,16 @@ def _save_torch(model: Any, job: _Job, route: str) -> Artifact:
     names = [p for p in inspect.signature(model.forward).parameters if p not in ("self",)]
     if not options.input_shapes:
         raise UsageError(f"{route}: a torch model records no input shape",
-                         hint=f"give --input-shape {names[0] if names else 'x'}=1,3,224,224")
+                         hint=f"give {option('input_shapes')} {names[0] if names else 'x'}=1,3,224,224")
     shapes = dict(options.input_shapes)
     if "*" in shapes:
         if len(names) != 1:
-            raise UsageError(f"{route}: forward takes {names}; name each --input-shape", hint="NAME=D1,D2,…")
+            raise UsageError(f"{route}: forward takes {names}; name each {option('input_shapes')}", hint="NAME=D1,D2,…")
         shapes = {names[0]: shapes["*"]}
     if set(shapes) != set(names) or any(not isinstance(d, int) for s in shapes.values() for d in s):
-        raise UsageError(f"{route}: --input-shape must give fixed sizes for exactly {names}, got {sorted(shapes)}",
-                         hint="e.g. " + " ".join(f"--input-shape {n}=1,3,224,224" for n in names))
+        raise UsageError(f"{route}: {option('input_shapes')} must give fixed sizes for exactly {names}, got "
+                         f"{sorted(shapes)}",
+                         hint="e.g. " + " ".join(f"{option('input_shapes')} {n}=1,3,224,224" for n in names))
     if options.weights:
         check_torch_environment()
         check_torch_pickle(sniff(options.weights).path)
@@ -377,14 +388,15 @@ def _preprocessing(spec: IOSpec, options: ImportOptions) -> Preprocessing:
     first = spec.inputs[0]
     layout = options.layout or first.layout or guess_layout(first.shape)
     if first.shape is None or len(first.shape) != 4 or layout is Layout.UNKNOWN:
-        raise UsageError("--mean/--std/--scale/--layout describe image inputs (rank 4, NCHW or NHWC)",
-                         hint="give --layout nchw|nhwc for an image model")
+        raise UsageError(f"{option('mean')}/{option('std')}/{option('scale')}/{option('layout')} describe image "
+                         "inputs (rank 4, NCHW or NHWC)",
+                         hint=f"give {option('layout')} nchw|nhwc for an image model")
     h, w, c = (first.shape[2], first.shape[3], first.shape[1]) if layout is Layout.NCHW else first.shape[1:4]
     if not all(isinstance(d, int) for d in (h, w, c)):
         raise UsageError(f"input {first.name!r} has symbolic spatial dims {list(first.shape)}",
-                         hint="give --input-shape with fixed sizes")
+                         hint=f"give {option('input_shapes')} with fixed sizes")
     mean, std = options.mean or (0.0,), options.std or (1.0,)
-    for name, values in (("--mean", mean), ("--std", std)):
+    for name, values in ((f"{option('mean')}", mean), (f"{option('std')}", std)):
         if len(values) not in (1, c):
             raise UsageError(f"{name} has {len(values)} values for {c} channels", hint="give 1 or one per channel")
     return Preprocessing(layout, options.scale, tuple(mean) * (c if len(mean) == 1 else 1),

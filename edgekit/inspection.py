@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from edgekit.toolkit.contract.artifact import read_sidecar
-from edgekit.toolkit.contract.errors import EdgekitError
+from edgekit.toolkit.contract.errors import EdgekitError, option
 from edgekit.toolkit.contract.formats import Format, sniff
 from edgekit.toolkit.contract.iospec import Dim, example_feeds
 from edgekit.toolkit.fsutil import sha256_of
@@ -42,11 +42,12 @@ def inspect_model(
                            sniffed=sniffed)
     with runtime:
         spec = runtime.io_spec
-        source = runtime.contract_source + (" + --input-shape" if input_shapes else "")
+        source = runtime.contract_source + (f" + {option('input_shapes')}" if input_shapes else "")
         details = runtime.describe()
         smoke = _smoke_run(runtime) if smoke_run else None
     if any(ts.shape is None for ts in spec.inputs):
-        warnings.append("input shapes are unknown: pass --input-shape NAME=D1,D2,… to complete the contract")
+        warnings.append(f"input shapes are unknown: pass {option('input_shapes')} NAME=D1,D2,… to complete the "
+                        "contract")
     if smoke and smoke.ok:
         for ts in spec.outputs:
             got = smoke.output_shapes.get(ts.name)

@@ -58,5 +58,5 @@ def test_bad_sources(tmp_path):
     np.savez(tmp_path / "wrong.npz", calibration_x=np.ones((2, 3, 8, 8), np.float32))
     with pytest.raises(InvalidInputError, match=r"shape \[3, 8, 8\]"):
         resolve(str(tmp_path / "wrong.npz"), NCHW, sidecar=None, samples=1)
-    with pytest.raises(UsageError, match="calibration-samples"):
+    with pytest.raises(UsageError, match="calibration_samples must be ≥ 1"):
         resolve("random", NCHW, sidecar=None, samples=0)

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
 from edgekit.validators.metrics import compare, cosine_similarity, snr_db, top1_accuracy, topk_agreement
 from edgekit.validators.parity import ParityReport, junit_xml, validate
-from edgekit.validators.tolerances import Overrides, Profile, parse_overrides
+from edgekit.validators.tolerances import Overrides, Profile, parse_tolerances
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)
@@ -52,10 +52,16 @@ def test_agreement_and_accuracy():
     assert top1_accuracy(ref, np.array([1, 1])) == 0.5
 
 
-def test_overrides_parse_globally_and_per_output():
-    overrides = parse_overrides(["1e-3", "logits=0.5"], ["scores=0.01"])
+def test_tolerances_parse_globally_and_per_output():
+    from edgekit.api import _overrides
+
+    atol, rtol = parse_tolerances("atol", ["1e-3", "logits=0.5"]), parse_tolerances("rtol", ["scores=0.01"])
+    assert atol == {"*": 1e-3, "logits": 0.5} and rtol == {"scores": 0.01}
+    overrides = _overrides(atol, rtol)
     assert overrides.atol == 1e-3 and dict(overrides.atol_per_output) == {"logits": 0.5}
     assert dict(overrides.rtol_per_output) == {"scores": 0.01}
+    with pytest.raises(UsageError, match="atol='x' is not a number"):
+        parse_tolerances("atol", ["x"])
 
 
 def _onnx(path, outputs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.converters.base import StepReport
-from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError, option
 
 
 def check_requested_opset(opset: int | None) -> None:
@@ -14,8 +14,9 @@ def check_requested_opset(opset: int | None) -> None:
 
     newest = onnx.defs.onnx_opset_version()
     if opset is not None and not MIN_OPSET <= opset <= newest:
-        raise UsageError(f"--opset {opset}: this onnx {onnx.__version__} writes opsets {MIN_OPSET} to {newest}",
-                         hint=f"choose one in {MIN_OPSET}..{newest}, or leave --opset out for the exporter's default")
+        raise UsageError(f"{option('opset', opset)}: this onnx {onnx.__version__} writes opsets {MIN_OPSET} to "
+                         f"{newest}", hint=f"choose one in {MIN_OPSET}..{newest}, or leave {option('opset')} out for "
+                                           "the exporter's default")
 
 
 def record_opset(out: Path, requested: int | None, report: StepReport) -> None:

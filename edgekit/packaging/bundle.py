@@ -33,6 +33,7 @@ from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
 from edgekit.toolkit.contract.errors import (
     InvalidInputError,
     UsageError,
+    option,
 )
 from edgekit.toolkit.contract.formats import Format, sniff
 from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds
@@ -64,7 +65,7 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
         raise UsageError(f"-o {output}: a bundle is a .zip", hint=f"use -o {output.with_suffix('.zip')}")
     name = name or model.name.split(".")[0]
     if not NAME.match(name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '_', '-' or '.' (at most 64)")
+        raise UsageError(f"{option('name', name)}: use letters, digits, '_', '-' or '.' (at most 64)")
     check_writable_target(output, force=force)
     signer = load_private_key(sign_key) if sign_key is not None else None  # a bad key fails before any work
     sidecar = read_sidecar(model)
@@ -102,14 +103,16 @@ def _labels(path: str | os.PathLike[str]) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"--labels {path}: unreadable ({exc})", hint="one label per line, UTF-8") from None
+        raise InvalidInputError(f"{option('labels', path)}: unreadable ({exc})",
+                                hint="one label per line, UTF-8") from None
     if text.lstrip().startswith("["):
         try:
             values = jsonio.loads(text)
         except ValueError as exc:
-            raise InvalidInputError(f"--labels {path}: not a JSON list ({exc})", hint="one label per line") from None
+            raise InvalidInputError(f"{option('labels', path)}: not a JSON list ({exc})",
+                                    hint="one label per line") from None
         if not all(isinstance(v, str) for v in values):
-            raise InvalidInputError(f"--labels {path}: the JSON list must hold strings")
+            raise InvalidInputError(f"{option('labels', path)}: the JSON list must hold strings")
         return list(values)
     return [line.strip() for line in text.splitlines() if line.strip()]
 

@@ -21,6 +21,7 @@ from edgekit.toolkit.contract.errors import (
     MissingDependencyError,
     UsageError,
     first_line,
+    option,
 )
 from edgekit.toolkit.fsutil import atomic_paths
 
@@ -90,10 +91,11 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = Path(path)
-    data = _read_key_file(path, "--sign")
+    flag = option("sign_key")
+    data = _read_key_file(path, flag)
     if b"PUBLIC KEY-----" in data or data.lstrip().startswith(b"ssh-"):
-        raise InvalidInputError(f"--sign {path}: holds a public key, not a private one",
-                                hint="--sign takes the private key; its .pub.pem is for --verify --public-key")
+        raise InvalidInputError(f"{flag} {path}: holds a public key, not a private one",
+                                hint=f"{flag} takes the private key; its .pub.pem is for {option('public_key')}")
     try:
         if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
             key = serialization.load_ssh_private_key(data, password=None)
@@ -101,14 +103,14 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
             key = serialization.load_pem_private_key(data, password=None)
     except TypeError:  # cryptography's "password was not given but the key is encrypted"
         raise InvalidInputError(
-            f"--sign {path}: the private key is encrypted; edgekit reads unencrypted keys only",
+            f"{flag} {path}: the private key is encrypted; edgekit reads unencrypted keys only",
             hint=f"keep an unencrypted copy somewhere private (openssl pkey -in {path} -out plain.pem, or "
                  "ssh-keygen -p -N '' -f COPY), or make a key with edgekit keygen -o KEY.pem") from None
     except (ValueError, UnsupportedAlgorithm):
-        raise InvalidInputError(f"--sign {path}: not a PEM (PKCS8) or OpenSSH private key",
+        raise InvalidInputError(f"{flag} {path}: not a PEM (PKCS8) or OpenSSH private key",
                                 hint="make one with edgekit keygen -o KEY.pem") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidInputError(f"--sign {path}: {_key_kind(key)} key, not Ed25519",
+        raise InvalidInputError(f"{flag} {path}: {_key_kind(key)} key, not Ed25519",
                                 hint="bundles are signed with Ed25519: make a key with edgekit keygen -o KEY.pem "
                                      "(or ssh-keygen -t ed25519)")
     return key
@@ -121,9 +123,10 @@ def load_public_key(path: str | os.PathLike[str]) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     path = Path(path)
-    data = _read_key_file(path, "--public-key")
+    flag = option("public_key")
+    data = _read_key_file(path, flag)
     if b"PRIVATE KEY-----" in data:
-        raise InvalidInputError(f"--public-key {path}: holds a private key",
+        raise InvalidInputError(f"{flag} {path}: holds a private key",
                                 hint="give its public half (the .pub.pem edgekit keygen wrote); keep the private "
                                      "key with whoever signs")
     try:
@@ -132,25 +135,25 @@ def load_public_key(path: str | os.PathLike[str]) -> Any:
         else:
             key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        raise InvalidInputError(f"--public-key {path}: not a PEM or OpenSSH public key",
+        raise InvalidInputError(f"{flag} {path}: not a PEM or OpenSSH public key",
                                 hint="give the .pub.pem that edgekit keygen wrote beside the signing key") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInputError(f"--public-key {path}: {_key_kind(key)} key, not Ed25519",
+        raise InvalidInputError(f"{flag} {path}: {_key_kind(key)} key, not Ed25519",
                                 hint="edgekit bundles are signed with Ed25519 keys (edgekit keygen)")
     return key
 
 
-def _read_key_file(path: Path, option: str) -> bytes:
+def _read_key_file(path: Path, flag: str) -> bytes:
     try:
         if path.stat().st_size > MAX_KEY_BYTES:
-            raise InvalidInputError(f"{option} {path}: {path.stat().st_size} bytes is not a key file",
+            raise InvalidInputError(f"{flag} {path}: {path.stat().st_size} bytes is not a key file",
                                     hint="give the PEM file edgekit keygen wrote")
         return path.read_bytes()
     except FileNotFoundError:
-        raise InvalidInputError(f"{option} {path}: no such file",
+        raise InvalidInputError(f"{flag} {path}: no such file",
                                 hint="make a key pair with edgekit keygen -o KEY.pem") from None
     except OSError as exc:
-        raise InvalidInputError(f"{option} {path}: unreadable ({exc.strerror})", hint="check the path") from None
+        raise InvalidInputError(f"{flag} {path}: unreadable ({exc.strerror})", hint="check the path") from None
 
 
 def _key_kind(key: Any) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 from edgekit.pipeline.report import PipelineReport, Row, RowStatus
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, first_line
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, first_line, option
 from edgekit.toolkit.contract.formats import output_formats
 from edgekit.toolkit.contract.options import QuantMode
 
@@ -192,7 +192,7 @@ def load_baseline(path: Path) -> PipelineReport:
         return PipelineReport.from_dict(jsonio.loads(path.read_bytes()))
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: baseline not found", hint="write one with `edgekit check "
-                                "--write-baseline FILE` (or use a pipeline report.json)") from None
+                                f"{option('write_baseline')} FILE` (or use a pipeline report.json)") from None
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read the baseline ({exc.strerror})", hint="give a report.json file") \
             from None

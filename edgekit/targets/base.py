@@ -22,6 +22,7 @@ from edgekit.toolkit.contract.errors import (
     ResourceLimitError,
     UsageError,
     first_line,
+    option,
 )
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, apply_input_shapes, example_feeds, tensor
@@ -155,7 +156,7 @@ class Runtime(ABC):
                 raise InvalidInputError(
                     f"{self.path}: input {ts.name!r} has shape {list(value.shape)}, "
                     f"the model takes {list(ts.shape or [])}",
-                    hint="reshape the data or pass --input-shape for symbolic dimensions",
+                    hint=f"reshape the data or pass {option('input_shapes')} for symbolic dimensions",
                 )
             ordered.append(value)
         return ordered
@@ -182,16 +183,15 @@ class Runtime(ABC):
             supported = ", ".join(d.value for d in self.devices)
             raise UsageError(
                 f"{self.format} models run on {supported} only, not {self.options.device}",
-                hint=f"use --device {self.devices[0].value}",
+                hint=f"use {option('device', self.devices[0].value)}",
             )
         if self.options.device is Device.CUDA:
             from edgekit.toolkit.sysinfo import cuda_info
 
             info = cuda_info()
             if not info.usable:
-                raise InvalidInputError(
-                    f"--device cuda: CUDA is not usable here: {info.reason}", hint="use --device cpu"
-                )
+                raise InvalidInputError(f"{option('device', 'cuda')}: CUDA is not usable here: {info.reason}",
+                                        hint=f"use {option('device', 'cpu')}")
 
     # -- for subclasses --------------------------------------------------------------------------
     @abstractmethod

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekit.models import Arch, Framework, input_geometry
 from edgekit.toolkit.contract.artifact import Artifact, sidecar_path
-from edgekit.toolkit.contract.errors import BackendError, UsageError
+from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import IOSpec, Layout
 from edgekit.toolkit.data.datasets import Preprocessing, Splits, fit_preprocessing, load_dataset, stratified_split
@@ -52,9 +52,9 @@ class TrainOptions:
         for name in ("epochs", "batch_size", "image_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be ≥ 1, got {value}")
+                raise UsageError(f"{option(name)} must be ≥ 1, got {value}")
         if self.learning_rate is not None and not self.learning_rate > 0:
-            raise UsageError(f"--learning-rate must be > 0, got {self.learning_rate}")
+            raise UsageError(f"{option('learning_rate')} must be > 0, got {self.learning_rate}")
 
     @property
     def resolved_epochs(self) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.iospec import IOSpec, example_feeds
 from edgekit.toolkit.data.datasets import DIGITS, load_digits, model_inputs_from_npz
 from edgekit.toolkit.fsutil import sha256_of
@@ -129,7 +129,7 @@ def validate(
     from edgekit.targets import open_runtime
 
     if samples < 1:
-        raise UsageError(f"--samples must be ≥ 1, got {samples}")
+        raise UsageError(f"{option('samples')} must be ≥ 1, got {samples}")
     reference, candidate = Path(reference), Path(candidate)
     ref_sidecar = read_sidecar(reference) if reference.is_file() else None
     cand_sidecar = read_sidecar(candidate) if candidate.is_file() else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from edgekit.toolkit.contract.errors import UsageError
+from edgekit.toolkit.contract.errors import UsageError, option
 from edgekit.toolkit.contract.options import QuantMode
 
 
@@ -53,7 +53,7 @@ def profile_for(quantize: str) -> Profile:
 
 @dataclass(frozen=True)
 class Overrides:
-    """--atol/--rtol given on the command line: a value for all outputs and/or per output name."""
+    """atol/rtol asked for: a value for all outputs and/or per output name."""
 
     atol: float | None = None
     rtol: float | None = None
@@ -69,23 +69,17 @@ class Overrides:
                        rtol=rtol if rtol is not None else tolerance.rtol)
 
 
-def parse_overrides(atol: list[str], rtol: list[str]) -> Overrides:
-    """``--atol 1e-3`` (all outputs) and/or ``--atol logits=1e-2`` (one output), repeatable."""
-    values: dict[str, tuple[float | None, list[tuple[str, float]]]] = {}
-    for option, raw_values in (("--atol", atol), ("--rtol", rtol)):
-        everywhere, per_output = None, []
-        for raw in raw_values:
-            name, _, number = raw.rpartition("=")
-            try:
-                value = float(number)
-            except ValueError:
-                raise UsageError(f"{option} {raw!r} is not a number or NAME=number",
-                                 hint=f"e.g. {option} 1e-3") from None
-            if value < 0:
-                raise UsageError(f"{option} must be ≥ 0, got {value}")
-            if name:
-                per_output.append((name, value))
-            else:
-                everywhere = value
-        values[option] = (everywhere, per_output)
-    return Overrides(values["--atol"][0], values["--rtol"][0], tuple(values["--atol"][1]), tuple(values["--rtol"][1]))
+def parse_tolerances(name: str, values: list[str]) -> dict[str, float] | None:
+    """``1e-3`` (every output, key ``*``) and ``logits=1e-2`` (one output), as ``--atol``/``--rtol`` take them."""
+    found: dict[str, float] = {}
+    for raw in values:
+        output, _, number = raw.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            raise UsageError(f"{option(name, raw)} is not a number or NAME=number",
+                             hint=f"e.g. {option(name, '1e-3')}") from None
+        if not 0 <= value < float("inf"):
+            raise UsageError(f"{option(name)} must be a finite number ≥ 0, got {value}")
+        found[output or "*"] = value
+    return found or None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.options import Layout
 
 MAX_TENSOR_ELEMENTS = 2**31 - 1  # the int32 index limit of the mobile runtimes; past it a declared shape is corrupt
@@ -68,7 +68,7 @@ class TensorSpec:
         if self.shape is None:
             raise UsageError(
                 f"input {self.name!r} has no known shape",
-                hint=f"give it with --input-shape {self.name}=1,3,224,224",
+                hint=f"give it with {option('input_shapes')} {self.name}=1,3,224,224",
             )
         shape = tuple(d if isinstance(d, int) else symbolic for d in self.shape)
         self.check_size(shape)
@@ -82,8 +82,8 @@ class TensorSpec:
         if elements > MAX_TENSOR_ELEMENTS:
             raise InvalidInputError(f"{where}input {self.name!r} declares shape {list(self.shape or shape)}: "
                                     f"{elements:.3g} elements, more than the {MAX_TENSOR_ELEMENTS:,} edgekit will "
-                                    "allocate", hint="the model's contract is corrupt, or give --input-shape with "
-                                                     "real sizes")
+                                    "allocate", hint="the model's contract is corrupt, or give "
+                                                     f"{option('input_shapes')} with real sizes")
 
     def accepts(self, shape: Sequence[int]) -> bool:
         if self.shape is None:
@@ -192,7 +192,8 @@ def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[Dim, ...]]:
     for raw in values:
         match = _SHAPE_ARG.match(raw.strip())
         if not match:
-            raise UsageError(f"--input-shape {raw!r} is not NAME=D1,D2,…", hint="e.g. --input-shape x=1,3,32,32")
+            raise UsageError(f"{option('input_shapes')} {raw!r} is not NAME=D1,D2,…",
+                             hint=f"e.g. {option('input_shapes')} x=1,3,32,32")
         name = (match.group("name") or "").strip() or "*"
         dims: list[Dim] = []
         for part in match.group("dims").split(","):
@@ -203,14 +204,15 @@ def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[Dim, ...]]:
                 dims.append(part)
             else:
                 raise UsageError(
-                    f"--input-shape {raw!r}: dimension {part!r} is neither a positive integer nor a name",
-                    hint="e.g. --input-shape x=1,3,32,32 or x=batch,3,32,32",
+                    f"{option('input_shapes')} {raw!r}: dimension {part!r} is neither a positive integer nor a name",
+                    hint=f"e.g. {option('input_shapes')} x=1,3,32,32 or x=batch,3,32,32",
                 )
         if name in shapes:
-            raise UsageError(f"--input-shape given twice for {name!r}", hint="give each input once")
+            raise UsageError(f"{option('input_shapes')} given twice for {name!r}", hint="give each input once")
         shapes[name] = tuple(dims)
     if "*" in shapes and len(shapes) > 1:
-        raise UsageError("--input-shape without a name is only allowed for a single input", hint="use NAME=D1,D2,…")
+        raise UsageError(f"{option('input_shapes')} without a name is only allowed for a single input",
+                         hint="use NAME=D1,D2,…")
     return shapes
 
 
@@ -225,14 +227,15 @@ def apply_input_shapes(spec: IOSpec, shapes: Mapping[str, tuple[Dim, ...]]) -> I
         if len(spec.inputs) != 1:
             names = ", ".join(spec.input_names)
             raise UsageError(
-                f"the model has {len(spec.inputs)} inputs ({names}); --input-shape needs a name",
-                hint="use --input-shape NAME=D1,D2,…",
+                f"the model has {len(spec.inputs)} inputs ({names}); {option('input_shapes')} needs a name",
+                hint=f"use {option('input_shapes')} NAME=D1,D2,…",
             )
         shapes = {spec.inputs[0].name: shapes["*"]}
     unknown = set(shapes) - set(spec.input_names)
     if unknown:
         raise UsageError(
-            f"--input-shape names unknown input(s) {sorted(unknown)}; the model's inputs are {spec.input_names}",
+            f"{option('input_shapes')} names unknown input(s) {sorted(unknown)}; the model's inputs are "
+            f"{spec.input_names}",
             hint="use one of the model's input names",
         )
     inputs = []
@@ -247,7 +250,7 @@ def apply_input_shapes(spec: IOSpec, shapes: Mapping[str, tuple[Dim, ...]]) -> I
             )
             if conflict:
                 raise UsageError(
-                    f"--input-shape {ts.name}={_fmt(given)} contradicts the model's shape {_fmt(ts.shape)}",
+                    f"{option('input_shapes')} {ts.name}={_fmt(given)} contradicts the model's shape {_fmt(ts.shape)}",
                     hint="only unknown or symbolic dimensions can be set",
                 )
         inputs.append(replace(ts, shape=tuple(given), layout=guess_layout(given)))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.toolkit.contract.artifact import Artifact
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError
+from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.iospec import IOSpec, Layout, TensorSpec, example_feeds
 from edgekit.toolkit.data.datasets import DIGITS, Preprocessing, load_digits
 
@@ -45,7 +45,7 @@ def resolve(
     Returns None when nothing was named and the model has no data of its own.
     """
     if samples < 1:
-        raise UsageError(f"--calibration-samples must be ≥ 1, got {samples}")
+        raise UsageError(f"{option('calibration_samples')} must be ≥ 1, got {samples}")
     if spec is None:
         data = sidecar.data_path if sidecar is not None else None
         if data is None or not data.is_file():
@@ -62,7 +62,7 @@ def resolve(
         return _from_directory(path, io_spec, sidecar, samples)
     if path.suffix == ".npz" or path.is_file():
         return _from_npz(path, io_spec, sidecar, samples)
-    raise InvalidInputError(f"--calibration {spec}: no such file or directory",
+    raise InvalidInputError(f"{option('calibration', spec)}: no such file or directory",
                             hint="give digits, FILE.npz, an image directory, or random")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.errors import InvalidInputError, option
 from edgekit.toolkit.contract.iospec import Layout
 
 DIGITS = "digits"
@@ -197,7 +197,8 @@ def model_inputs_from_npz(path: Path, limit: int) -> tuple[np.ndarray, np.ndarra
     """Model-ready inputs (and their labels, if any) from an edgekit data file or a user's .npz: test_x
     first, then x, then calibration_x. Returns (inputs, labels or None, the key used)."""
     if not path.is_file():
-        raise InvalidInputError(f"--data {path}: no such file", hint="give a .npz with test_x (and test_y), or random")
+        raise InvalidInputError(f"{option('data', path)}: no such file",
+                                hint="give a .npz with test_x (and test_y), or random")
     try:
         with np.load(path, allow_pickle=False) as archive:
             key = next((k for k in INPUT_KEYS if k in archive.files), None)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError, option
 from edgekit.toolkit.contract.formats import open_zip_names
 from edgekit.toolkit.safety.policy.torch_ops import dotted_name, op_refusal
 from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary
@@ -117,7 +117,7 @@ def check_exported_archive(path: Path) -> None:
                     _check_payloads(reader, directory, config.format(model))
     refuse_unless_trusted(str(path), code, f"{path}: loading or running it would execute code: {summary(code)}",
                           hint="export the model again with torch.export (plain operators, no hand edits), or pass "
-                               "--trust if you trust whoever made this file")
+                               f"{option('trust', True)} if you trust whoever made this file")
 
 
 def _check_payloads(reader: _Reader, directory: str, config_name: str) -> None:
@@ -134,7 +134,7 @@ def _check_payloads(reader: _Reader, directory: str, config_name: str) -> None:
             kind = "a Python pickle" if meta["path_name"].startswith("opaque") else "a TorchBind object"
             raise UnsafeModelError(f"{reader.path}: constant {fqn!r} is {kind} ({member}), which torch unpickles "
                                    "with no weights-only guard", hint="edgekit never unpickles a model, even with "
-                                                                      "--trust: export plain tensors")
+                                                                      f"{option('trust', True)}: export plain tensors")
         if meta.get("use_pickle"):
             reader.pickle(member)
 
@@ -174,7 +174,8 @@ class _Reader:
             if scan.is_code_bearing:
                 shown = ", ".join(f"{m}.{n}" for m, n in scan.disallowed[:3])
                 raise UnsafeModelError(f"{origin}{name}: a pickle that would import {shown} and run its code",
-                                       hint="edgekit never unpickles a model, even with --trust: export it again "
+                                       hint=f"edgekit never unpickles a model, even with {option('trust', True)}: "
+                                            "export it again "
                                             "with torch.export.save")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError, option
 from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary, trusted
 
 MAX_CONFIG_BYTES = 64 << 20  # a Keras config larger than this is refused before it is parsed
@@ -132,11 +132,13 @@ def check_keras_file(path: Path, *, h5: bool) -> None:
     pickles = pickle_layers(config)
     if pickles:
         raise UnsafeModelError(f"{path}: loading it would unpickle {summary(pickles)}",
-                               hint="edgekit never unpickles a model, even with --trust: rebuild the layer in "
+                               hint=f"edgekit never unpickles a model, even with {option('trust', True)}: rebuild "
+                                    "the layer in "
                                     "Keras, or export the torch module to .pt2 and convert it on its own")
     findings = check_keras_config(config)
     refuse_unless_trusted(str(path), findings, f"{path}: loading it would run code: {summary(findings)}",
-                          hint="rebuild the model without Lambda/custom layers, or pass --trust if you trust "
+                          hint=f"rebuild the model without Lambda/custom layers, or pass {option('trust', True)} if "
+                               "you trust "
                                "whoever made this file")
 
 

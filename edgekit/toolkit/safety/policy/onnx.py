@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UnsafeModelError
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UnsafeModelError, option
 from edgekit.toolkit.safety.policy.trust import trusted
 
 
@@ -66,10 +66,10 @@ def check_external_data(model_dir: Path, refs: Sequence[ExternalRef], *, trust: 
             pure = PurePosixPath(location)
             if pure.is_absolute() or PureWindowsPath(location).is_absolute() or PureWindowsPath(location).drive:
                 raise UnsafeModelError(f"{where} is an absolute path, outside the model's directory",
-                                       hint="keep external data beside the model (or pass --trust)")
+                                       hint=f"keep external data beside the model (or pass {option('trust', True)})")
             if ".." in pure.parts or ".." in PureWindowsPath(location).parts:
                 raise UnsafeModelError(f"{where} climbs out of the model's directory with '..'",
-                                       hint="keep external data beside the model (or pass --trust)")
+                                       hint=f"keep external data beside the model (or pass {option('trust', True)})")
         target = root / location
         try:
             resolved = Path(os.path.realpath(target))
@@ -77,7 +77,7 @@ def check_external_data(model_dir: Path, refs: Sequence[ExternalRef], *, trust: 
             raise InvalidInputError(f"{where}: cannot resolve ({exc})") from None
         if not trust and resolved != root and root not in resolved.parents:
             raise UnsafeModelError(f"{where} resolves to {resolved}, outside the model's directory (symlink)",
-                                   hint="copy the data beside the model (or pass --trust)")
+                                   hint=f"copy the data beside the model (or pass {option('trust', True)})")
         try:
             info = resolved.stat()
         except OSError:
@@ -87,7 +87,8 @@ def check_external_data(model_dir: Path, refs: Sequence[ExternalRef], *, trust: 
             raise InvalidInputError(f"{where}: not a regular file")
         if not trust and info.st_nlink > 1:
             raise UnsafeModelError(f"{where} is a hardlink ({info.st_nlink} names): it may be a file from "
-                                   "elsewhere", hint="copy the data beside the model (or pass --trust)")
+                                   "elsewhere", hint=f"copy the data beside the model (or pass "
+                                                     f"{option('trust', True)})")
         end = (ref.offset or 0) + (ref.length if ref.length is not None else 0)
         if (ref.offset or 0) > info.st_size or end > info.st_size:
             raise InvalidInputError(f"{where}: bytes {ref.offset or 0}–{end} lie past the end of the "

@@ -21,7 +21,7 @@ import ast
 import zipfile
 from pathlib import Path
 
-from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.errors import InvalidInputError, option
 from edgekit.toolkit.contract.formats import open_zip_names
 from edgekit.toolkit.safety.policy.torch_ops import TORCHBIND_NAMESPACES, dotted_name, op_refusal
 from edgekit.toolkit.safety.policy.trust import refuse_unless_trusted, summary
@@ -61,7 +61,8 @@ def check_torchscript_archive(path: Path) -> None:
     findings = list(dict.fromkeys(findings))
     refuse_unless_trusted(str(path), findings, f"{path}: loading or running this TorchScript would "
                           f"{summary(findings)}", hint="script or trace the model again from code you trust (or "
-                          "export it with torch.export to a .pt2), or pass --trust if you trust whoever made this file")
+                          f"export it with torch.export to a .pt2), or pass {option('trust', True)} if you trust "
+                          "whoever made this file")
 
 
 def _text(path: Path, rel: str, data: bytes) -> str:

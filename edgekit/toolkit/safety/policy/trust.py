@@ -10,7 +10,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
-from edgekit.toolkit.contract.errors import UnsafeModelError
+from edgekit.toolkit.contract.errors import UnsafeModelError, option
 
 _TRUST = {"on": False}  # process-wide, inherited by a forked worker; set only by ``trusting``
 
@@ -38,7 +38,8 @@ def summary(findings: Sequence[str], shown: int = 3) -> str:
 
 def lifted(where: str, findings: Sequence[str]) -> None:
     """Say on stderr what ``--trust`` let through (the one place a refusal turns into a warning)."""
-    print(f"edgekit: warning: --trust: {where}: loading it although it carries code: {summary(findings)}",
+    print(f"edgekit: warning: {option('trust', True)}: {where}: loading it although it carries code: "
+          f"{summary(findings)}",
           file=sys.stderr, flush=True)
 
 
