@@ -18,10 +18,6 @@ from edgekit.toolkit.contract.errors import UsageError
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import Device, QuantMode
 
-# The package to install for a module a spec requires is its extra, ``pip install 'edgekit[onnx]'``: one table
-# for that and for `edgekit info` (edgekit/toolkit/contract/extras.py); the pins live in pyproject.toml.
-PIP_NAMES = {module: f"edgekit[{name}]" for module, name in extras.MODULE_EXTRA.items()}
-
 
 def missing_modules(requires: Iterable[str]) -> list[str]:
     """The required top-level modules that are not importable here (checked without importing)."""
