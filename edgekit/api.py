@@ -19,8 +19,9 @@ Importing this module imports no framework; each function loads what it needs.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -108,23 +109,18 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
                 memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
-def _factory_as_file(model: str, shapes: dict[str, tuple[Dim, ...]]) -> Any:
+@contextlib.contextmanager
+def _factory_as_file(model: str, shapes: dict[str, tuple[Dim, ...]]) -> Iterator[str]:
     """A ``package.module:factory`` source is imported to a scratch .pt2/.keras first."""
-    import contextlib
-
     from edgekit.importing import FACTORY, ImportOptions, import_model
     from edgekit.toolkit.fsutil import scratch_directory
 
-    @contextlib.contextmanager
-    def as_file() -> Any:
-        if Path(model).exists() or not FACTORY.match(model):
-            yield model
-            return
-        with scratch_directory("edgekit-factory-") as scratch:
-            imported = import_model(model, Path(scratch) / "model", ImportOptions(input_shapes=shapes))
-            yield str(imported.artifact.path)
-
-    return as_file()
+    if Path(model).exists() or not FACTORY.match(model):
+        yield model
+        return
+    with scratch_directory("edgekit-factory-") as scratch:
+        imported = import_model(model, Path(scratch) / "model", ImportOptions(input_shapes=shapes))
+        yield str(imported.artifact.path)
 
 
 def validate(reference: PathLike, candidate: PathLike, *, data: str | None = None, samples: int = 500,
