@@ -1,15 +1,23 @@
-"""Terminal rendering of results (Rich). The only place where numbers are formatted for people."""
+"""Terminal rendering of results (Rich). The only place where numbers are formatted for people.
+
+Every table goes through ``_emit_table``: drawn as a table when it fits the terminal at its natural width,
+otherwise stacked — one heading line per row, then its cells as label/value pairs packed to the width — so
+that no number or header is ever cut to "…" (an 80-column terminal shows every digit).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from edgekit.toolkit.contract.artifact_paths import sidecar_path
 from edgekit.toolkit.delegation import delegation_summary
@@ -30,6 +38,75 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
 console = Console(highlight=False, soft_wrap=True)
 
 TOP_OPS = 15
+STACK_INDENT = 4  # the label/value pairs of a stacked row, under its heading
+PAIR_GAP = 3  # spaces between two label/value pairs on one line
+LONG_VALUE = 24  # a value wider than this gets a line of its own in a stacked row (wrapped at spaces)
+NATURAL_WIDTH = 100_000
+
+
+def _emit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None,
+                right: Collection[str] = (), key: Sequence[int] = (0,), sep: str = "  ",
+                headings: Sequence[str] | None = None, out: Console | None = None) -> None:
+    """``rows`` (markup strings, one per header) as a table when it fits ``out`` at its natural width,
+    else stacked: each row's ``key`` cells joined by ``sep`` (or its entry of ``headings``) as a heading,
+    then its other non-empty cells as "header value" pairs. Either way nothing is truncated."""
+    out = out or console
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    # Measured with room to spare: measured at the terminal's width, a table reports the squeezed width.
+    if Measurement.get(out, out.options.update_width(NATURAL_WIDTH), table).maximum <= out.width:
+        out.print(table)
+        return
+    if title:
+        out.print(title)
+    _print_stacked(headers, rows, key=key, sep=sep, headings=headings, out=out)
+
+
+def _print_stacked(headers: Sequence[str], rows: Sequence[Sequence[str]], *, key: Sequence[int], sep: str,
+                   headings: Sequence[str] | None, out: Console) -> None:
+    """Each row as a heading, then its cells in column order as label/value pairs: runs of short columns
+    packed several to a line, aligned across rows; each long column (a value wider than LONG_VALUE in any
+    row) on a line of its own, wrapped at spaces (a word wider than the terminal folds, never "…"). Empty
+    cells are left out."""
+    columns = [i for i in range(len(headers)) if i not in key]
+    long = {i for i in columns if any(_visible(row[i]) > LONG_VALUE for row in rows)}
+    short = [i for i in columns if i not in long]
+    label_width = max((_visible(headers[i]) for i in short), default=0)
+    value_width = max((_visible(row[i]) for row in rows for i in short), default=0)
+    per_line = max(1, (out.width - STACK_INDENT + PAIR_GAP) // (label_width + 1 + value_width + PAIR_GAP))
+    for index, row in enumerate(rows):
+        heading = headings[index] if headings is not None else sep.join(row[i] for i in key if row[i])
+        out.print(f"[bold]{heading}[/bold]")
+        line: list[str] = []  # the short pairs waiting to be printed, in column order
+        for i in columns:
+            if not _visible(row[i]):
+                continue
+            if i in long:
+                _flush(line, out)
+                text = Text.from_markup(f"[dim]{headers[i]}[/dim] {row[i]}")
+                out.print(Padding(text, (0, 0, 0, STACK_INDENT), expand=False), soft_wrap=False)
+                continue
+            line.append(_pad(f"[dim]{headers[i]}[/dim]", label_width) + " " + _pad(row[i], value_width))
+            if len(line) == per_line:
+                _flush(line, out)
+        _flush(line, out)
+
+
+def _flush(line: list[str], out: Console) -> None:
+    if line:
+        out.print(" " * STACK_INDENT + (" " * PAIR_GAP).join(line).rstrip())
+        line.clear()
+
+
+def _visible(markup: str) -> int:
+    return Text.from_markup(markup).cell_len
+
+
+def _pad(markup: str, width: int) -> str:
+    return markup + " " * (width - _visible(markup))
 
 
 def _shape(ts: TensorSpec) -> str:
@@ -53,13 +130,12 @@ def render_inspect(report: InspectReport) -> None:
     params = "unknown" if details.parameters is None else f"{details.parameters:,}"
     console.print(f"  parameters  {params}")
     if report.io_spec is not None:
-        table = Table(title=f"I/O contract — source: {report.contract_source}", title_justify="left")
-        for column in ("", "name", "shape", "dtype", "layout", "quantization"):
-            table.add_column(column)
-        for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs)):
-            for ts in specs:
-                table.add_row(direction, ts.name, _shape(ts), ts.dtype, ts.layout.value, _quant(ts))
-        console.print(table)
+        # One row per tensor; a column added here shows in both layouts (stacked: one "header value" pair).
+        rows = [[direction, escape(ts.name), _shape(ts), ts.dtype, ts.layout.value, _quant(ts)]
+                for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs))
+                for ts in specs]
+        _emit_table(("", "name", "shape", "dtype", "layout", "quantization"), rows,
+                    title=f"I/O contract — source: {report.contract_source}", key=(0, 1))
     if details.ops:
         total = sum(details.ops.values())
         shown = list(details.ops.items())[:TOP_OPS]
@@ -157,37 +233,28 @@ def render_convert(result: ConversionResult) -> None:
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Conversion routes (edgekit convert MODEL --to FORMAT --quantize MODE)", title_justify="left")
-    for column in ("source", "to", "converter", "quantize", "status"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["source"], row["to"], row["converter"], ", ".join(row["quantize"]),
-                      _status(row["missing"]))
-    console.print(table)
+    cells = [[row["source"], row["to"], escape(row["converter"]), ", ".join(row["quantize"]), _status(row["missing"])]
+             for row in rows]
+    _emit_table(("source", "to", "converter", "quantize", "status"), cells,
+                title="Conversion routes (edgekit convert MODEL --to FORMAT --quantize MODE)", key=(0, 1), sep=" → ")
     console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx.")
 
 
 def render_bench(report: BenchReport) -> None:
-    from rich.markup import escape
-
-    latency = Table(title="Latency (single batch, warmed up)", title_justify="left")
-    for column in ("model", "precision", "threads", "p50", "p90", "p99", "CV", "vs 1st", "delegation"):
-        latency.add_column(column, justify="right" if column in ("threads", "p50", "p90", "p99", "CV") else "left",
-                           no_wrap=column == "model")
-    costs = Table(title="Costs", title_justify="left")
-    for column in ("model", "threads", "load", "first run", "mean", "min", "max", "RSS +", "size"):
-        costs.add_column(column, justify="left" if column == "model" else "right")
+    latency, costs = [], []
     for result, speedup in zip(report.results, report.speedups(), strict=True):
-        stats, name = result.stats, Path(result.model).name
+        stats, name = result.stats, escape(Path(result.model).name)
         threads = "-" if result.threads is None else str(result.threads) + ("" if result.threads_applied else "*")
         cv = f"{stats.cv:.1%}" + (" [red]unstable[/red]" if result.unstable else "")
-        latency.add_row(name, result.precision, threads, *map(human_seconds, (stats.p50, stats.p90, stats.p99)), cv,
-                        f"{speedup:.2f}×", delegation_summary(result.delegation))
-        costs.add_row(name, threads, *map(human_seconds, (result.load_seconds, result.first_inference_seconds,
+        latency.append([name, result.precision, threads, *map(human_seconds, (stats.p50, stats.p90, stats.p99)), cv,
+                        f"{speedup:.2f}×", escape(delegation_summary(result.delegation))])
+        costs.append([name, threads, *map(human_seconds, (result.load_seconds, result.first_inference_seconds,
                                                           stats.mean, stats.min, stats.max)),
-                      human_bytes(max(result.rss_increase_bytes, 0)), human_bytes(result.file_size_bytes))
-    console.print(latency)
-    console.print(costs)
+                      human_bytes(max(result.rss_increase_bytes, 0)), human_bytes(result.file_size_bytes)])
+    _emit_table(("model", "precision", "threads", "p50", "p90", "p99", "CV", "vs 1st", "delegation"), latency,
+                title="Latency (single batch, warmed up)", right=("threads", "p50", "p90", "p99", "CV"))
+    _emit_table(("model", "threads", "load", "first run", "mean", "min", "max", "RSS +", "size"), costs,
+                title="Costs", right=("threads", "load", "first run", "mean", "min", "max", "RSS +", "size"))
     if any(not r.threads_applied and r.threads is not None for r in report.results):
         console.print("  * the runtime could not enforce this thread count (see threads_applied in the JSON)")
     for result in report.results:
@@ -211,30 +278,54 @@ def render_parity(report: ParityReport) -> None:
                   f"(profile {report.profile.value}; {report.data_source})")
     for step in report.adaptations:
         console.print(f"  adapted   {step}")
-    table = Table(title_justify="left")
-    for column in ("output", "max |Δ|", "mean |Δ|", "p99 |Δ|", "max rel", "cosine", "SNR dB", "top-1", "top-5",
-                   "checks"):
-        table.add_column(column, justify="left" if column in ("output", "checks") else "right")
+    rows = []
     for out in report.outputs:
         m = out.metrics
-        checks = ", ".join(f"{c.name} {'ok' if c.passed else '[red]FAIL[/red]'}" for c in out.checks)
-        name = out.reference_name if out.reference_name == out.candidate_name else \
-            f"{out.reference_name}↔{out.candidate_name}"
+        name = escape(out.reference_name if out.reference_name == out.candidate_name else
+                      f"{out.reference_name}↔{out.candidate_name}")
+        checks = ", ".join(f"{c.name} {_check_state(c)}" for c in out.checks)
         if m is None:
-            table.add_row(name, *["-"] * 8, checks)
+            rows.append([name, *["-"] * 8, checks])
             continue
-        table.add_row(name, f"{m.max_abs:.3g}", f"{m.mean_abs:.3g}", f"{m.p99_abs:.3g}", f"{m.max_rel:.3g}",
-                      f"{m.cosine:.6f}", f"{m.snr_db:.1f}", _share(m.top1_agreement), _share(m.top5_agreement),
-                      checks)
-    console.print(table)
+        rows.append([name, f"{m.max_abs:.3g}", f"{m.mean_abs:.3g}", f"{m.p99_abs:.3g}", f"{m.max_rel:.3g}",
+                     f"{m.cosine:.6f}", f"{m.snr_db:.1f}", _agreement(m.top1_agreement, m.top1_decisive, m),
+                     _agreement(m.top5_agreement, m.top5_decisive, m), checks])
+    _emit_table(("output", "max |Δ|", "mean |Δ|", "p99 |Δ|", "max rel", "cosine", "SNR dB", "top-1", "top-5",
+                 "checks"), rows, right=("max |Δ|", "mean |Δ|", "p99 |Δ|", "max rel", "cosine", "SNR dB", "top-1",
+                                         "top-5"))
     if report.accuracy is not None:
         acc = report.accuracy
         console.print(f"  accuracy  reference {acc['reference']:.2%}  candidate {acc['candidate']:.2%}  "
                       f"delta {acc['delta'] * 100:+.2f} points")
+    for out in report.outputs:
+        for check in out.checks:
+            if not check.judged:
+                console.print(f"  [yellow]not judged[/yellow] {escape(out.reference_name)}: {check.name} "
+                              f"({escape(check.detail.removeprefix('not judged: '))})")
+            elif check.passed and check.name == "top1_agreement" and _some_indecisive(out.metrics):
+                console.print(f"  top-1     {escape(out.reference_name)}: {escape(check.detail)}")
     for note in report.notes:
         console.print(f"  note      {note}")
     for line in report.failures():
         console.print(f"  [red]fail[/red]      {line}")
+
+
+def _check_state(check: Any) -> str:
+    if not check.judged:
+        return "[yellow]not judged[/yellow]"
+    return "ok" if check.passed else "[red]FAIL[/red]"
+
+
+def _some_indecisive(metrics: Any) -> bool:
+    return metrics is not None and bool(metrics.top1_indecisive)
+
+
+def _agreement(value: float | None, decisive: int | None, metrics: Any) -> str:
+    """An agreement share, with the decisive count when some samples were within the noise floor (reports
+    written before margin-aware agreement have no count)."""
+    if decisive is None or metrics.class_samples is None or decisive == metrics.class_samples:
+        return _share(value)
+    return f"{_share(value)} ({decisive}/{metrics.class_samples})"
 
 
 def _share(value: float | None) -> str:
@@ -257,44 +348,30 @@ def render_info(data: dict[str, Any]) -> None:
     else:
         console.print(f"  CUDA  not usable: {cuda['reason']}")
 
-    versions = Table(title="Backends", title_justify="left")
-    versions.add_column("package")
-    versions.add_column("version")
-    for name, version in data["versions"].items():
-        versions.add_row(name, version or "[dim]not installed[/dim]")
-    console.print(versions)
+    _emit_table(("package", "version"), [[name, version or "[dim]not installed[/dim]"]
+                                         for name, version in data["versions"].items()], title="Backends")
 
-    from rich.markup import escape
-
-    extras = Table(title=escape("Extras (install with: pip install 'edgekit[NAME,…]')"), title_justify="left")
-    for column in ("extra", "status", "for"):
-        extras.add_column(column)
     colours = {"present": "green", "partly present": "yellow", "absent": "dim"}
+    extras = []
     for row in data.get("extras", []):
         state = row["status"]
         if row["missing"] and state != "absent":
             state += f": missing {', '.join(row['missing'])}"
         colour = colours.get(row["status"], "default")
-        extras.add_row(row["extra"], f"[{colour}]{escape(state)}[/{colour}]", escape(row["purpose"]))
-    console.print(extras)
+        extras.append([row["extra"], f"[{colour}]{escape(state)}[/{colour}]", escape(row["purpose"])])
+    _emit_table(("extra", "status", "for"), extras,
+                title=escape("Extras (install with: pip install 'edgekit[NAME,…]')"))
 
-    runtimes = Table(title="Runtimes", title_justify="left")
-    for column in ("format", "runtime", "devices", "status"):
-        runtimes.add_column(column)
-    for rt in data["runtimes"]:
-        runtimes.add_row(rt["format"], rt["runtime"], ", ".join(rt["devices"]), _status(rt["missing"]))
-    console.print(runtimes)
+    _emit_table(("format", "runtime", "devices", "status"),
+                [[rt["format"], escape(rt["runtime"]), ", ".join(rt["devices"]), _status(rt["missing"])]
+                 for rt in data["runtimes"]], title="Runtimes")
 
     if not data["routes"]:
         console.print("Conversion routes: none registered in this version.")
         return
-    routes = Table(title="Conversion routes", title_justify="left")
-    for column in ("route", "converter", "quantize", "status"):
-        routes.add_column(column)
-    for route in data["routes"]:
-        name = f"{route['source']} → {route['to']}"
-        routes.add_row(name, route["converter"], ", ".join(route["quantize"]), _status(route["missing"]))
-    console.print(routes)
+    _emit_table(("route", "converter", "quantize", "status"),
+                [[f"{route['source']} → {route['to']}", escape(route["converter"]), ", ".join(route["quantize"]),
+                  _status(route["missing"])] for route in data["routes"]], title="Conversion routes")
 
 
 def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Console | None = None) -> None:
@@ -308,15 +385,14 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
         note = f"  ({src.note})" if src.note else ""
         out.print(f"[bold]{src.name}[/bold]  {src.format}, accuracy {accuracy}{trained}, eager p50 "
                   f"{human_seconds(src.latency.p50 if src.latency else None)}{note}")
-    table = Table(title="edgekit pipeline", title_justify="left")
-    for column in TABLE_COLUMNS:
-        table.add_column(column, justify="right" if column in ("size", "p50", "p90", "vs eager") else "left")
+    rows = []
     for row in report.rows:
-        cells = list(table_cells(row))
+        cells = [escape(cell) for cell in table_cells(row)]
         colour = colours[row.status]
         cells[3] = f"[{colour}]{cells[3]}[/{colour}]"
-        table.add_row(*cells)
-    out.print(table)
+        rows.append(cells)
+    _emit_table(TABLE_COLUMNS, rows, title="edgekit pipeline", right=("size", "p50", "p90", "vs eager"),
+                key=(0, 1, 2), headings=[f"{cells[0]} → {cells[1]} {cells[2]}" for cells in rows], out=out)
     for row in report.rows:
         if row.status is not RowStatus.PASSED:
             out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {row.label}: {row.reason}")

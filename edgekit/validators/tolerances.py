@@ -1,13 +1,19 @@
 """Precision-aware tolerance profiles: what "the same model" means for each kind of artifact.
 
-| profile | checks (per output) | documented defaults |
-|---|---|---|
-| fp32 | elementwise \\|c − r\\| ≤ atol + rtol·\\|r\\| | atol 1e-4, rtol 1e-4 |
-| fp16 | cosine similarity | ≥ 0.999 |
-| dynamic, int8 | cosine; top-1 agreement (class outputs); accuracy drop with labels | ≥ 0.99; ≥ 0.95; ≤ 1 point |
+| profile | checks (per output) | documented defaults | ρ (top-k) |
+|---|---|---|---|
+| fp32 | elementwise \\|c − r\\| ≤ atol + rtol·\\|r\\| | atol 1e-4, rtol 1e-4 | 2⁻²³ |
+| fp16 | cosine similarity | ≥ 0.999 | 2⁻¹⁰ |
+| dynamic, int8 | cosine; top-1 agreement (class outputs); accuracy drop (labels) | ≥ 0.99; ≥ 0.95; ≤ 1 pt | 1/127 |
 
 Every profile also requires the candidate to produce only finite values. ``--atol``/``--rtol`` override
 the elementwise tolerances (and add the elementwise check to any profile), for all outputs or per output.
+
+Top-1 agreement is margin-aware (the rule in ``metrics``): it counts only decisive samples, those whose
+reference top-1 beats the runner-up by more than the noise floor 4 × max(ρ × max|reference|, q) — four
+steps of the candidate's resolution at the output's scale, q being the candidate output's quantization
+scale when it has one. With fewer than ``min_decisive`` (20) decisive samples the check is "not judged",
+with the counts: not a failure, and cosine and the other checks still judge.
 """
 
 from __future__ import annotations
@@ -35,13 +41,24 @@ class Tolerance:
     min_cosine: float | None = None
     min_top1: float | None = None
     max_accuracy_drop: float | None = None
+    # Relative step ρ of the candidate's precision (module doc): top-k margins are held against
+    # metrics.MARGIN_STEPS of it at the output's scale.
+    resolution: float = 2.0**-23
+    # Fewer decisive samples than this and top-1 is not judged: below 20, a single disagreement moves the
+    # agreement by more than the 5 points the 0.95 threshold allows.
+    min_decisive: int = 20
 
+
+# The spacing of each precision at 1.0 (fp32, fp16 ulps) and the step of a symmetric int8 scale that covers 1.0.
+FP32_STEP, FP16_STEP, INT8_STEP = 2.0**-23, 2.0**-10, 1 / 127
 
 DEFAULTS = {
-    Profile.FP32: Tolerance(Profile.FP32, atol=1e-4, rtol=1e-4),
-    Profile.FP16: Tolerance(Profile.FP16, min_cosine=0.999),
-    Profile.DYNAMIC: Tolerance(Profile.DYNAMIC, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01),
-    Profile.INT8: Tolerance(Profile.INT8, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01),
+    Profile.FP32: Tolerance(Profile.FP32, atol=1e-4, rtol=1e-4, resolution=FP32_STEP),
+    Profile.FP16: Tolerance(Profile.FP16, min_cosine=0.999, resolution=FP16_STEP),
+    Profile.DYNAMIC: Tolerance(Profile.DYNAMIC, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01,
+                               resolution=INT8_STEP),
+    Profile.INT8: Tolerance(Profile.INT8, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01,
+                            resolution=INT8_STEP),
 }
 
 
