@@ -20,6 +20,7 @@ def inspect_model(
     *,
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     smoke_run: bool = True,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> InspectReport:
     """Sniff, load (under the safety policy) and describe a model; optionally run it once.
 
@@ -39,7 +40,7 @@ def inspect_model(
                              _describe_state_dict(path), None, tuple(warnings))
     sidecar = read_sidecar(path) if path.is_file() else None
     runtime = open_runtime(path, input_shapes=input_shapes, io_hint=sidecar.io_spec if sidecar else None,
-                           sniffed=sniffed)
+                           sniffed=sniffed, input_ranges=input_ranges)
     with runtime:
         spec = runtime.io_spec
         source = runtime.contract_source + (f" + {option('input_shapes')}" if input_shapes else "")

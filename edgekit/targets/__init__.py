@@ -34,6 +34,7 @@ def open_runtime(
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     io_hint: IOSpec | None = None,
     sniffed: Sniffed | None = None,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> Runtime:
     """A runtime for the model file at ``path`` (not yet loaded; use it as a context manager)."""
     sniffed = sniffed or sniff(path)
@@ -44,4 +45,5 @@ def open_runtime(
             hint="export the model with torch.export.save to a .pt2, or script it with torch.jit",
         )
     runtime_cls = runtime_for(sniffed.format).load()
-    return runtime_cls(Path(path), options=options, input_shapes=input_shapes, io_hint=io_hint)
+    return runtime_cls(Path(path), options=options, input_shapes=input_shapes, io_hint=io_hint,
+                       input_ranges=input_ranges)

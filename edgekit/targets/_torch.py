@@ -126,3 +126,83 @@ class TorchModuleRuntime(Runtime):
     def _run_impl(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
             return flatten_outputs(self._module(*to_tensors(list(inputs), self.options.device)))
+
+
+# Ops that keep their first input's values (shape, dtype or view changes): an index walked back through
+# them is still the graph input's value.
+VALUE_PRESERVING = frozenset({
+    "view", "reshape", "_reshape_alias", "unsqueeze", "squeeze", "expand", "_to_copy", "to", "clone", "contiguous",
+    "flatten", "permute", "transpose", "t", "slice", "select", "alias", "lift_fresh_copy", "detach", "type_as",
+    "_unsafe_view", "repeat", "long", "int",
+})
+
+
+def exported_domains(program: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
+    """Domains of a torch.export program's integer inputs: the embedding/index_select tables they index."""
+    from edgekit.toolkit.contract.domains import index_domains
+
+    parameters = {**program.graph_signature.inputs_to_parameters, **program.graph_signature.inputs_to_buffers}
+    producers: dict[Any, tuple[str, list[Any]]] = {}
+    lookups = []
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        op = str(node.target).split(".")
+        base = op[1] if len(op) > 2 and op[0] == "aten" else str(node.target)
+        producers[node] = (base, [a for a in node.args if isinstance(a, torch.fx.Node)])
+        table = indices = None
+        if base == "embedding" and len(node.args) >= 2:
+            table, indices = node.args[0], node.args[1]
+        elif base == "index_select" and len(node.args) >= 3 and node.args[1] == 0:
+            table, indices = node.args[0], node.args[2]
+        elif base == "index" and len(node.args) >= 2 and node.args[1] and isinstance(node.args[1][0], torch.fx.Node):
+            table, indices = node.args[0], node.args[1][0]
+        if isinstance(table, torch.fx.Node) and isinstance(indices, torch.fx.Node):
+            value = table.meta.get("val")
+            if isinstance(value, torch.Tensor) and value.dim() >= 1 and isinstance(value.shape[0], int):
+                lookups.append((indices, int(value.shape[0]), repr(parameters.get(table.name, table.name))))
+    inputs = {node: node.name for node in program.graph.nodes if node.op == "placeholder" and node.name in user_inputs}
+    return index_domains(lookups, inputs=inputs, producers=producers, pass_through=VALUE_PRESERVING)
+
+
+def torchscript_domains(module: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Domains of a TorchScript module's integer inputs: the ``aten::embedding`` tables they index."""
+    from edgekit.toolkit.contract.domains import index_domains
+
+    graph = module.inlined_graph
+    graph_inputs = list(graph.inputs())[1:]  # the first is self
+    inputs = {v.unique(): name for v, name in zip(graph_inputs, names, strict=False)}
+    producers: dict[Any, tuple[str, list[Any]]] = {}
+    lookups = []
+    for node in graph.nodes():
+        kind = node.kind()
+        base = kind.split("::", 1)[1] if kind.startswith("aten::") else kind
+        args = list(node.inputs())
+        for out in node.outputs():
+            producers[out.unique()] = (base, [a.unique() for a in args[:1]])
+        if base == "embedding" and len(args) >= 2:
+            path = _attribute_path(args[0])
+            table = _attribute(module, path) if path else None
+            if isinstance(table, torch.Tensor) and table.dim() >= 1:
+                lookups.append((args[1].unique(), int(table.shape[0]), repr(".".join(path))))
+    return index_domains(lookups, inputs=inputs, producers=producers, pass_through=VALUE_PRESERVING)
+
+
+def _attribute_path(value: Any) -> list[str] | None:
+    """self.a.b.weight for a value produced by a chain of prim::GetAttr from the graph's self."""
+    path: list[str] = []
+    for _ in range(32):
+        node = value.node()
+        if node.kind() != "prim::GetAttr":
+            return path[::-1] if node.kind() == "prim::Param" and path else None
+        path.append(node.s("name"))
+        value = next(iter(node.inputs()))
+    return None
+
+
+def _attribute(module: Any, path: Sequence[str]) -> Any:
+    for name in path:
+        module = getattr(module, name, None)
+        if module is None:
+            return None
+    return module

@@ -25,7 +25,7 @@ from edgekit.toolkit.contract.errors import (
     option,
 )
 from edgekit.toolkit.contract.formats import Format
-from edgekit.toolkit.contract.iospec import Dim, IOSpec, apply_input_shapes, example_feeds, tensor
+from edgekit.toolkit.contract.iospec import Dim, Domain, IOSpec, apply_input_shapes, example_feeds, tensor, with_domains
 from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.reports import ModelDetails
 
@@ -55,10 +55,12 @@ class Runtime(ABC):
         options: RuntimeOptions | None = None,
         input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
         io_hint: IOSpec | None = None,
+        input_ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.path = Path(path)
         self.options = options or RuntimeOptions()
         self._input_shapes = dict(input_shapes or {})
+        self._input_ranges = dict(input_ranges or {})
         self._io_hint = io_hint  # a contract from the artifact's sidecar, for formats that do not carry one
         self._io: IOSpec | None = None
 
@@ -88,10 +90,23 @@ class Runtime(ABC):
         spec = apply_input_shapes(spec, self._input_shapes)
         for ts in spec.inputs:
             ts.check_size(where=f"{self.path}: ")
+        spec = with_domains(spec, self._found_domains(spec), hint=self._io_hint, ranges=self._input_ranges,
+                            origin=str(self.path))
         self._io = spec
         if not spec.outputs:
             self._io = IOSpec(spec.inputs, self._discover_outputs(spec))
         return self
+
+    def _found_domains(self, spec: IOSpec) -> dict[str, Domain]:
+        """What the graph shows of the inputs' domains; reading it never fails a load (the default stands)."""
+        if not any(np.dtype(t.dtype).kind in "iu" for t in spec.inputs):
+            return {}
+        try:
+            return self._domains_impl(spec)
+        except EdgekitError:
+            raise
+        except Exception:
+            return {}
 
     def close(self) -> None:
         """Release the model; subclasses holding native resources extend this."""
@@ -204,6 +219,10 @@ class Runtime(ABC):
 
     def _describe_impl(self) -> ModelDetails:
         return ModelDetails()
+
+    def _domains_impl(self, spec: IOSpec) -> dict[str, Domain]:
+        """Integer inputs' domains as the loaded graph shows them (the table each one indexes)."""
+        return {}
 
 
 def histogram(names: Sequence[str]) -> dict[str, int]:

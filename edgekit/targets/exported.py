@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from edgekit.targets._torch import TorchModuleRuntime, load_exported_program, numpy_dtype_name, set_threads
+from edgekit.targets._torch import (
+    TorchModuleRuntime,
+    exported_domains,
+    load_exported_program,
+    numpy_dtype_name,
+    set_threads,
+)
 from edgekit.targets.base import histogram
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, tensor
@@ -35,6 +41,9 @@ class ExportedProgramRuntime(TorchModuleRuntime):
         module = self._program.module()
         self._module = module.to("cuda") if self.options.device is Device.CUDA else module
         return IOSpec(inputs, outputs)
+
+    def _domains_impl(self, spec: IOSpec) -> dict:
+        return exported_domains(self._program, spec.input_names)
 
     def _describe_impl(self) -> ModelDetails:
         targets = [str(n.target) for n in self._program.graph.nodes if n.op == "call_function"]

@@ -34,6 +34,23 @@ class KerasRuntime(Runtime):
         outputs = tuple(tensor(n, t.shape, t.dtype) for n, t in zip(names, self._model.outputs, strict=True))
         return IOSpec(inputs, outputs)
 
+    def _domains_impl(self, spec: IOSpec) -> dict:
+        """Integer inputs that feed an Embedding layer take [0, input_dim)."""
+        from edgekit.toolkit.contract.domains import index_domains
+
+        producers: dict[int, tuple[str, list[int]]] = {}
+        lookups = []
+        for layer in self._model.layers:
+            for node in getattr(layer, "_inbound_nodes", ()):
+                ins = [id(t) for t in node.input_tensors]
+                for out in node.output_tensors:
+                    producers[id(out)] = (type(layer).__name__, ins[:1])
+                if isinstance(layer, keras.layers.Embedding) and ins:
+                    lookups.append((ins[0], int(layer.input_dim), repr(layer.name)))
+        inputs = {id(t): t.name for t in self._model.inputs}
+        return index_domains(lookups, inputs=inputs, producers=producers,
+                             pass_through={"Reshape", "Flatten", "Permute", "Identity", "RepeatVector"})
+
     @property
     def model(self) -> keras.Model:
         """The loaded Keras model (for re-saving, e.g. .h5 → .keras)."""

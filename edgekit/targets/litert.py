@@ -13,6 +13,10 @@ from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import IOSpec, QuantParams, TensorSpec, tensor
 from edgekit.toolkit.reports import ModelDetails
 
+# Ops that keep their first input's values: an index is walked back through them to the graph input.
+TFLITE_VALUE_PRESERVING = frozenset({"CAST", "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "BROADCAST_TO", "TRANSPOSE",
+                                     "STRIDED_SLICE", "SLICE", "TILE"})
+
 
 def _quant_of(details: dict[str, Any]) -> QuantParams | None:
     params = details.get("quantization_parameters") or {}
@@ -120,6 +124,30 @@ class LiteRTRuntime(Runtime):
         self._set_inputs(interp.get_input_details(), inputs)
         interp.invoke()
         return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+
+    def _domains_impl(self, spec: IOSpec) -> dict:
+        """Integer inputs that index a GATHER's or EMBEDDING_LOOKUP's constant table take [0, rows)."""
+        from edgekit.toolkit.contract.domains import index_domains
+
+        plain = litert.Interpreter(
+            model_path=str(self.path),
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        tensors = {t["index"]: t for t in plain.get_tensor_details()}
+        producers: dict[int, tuple[str, list[int]]] = {}
+        lookups = []
+        for op in plain._get_ops_details():
+            ins = [int(i) for i in op["inputs"]]
+            for out in op["outputs"]:
+                producers[int(out)] = (op["op_name"], ins[:1])
+            table, indices = (ins[0], ins[1]) if op["op_name"] == "GATHER" and len(ins) >= 2 else \
+                (ins[1], ins[0]) if op["op_name"] == "EMBEDDING_LOOKUP" and len(ins) >= 2 else (None, None)
+            if table is not None and table in tensors and len(tensors[table]["shape"]) >= 1:
+                lookups.append((indices, int(tensors[table]["shape"][0]), repr(tensors[table]["name"])))
+        details = self._runner.get_input_details() if self._runner is not None else \
+            {d["name"]: d for d in self._interpreter.get_input_details()}
+        inputs = {int(d["index"]): name for name, d in details.items()}
+        return index_domains(lookups, inputs=inputs, producers=producers, pass_through=TFLITE_VALUE_PRESERVING)
 
     def _describe_impl(self) -> ModelDetails:
         # A second interpreter without default delegates shows the model's own operators; the one in

@@ -33,6 +33,9 @@ ORT_TYPES = {
 }
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
              "ConvInteger", "DynamicQuantizeLinear"}
+# Ops that keep their first input's values: an index is walked back through them to the graph input.
+ONNX_VALUE_PRESERVING = frozenset({"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand",
+                                   "Transpose", "Slice", "Tile"})
 # RunOptions key (onnxruntime_run_options_config_keys.h): "1" skips the EPs' stream synchronisation at the
 # end of a run; edgekit pins the default, "0", so a timed run ends when the GPU has finished.
 SYNC_RUN_KEY = "disable_synchronize_execution_providers"
@@ -116,6 +119,30 @@ class OnnxRuntime(Runtime):
             if event.get("cat") == "Node" and "provider" in event.get("args", {}):
                 nodes.setdefault(event["args"]["provider"], set()).add(event["name"].removesuffix("_kernel_time"))
         return {provider: len(names) for provider, names in sorted(nodes.items())}
+
+    def _domains_impl(self, spec: IOSpec) -> dict:
+        """Integer inputs that index a Gather's constant data (an embedding table) take [0, rows)."""
+        from edgekit.toolkit.contract.domains import index_domains
+
+        graph = onnx.load(str(self.path), load_external_data=False).graph
+        shapes = {init.name: list(init.dims) for init in graph.initializer}
+        producers: dict[str, tuple[str, list[str]]] = {}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                value = next((a.t for a in node.attribute if a.name == "value"), None)
+                if value is not None:
+                    shapes[node.output[0]] = list(value.dims)
+            for out in node.output:
+                producers[out] = (node.op_type, list(node.input[:1]))
+        lookups = []
+        for node in graph.node:
+            if node.op_type == "Gather" and len(node.input) >= 2 and node.input[0] in shapes:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+                dims = shapes[node.input[0]]
+                if -len(dims) <= axis < len(dims):
+                    lookups.append((node.input[1], int(dims[axis]), repr(node.input[0])))
+        inputs = {name: name for name in spec.input_names}
+        return index_domains(lookups, inputs=inputs, producers=producers, pass_through=ONNX_VALUE_PRESERVING)
 
     def _describe_impl(self) -> ModelDetails:
         model = onnx.load(str(self.path), load_external_data=False)

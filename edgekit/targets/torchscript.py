@@ -9,6 +9,7 @@ from edgekit.targets._torch import (
     numpy_dtype_name,
     set_threads,
     torch_device,
+    torchscript_domains,
 )
 from edgekit.targets.base import histogram
 from edgekit.toolkit.contract.formats import Format
@@ -35,6 +36,9 @@ class TorchScriptRuntime(TorchModuleRuntime):
         # Scripted modules record no shapes: --input-shape supplies them; float32 is assumed.
         self.contract_source = "model (names only; dtype float32 assumed)"
         return IOSpec(tuple(tensor(n, None, "float32") for n in names))
+
+    def _domains_impl(self, spec: IOSpec) -> dict:
+        return torchscript_domains(self._module, [a.name for a in self._module.forward.schema.arguments[1:]])
 
     def _describe_impl(self) -> ModelDetails:
         kinds = [n.kind() for n in self._module.inlined_graph.nodes() if not n.kind().startswith("prim::")]

@@ -17,8 +17,8 @@ from typing import Any
 
 _SPEAKING = {"cli": False}  # process-wide: threads and forked workers of the CLI name flags too
 # Parameters whose command-line spelling is not ``--`` + the name with dashes.
-FLAGS = {"input_shapes": "--input-shape", "json_file": "--json-out", "junit_file": "--junit",
-         "sign_key": "--sign", "to": "--to", "via": "--via", "threads": "--threads",
+FLAGS = {"input_shapes": "--input-shape", "input_ranges": "--input-range", "json_file": "--json-out",
+         "junit_file": "--junit", "sign_key": "--sign", "to": "--to", "via": "--via", "threads": "--threads",
          "profile": "--target", "calibration_samples": "--calibration-samples", "output": "-o",
          "memory_limit_mb": "--memory-limit"}
 _UNSET: Any = object()

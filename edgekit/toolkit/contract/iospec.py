@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.toolkit.contract.domains import Domain, default_domain, stated_domain
 from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.options import Layout
 
@@ -21,10 +22,9 @@ MAX_TENSOR_ELEMENTS = 2**31 - 1  # the int32 index limit of the mobile runtimes;
 
 Dim = int | str
 __all__ = [
-    "Dim", "IOSpec", "Layout", "QuantParams", "TensorSpec", "apply_input_shapes", "example_feeds", "guess_layout",
-    "parse_input_shapes", "tensor",
+    "Dim", "Domain", "IOSpec", "Layout", "QuantParams", "TensorSpec", "apply_input_shapes", "example_feeds",
+    "cast_checked", "dtype_adaptations", "guess_layout", "parse_input_shapes", "tensor", "with_domains",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,12 @@ class TensorSpec:
     dtype: str
     layout: Layout = Layout.UNKNOWN
     quant: QuantParams | None = None
+    domain: Domain | None = None  # inputs: the values the model accepts (edgekit.toolkit.contract.domains)
+
+    @property
+    def value_domain(self) -> Domain:
+        """The domain synthetic feeds are drawn from: the known one, else the default for the dtype."""
+        return self.domain or default_domain(self.name, self.dtype)
 
     @property
     def is_static(self) -> bool:
@@ -99,6 +105,7 @@ class TensorSpec:
             "dtype": self.dtype,
             "layout": self.layout.value,
             "quant": self.quant.to_dict() if self.quant else None,
+            **({"domain": self.domain.to_dict()} if self.domain is not None else {}),
         }
 
     @classmethod
@@ -118,6 +125,7 @@ class TensorSpec:
             dtype=data["dtype"],
             layout=Layout(data.get("layout") or ""),
             quant=QuantParams.from_dict(data["quant"]) if data.get("quant") else None,
+            domain=Domain.from_dict(data["domain"]) if data.get("domain") else None,
         )
 
 
@@ -262,23 +270,81 @@ def _fmt(shape: Sequence[Dim]) -> str:
 
 
 def example_feeds(spec: IOSpec, *, seed: int = 0, symbolic: int = 1) -> dict[str, np.ndarray]:
-    """Seeded inputs shaped by the contract (symbolic dims set to ``symbolic``), for smoke runs."""
+    """Seeded inputs shaped by the contract (symbolic dims set to ``symbolic``), drawn from each input's
+    value domain, for smoke runs, parity without data, random calibration and benchmarks."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for ts in spec.inputs:
         shape = ts.concrete_shape(symbolic)
         dtype = np.dtype(ts.dtype)
-        if dtype.kind == "f":
-            feeds[ts.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            low, high = max(info.min, -128), min(info.max, 127)
-            feeds[ts.name] = rng.integers(low, high + 1, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[ts.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
+        if dtype.kind not in "fiub":
             raise InvalidInputError(
                 f"input {ts.name!r} has dtype {ts.dtype}, which edgekit cannot generate data for",
-                hint="supply data with --data",
+                hint=f"supply data with {option('data')}",
             )
+        domain = ts.value_domain
+        if dtype.kind in "iu" and ts.quant is not None and domain.assumed:
+            info = np.iinfo(dtype)  # a quantized tensor: any code of its dtype is a valid value
+            feeds[ts.name] = rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+        else:
+            feeds[ts.name] = domain.sample(rng, shape, dtype)
     return feeds
+
+
+def cast_checked(value: np.ndarray, dtype: Any, *, name: str, origin: str) -> np.ndarray:
+    """``value`` in ``dtype`` where a runtime takes another integer width than the source (litert-torch and
+    TFLite narrow int64 to int32): the values are checked to fit, so nothing wraps silently."""
+    value, dtype = np.asarray(value), np.dtype(dtype)
+    if value.dtype == dtype:
+        return value
+    kinds = value.dtype.kind + dtype.kind
+    if all(k in "iub" for k in kinds):
+        low, high = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        if value.size and (value.min() < low or value.max() > high):
+            raise InvalidInputError(
+                f"{origin}: input {name!r} holds {value.dtype} values {value.min()}..{value.max()}, which do not "
+                f"fit the {dtype} the model takes", hint=f"give values in [{low}, {high}]")
+        return value.astype(dtype)
+    if value.dtype.kind == "f" and dtype.kind == "f":
+        return value.astype(dtype)
+    raise InvalidInputError(f"{origin}: input {name!r} is {value.dtype}, the model takes {dtype}",
+                            hint="give data of the model's dtype (edgekit narrows integers, never casts across kinds)")
+
+
+def dtype_adaptations(source: IOSpec, target: IOSpec) -> list[str]:
+    """The dtype changes between a model's contract and its conversion's, tensor by tensor in order
+    (names may differ: litert-torch renames inputs to args_N)."""
+    steps = []
+    for kind, ours, theirs in (("input", source.inputs, target.inputs), ("output", source.outputs, target.outputs)):
+        for a, b in zip(ours, theirs, strict=False):
+            if a.dtype != b.dtype and b.quant is None and np.dtype(a.dtype).kind in "iub" \
+                    and np.dtype(b.dtype).kind in "iub":
+                steps.append(f"{kind} {b.name}: {a.dtype} → {b.dtype} (range-checked)")
+    return steps
+
+
+def with_domains(spec: IOSpec, found: Mapping[str, Domain], *, hint: IOSpec | None = None,
+                 ranges: Mapping[str, tuple[float, float]] | None = None, origin: str = "") -> IOSpec:
+    """The contract with each input's domain: what the model's graph shows (``found``), else what the
+    artifact's sidecar recorded (``hint``), then the user's ``--input-range`` values, checked against both."""
+    ranges = dict(ranges or {})
+    if "*" in ranges:
+        if len(spec.inputs) != 1:
+            raise UsageError(f"{origin}: the model has {len(spec.inputs)} inputs ({', '.join(spec.input_names)}); "
+                             f"{option('input_ranges')} needs a name",
+                             hint=f"use {option('input_ranges')} NAME=LOW:HIGH")
+        ranges = {spec.inputs[0].name: ranges["*"]}
+    unknown = sorted(set(ranges) - set(spec.input_names))
+    if unknown:
+        raise UsageError(f"{origin}: {option('input_ranges')} names unknown input(s) {unknown}; the model's inputs "
+                         f"are {spec.input_names}", hint="use one of the model's input names")
+    recorded = {t.name: t.domain for t in hint.inputs if t.domain is not None} if hint is not None else {}
+    inputs = []
+    for ts in spec.inputs:
+        domain = found.get(ts.name) or ts.domain or recorded.get(ts.name)
+        if ts.name in ranges:
+            domain = stated_domain(ts.name, ts.dtype, *ranges[ts.name], found=domain, origin=origin)
+        if domain is None and not ts.value_domain.assumed and np.dtype(ts.dtype).kind in "iu":
+            domain = ts.value_domain  # a mask, by its name: recorded so the contract shows it
+        inputs.append(replace(ts, domain=domain) if domain is not None else ts)
+    return IOSpec(tuple(inputs), spec.outputs)
