@@ -18,7 +18,7 @@ from edgekit.converters.planning import plan
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
 from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format, Sniffed, extensions, output_formats, sniff
-from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, example_feeds
+from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, dtype_adaptations, example_feeds, with_domains
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.data import calibration as calibration_data
 from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, scratch_directory, sha256_of
@@ -96,6 +96,7 @@ def convert(
     force: bool = False,
     via: Format | None = None,
     input_shapes: dict[str, tuple[Dim, ...]] | None = None,
+    input_ranges: dict[str, tuple[float, float]] | None = None,
     validation_data: str | None = None,
     validation_samples: int | None = None,
 ) -> ConversionResult:
@@ -107,7 +108,7 @@ def convert(
         supported = ", ".join(f.value for f in output_formats())
         raise UsageError(f"{option('to', to.value)}: a conversion does not write {to.spec.label}",
                          hint=f"it writes: {supported}")
-    source = _load_source(Path(model), input_shapes or {})
+    source = _load_source(Path(model), input_shapes or {}, input_ranges or {})
     route = plan(source.sniffed.format, to, options.quantize, via=via)
     out = Path(output) if output is not None else default_output(source.path, to, options.quantize)
     _check_output(out, to, source.path, force)
@@ -160,7 +161,8 @@ def _parity_summary(report: ParityReport) -> dict[str, Any]:
             "max_abs": {o.reference_name: o.metrics.max_abs for o in report.outputs if o.metrics is not None}}
 
 
-def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Source:
+def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]],
+                 input_ranges: dict[str, tuple[float, float]]) -> _Source:
     """The source's contract, from its verified sidecar when there is one (no framework load), else from
     loading it in its runtime under the safety policy."""
     from edgekit.targets import check_loading_policy, open_runtime
@@ -171,9 +173,9 @@ def _load_source(path: Path, input_shapes: dict[str, tuple[Dim, ...]]) -> _Sourc
         # No runtime opens the source here, but the converters parse it next: the policy applies first.
         # (Intermediate files of a route are edgekit's own output and are not re-checked.)
         check_loading_policy(sniffed)
-        return _Source(path, sniffed, sidecar, sidecar.io_spec)
+        return _Source(path, sniffed, sidecar, with_domains(sidecar.io_spec, {}, ranges=input_ranges, origin=str(path)))
     with open_runtime(path, input_shapes=input_shapes, io_hint=sidecar.io_spec if sidecar else None,
-                      sniffed=sniffed) as runtime:
+                      sniffed=sniffed, input_ranges=input_ranges) as runtime:
         spec = runtime.io_spec
     missing = [ts.name for ts in spec.inputs if ts.shape is None]
     if missing:
@@ -213,13 +215,12 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
     from edgekit.targets import open_runtime
 
     with open_runtime(staged) as runtime:
-        spec = runtime.io_spec
+        spec = _with_layout(runtime.io_spec, source, options)
         try:
             runtime.run(example_feeds(spec))
         except Exception as exc:
             raise BackendError(f"{out.name}: the converted model does not run: {exc}") from None
         details = runtime.describe()
-    spec = _with_layout(spec, source, options)
     upstream = source.sidecar
     data = upstream.data_path if upstream is not None else None
     artifact = Artifact(
@@ -234,19 +235,33 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
         metrics=dict(upstream.metrics) if upstream else {},
         extra={"source": str(source.path), "converters": [s.name for s in route],
                "steps": [r.to_dict() for r in reports], "delegation": details.delegation,
-               "conversion_seconds": sum(r.seconds for r in reports)},
+               "conversion_seconds": sum(r.seconds for r in reports),
+               **({"dtype_adaptation": adapted} if (adapted := dtype_adaptations(source.io_spec, spec)) else {}),
+               **({"source_input_names": renamed} if (renamed := _source_names(source, spec)) else {})},
     )
     return artifact, details
 
 
+def _source_names(source: _Source, spec: IOSpec) -> dict[str, str]:
+    """Inputs the converter renamed (by position) → their name in the original model, through the chain."""
+    from edgekit.toolkit.data.feeds import source_names
+
+    earlier = source_names(source.sidecar)
+    return {ours.name: earlier.get(theirs.name, theirs.name)
+            for ours, theirs in zip(spec.inputs, source.io_spec.inputs, strict=False) if ours.name != theirs.name}
+
+
 def _with_layout(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSpec:
-    """Carry each image input's layout over from the source, matched by position (exporters rename
-    inputs: args_0, input_0); ``--nhwc`` makes them channels-last."""
+    """Carry each input's layout and value domain over from the source, matched by position (exporters
+    rename inputs: args_0, input_0); ``--nhwc`` makes image inputs channels-last."""
     inputs = []
     for index, ts in enumerate(spec.inputs):
+        upstream = source.io_spec.inputs[index] if index < len(source.io_spec.inputs) else None
         if ts.shape is not None and len(ts.shape) == 4:
-            upstream = source.io_spec.inputs[index].layout if index < len(source.io_spec.inputs) else Layout.UNKNOWN
-            ts = replace(ts, layout=Layout.NHWC if options.nhwc else (upstream or ts.layout))
+            layout = upstream.layout if upstream is not None else Layout.UNKNOWN
+            ts = replace(ts, layout=Layout.NHWC if options.nhwc else (layout or ts.layout))
+        if ts.domain is None and upstream is not None and upstream.domain is not None:
+            ts = replace(ts, domain=upstream.domain)
         inputs.append(ts)
     return IOSpec(tuple(inputs), spec.outputs)
 

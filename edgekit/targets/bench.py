@@ -36,9 +36,10 @@ from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
 from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.formats import sniff
-from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds
+from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds, with_domains
 from edgekit.toolkit.contract.options import Device
-from edgekit.toolkit.data.datasets import model_inputs_from_npz
+from edgekit.toolkit.data.datasets import INPUT_KEYS, model_inputs_from_npz
+from edgekit.toolkit.data.feeds import named_feeds, names_inputs, read_npz, source_names
 from edgekit.toolkit.sysinfo import can_pin_cpus, cuda_info, environment_fingerprint
 
 MAX_CV = 0.10
@@ -259,6 +260,7 @@ def bench(
     profile: DeviceProfile | None = None,
     data: str | None = None,
     device: Device | str | None = None,
+    input_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> BenchReport:
     """Bench each model at each thread count. ``device``: None means not given — the profile's device
     applies, else ``options.device`` (CPU by default); a given device wins over the profile's, with a note."""
@@ -272,11 +274,17 @@ def bench(
     thread_counts = threads or [options.threads]
     for count in thread_counts:
         replace(options, threads=count)  # validates each count before any model loads
+    used: set[str] = set()
     results = [
-        bench_one(Path(model), replace(options, threads=count), data=data, profile=profile)
+        bench_one(Path(model), replace(options, threads=count), data=data, profile=profile,
+                  input_ranges=input_ranges, ranges_used=used)
         for model in models
         for count in thread_counts
     ]
+    unused = sorted(set(input_ranges or {}) - used)
+    if unused:
+        raise UsageError(f"{option('input_ranges')} names {unused}, an input of none of the models",
+                         hint="name the inputs as the models (or the model they were converted from) call them")
     recorded = {"warmup": options.warmup, "runs": options.runs, "min_seconds": options.min_seconds,
                 "threads": thread_counts, "device": options.device.value, "cpus": options.cpus,
                 "target": profile.name if profile else None, "data": data}
@@ -318,7 +326,8 @@ def _device(value: Device | str | None) -> Device | None:
 
 
 def bench_one(path: Path, options: BenchOptions, *, data: str | None = None,
-              profile: DeviceProfile | None = None) -> BenchResult:
+              profile: DeviceProfile | None = None, input_ranges: dict[str, tuple[float, float]] | None = None,
+              ranges_used: set[str] | None = None) -> BenchResult:
     from edgekit.targets import open_runtime
     from edgekit.targets.base import RuntimeOptions
     from edgekit.toolkit.contract.registry import runtime_for
@@ -336,7 +345,8 @@ def bench_one(path: Path, options: BenchOptions, *, data: str | None = None,
     runtime.load()
     load_seconds = time.perf_counter() - start
     try:
-        feeds, source = bench_inputs(runtime.io_spec, sidecar, data)
+        spec = _stated_ranges(runtime.io_spec, sidecar, input_ranges or {}, path, ranges_used)
+        feeds, source = bench_inputs(spec, sidecar, data)
         with pinned(options.cpus):
             call = runtime.prepare(feeds)
             timing = time_inference(call, options)
@@ -358,14 +368,27 @@ def bench_one(path: Path, options: BenchOptions, *, data: str | None = None,
     )
 
 
+def _stated_ranges(spec: IOSpec, sidecar: Artifact | None, ranges: dict[str, tuple[float, float]], path: Path,
+                   used: set[str] | None) -> IOSpec:
+    """The contract with the ``--input-range`` values that name this model's inputs (by their own name or the
+    name they had before conversion); models compared side by side need not share input names."""
+    aliases = {alias: name for name, alias in source_names(sidecar).items()}
+    mine = {aliases.get(name, name): bounds for name, bounds in ranges.items()
+            if aliases.get(name, name) in spec.input_names or (name == "*" and len(spec.inputs) == 1)}
+    if used is not None:
+        used.update(name for name in ranges if aliases.get(name, name) in spec.input_names or name == "*")
+    return with_domains(spec, {}, ranges=mine, origin=str(path)) if mine else spec
+
+
 def bench_inputs(spec: IOSpec, sidecar: Artifact | None, data: str | None) -> tuple[dict[str, np.ndarray], str]:
     """One batch-1 input per model input: the model's own test data first, else ``data``, else random."""
     if data == RANDOM or (data is None and (sidecar is None or sidecar.data_path is None)):
         return example_feeds(spec), "seeded random"
     path = Path(data) if data is not None else sidecar.data_path
-    if len(spec.inputs) != 1:
-        raise UsageError(f"{path.name} feeds single-input models; this one takes {spec.input_names}",
-                         hint=f"use {option('data', RANDOM)}")
+    arrays, aliases = read_npz(path), source_names(sidecar)
+    if names_inputs(arrays, spec, aliases) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+        found = named_feeds(path, spec, limit=1, arrays=arrays, purpose="a benchmark", aliases=aliases)
+        return found.feeds[0], f"sample 0 of {path.name}"
     sample, _labels, key = model_inputs_from_npz(path, 1)
     return {spec.inputs[0].name: to_model_input(sample, spec.inputs[0], path)}, f"{key}[0] of {path.name}"
 

@@ -3,7 +3,8 @@
 Sources, in order of preference:
 - the model's own data (``<model>.data.npz`` named in its sidecar, written by ``edgekit train``);
 - ``digits``: scikit-learn's digits, through the model's recorded preprocessing;
-- ``FILE.npz``: ``calibration_x`` (model-ready, as edgekit writes it) or ``x`` (raw images);
+- ``FILE.npz``: one array per input name (``edgekit.toolkit.data.feeds``, any model), or for single-input
+  models ``calibration_x`` (model-ready, as edgekit writes it) or ``x`` (raw images);
 - ``IMAGE_DIR``: .png/.jpg/.bmp images, resized to the model's input;
 - ``random``: seeded normal noise shaped by the I/O contract, only when asked for by name.
 Every sample is returned as a batch-1 feed dict in the model's input layout and dtype.
@@ -20,6 +21,7 @@ from edgekit.toolkit.contract.artifact import Artifact
 from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.iospec import IOSpec, Layout, TensorSpec, example_feeds
 from edgekit.toolkit.data.datasets import DIGITS, Preprocessing, load_digits
+from edgekit.toolkit.data.feeds import named_feeds, names_inputs, read_npz
 
 RANDOM = "random"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -74,12 +76,11 @@ def _single_input(io_spec: IOSpec, what: str) -> TensorSpec:
 
 
 def _from_npz(path: Path, io_spec: IOSpec, sidecar: Artifact | None, samples: int) -> CalibrationSet:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files if key in ("calibration_x", "x")}
-    except Exception as exc:
-        raise InvalidInputError(f"{path}: not a readable .npz ({exc})", hint="save it with numpy.savez") from None
-    ts = _single_input(io_spec, path.name)
+    arrays = read_npz(path)
+    if names_inputs(arrays, io_spec) or len(io_spec.inputs) != 1 or not {"calibration_x", "x"} & set(arrays):
+        found = named_feeds(path, io_spec, limit=samples, arrays=arrays, purpose="calibration")
+        return CalibrationSet(found.feeds, found.source, real=True)
+    ts = io_spec.inputs[0]
     if "calibration_x" in arrays:
         inputs = arrays["calibration_x"][:samples]
         return CalibrationSet(_feeds(inputs, ts, path), f"{len(inputs)} samples from {path.name}", real=True)
