@@ -45,6 +45,38 @@ def explicit_pool_strides(program: torch.export.ExportedProgram) -> int:
     return fixed
 
 
+INTEGER_ARITHMETIC = {"add", "sub", "rsub", "mul", "div", "floor_divide", "remainder"}
+
+
+def integer_scalars_as_constants(module: torch.fx.GraphModule) -> int:
+    """Give integer arithmetic's scalar operands a constant of the tensor's own dtype.
+
+    PT2E's prepare turns every scalar operand into a float32 tensor constant, so ``arange(n) + 1`` (the
+    position ids of a transformer) becomes float and the index op it feeds fails ("tensors used as
+    indices must be long, int, byte or bool tensors"). A constant made here first keeps it integer.
+    """
+    made = 0
+    for node in list(module.graph.nodes):
+        value = node.meta.get("val")
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload) \
+                or not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype == torch.bool \
+                or node.target.__name__.split(".")[0] not in INTEGER_ARITHMETIC:
+            continue
+        args = list(node.args)
+        for index, arg in enumerate(args[1:], start=1):
+            if isinstance(arg, int) and not isinstance(arg, bool):
+                name = f"_edgekit_integer_operand_{made}"
+                module.register_buffer(name, torch.tensor(arg, dtype=value.dtype))
+                with module.graph.inserting_before(node):
+                    args[index] = module.graph.get_attr(name)
+                args[index].meta["val"] = torch.tensor(arg, dtype=value.dtype)
+                made += 1
+        node.args = tuple(args)
+    if made:
+        module.recompile()
+    return made
+
+
 def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tuple) -> torch.export.ExportedProgram:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -55,7 +87,9 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
     dynamic = step.quantize is QuantMode.DYNAMIC
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
                                                                                  is_dynamic=dynamic))
-    prepared = prepare_pt2e(program.module(), quantizer)
+    module = program.module()
+    integer_scalars_as_constants(module)
+    prepared = prepare_pt2e(module, quantizer)
     if dynamic:
         prepared(*args)
     else:

@@ -15,6 +15,7 @@ import numpy as np
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
+from edgekit.toolkit.contract.iospec import cast_checked
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -57,13 +58,17 @@ class TorchToTFLite(Converter):
         calibration_result = None
         if engine.need_calibration:
             assert step.calibration is not None
-            tflite_names = list(Interpreter(str(float_model)).get_signature_list()[SIGNATURE]["inputs"])
+            runner = Interpreter(str(float_model)).get_signature_runner(SIGNATURE)
+            details = runner.get_input_details()
+            tflite_names = list(details)
             samples = []
             for feed in step.calibration.feeds:
                 values = [feed[name] for name in step.io_spec.input_names]
                 values = [v.transpose(0, 2, 3, 1) if i in nhwc else v for i, v in enumerate(values)]
                 pairs = zip(tflite_names, values, strict=True)
-                samples.append({tflite_name: np.ascontiguousarray(v) for tflite_name, v in pairs})
+                # litert-torch narrows int64 inputs (token ids) to int32: the samples follow, range-checked.
+                samples.append({name: np.ascontiguousarray(cast_checked(
+                    v, details[name]["dtype"], name=name, origin=str(step.path))) for name, v in pairs})
             calibration_result = engine.calibrate({SIGNATURE: samples})
         result = engine.quantize(calibration_result, enable_progress_report=False)
         out.write_bytes(bytes(result.quantized_model))
