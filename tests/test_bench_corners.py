@@ -35,7 +35,7 @@ def recorded(monkeypatch):
     """bench() with bench_one replaced by a recorder of the options each model would run with."""
     calls = []
 
-    def fake_bench_one(path, options, *, data=None, profile=None):
+    def fake_bench_one(path, options, *, data=None, profile=None, input_ranges=None, ranges_used=None):
         calls.append(options)
         stats = LatencyStats.from_samples(np.full(4, 1e-3))
         return bench_module.BenchResult(str(path), "onnx", "Fake", options.device.value, options.threads, True,

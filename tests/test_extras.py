@@ -167,7 +167,7 @@ def test_info_lists_extras_with_a_hidden_module(monkeypatch):
     assert rows["onnx"]["status"] == "partly present" and rows["onnx"]["missing"] == ["onnxscript"]
     assert rows["report"]["status"] == "absent"
     assert rows["litert"]["status"] == "present"
-    human = runner.invoke(app, ["info"])
+    human = runner.invoke(app, ["info"], env={"COLUMNS": "200"})  # wide enough to draw the table (not stacked)
     assert human.exit_code == 0, human.output
     assert "Extras" in human.stdout and "edgekit[NAME" in human.stdout
     section = human.stdout.split("Extras", 1)[1].split("Runtimes", 1)[0]

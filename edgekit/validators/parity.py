@@ -19,8 +19,9 @@ import numpy as np
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
 from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
-from edgekit.toolkit.contract.iospec import IOSpec, example_feeds
-from edgekit.toolkit.data.datasets import DIGITS, load_digits, model_inputs_from_npz
+from edgekit.toolkit.contract.iospec import IOSpec, cast_checked, example_feeds
+from edgekit.toolkit.data.datasets import DIGITS, INPUT_KEYS, load_digits, model_inputs_from_npz
+from edgekit.toolkit.data.feeds import named_feeds, names_inputs, read_npz
 from edgekit.toolkit.fsutil import sha256_of
 from edgekit.validators.metrics import OutputMetrics, compare, top1_accuracy
 from edgekit.validators.tolerances import DEFAULTS, Overrides, Profile, Tolerance, profile_for
@@ -37,6 +38,9 @@ class Check:
     threshold: float | None
     would_pass_at: float | None = None  # the tolerance that would have passed
     detail: str = ""
+    # False when the data could not decide the check (top-1 agreement with too few decisive samples):
+    # then ``passed`` is True, since no failure was shown, and ``detail`` gives the reason.
+    judged: bool = True
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Check:
@@ -53,6 +57,10 @@ class OutputParity:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    @property
+    def not_judged(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.judged)
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ def validate(
     samples: int = DEFAULT_SAMPLES,
     profile: Profile = Profile.AUTO,
     overrides: Overrides | None = None,
+    input_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> ParityReport:
     from edgekit.targets import open_runtime
 
@@ -133,7 +142,8 @@ def validate(
     reference, candidate = Path(reference), Path(candidate)
     ref_sidecar = read_sidecar(reference) if reference.is_file() else None
     cand_sidecar = read_sidecar(candidate) if candidate.is_file() else None
-    with open_runtime(reference, io_hint=ref_sidecar.io_spec if ref_sidecar else None) as ref_rt, \
+    with open_runtime(reference, io_hint=ref_sidecar.io_spec if ref_sidecar else None,
+                      input_ranges=input_ranges) as ref_rt, \
             open_runtime(candidate, io_hint=cand_sidecar.io_spec if cand_sidecar else None) as cand_rt:
         chosen = _profile(profile, cand_sidecar, cand_rt)
         inputs, labels, source = _inputs(ref_rt.io_spec, ref_sidecar, cand_sidecar, data, samples)
@@ -148,7 +158,8 @@ def validate(
     for ref_name, cand_name in pairs:
         cand_values = _dequantized(cand_out[cand_name], cand_spec, cand_name, adaptations)
         tolerance = (overrides or Overrides()).apply(DEFAULTS[chosen], ref_name)
-        outputs.append(_judge(ref_name, cand_name, ref_out[ref_name], cand_values, tolerance))
+        outputs.append(_judge(ref_name, cand_name, ref_out[ref_name], cand_values, tolerance,
+                              output_step=_output_step(cand_spec, cand_name)))
     if len(ref_spec.outputs) != len(cand_spec.outputs):
         outputs.append(OutputParity("(outputs)", "(outputs)", (Check(
             "output_count", False, float(len(cand_spec.outputs)), float(len(ref_spec.outputs)),
@@ -181,9 +192,11 @@ def _inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact |
     if path is None:
         feeds = [example_feeds(spec, seed=i) for i in range(min(samples, 32))]
         return feeds, None, f"{len(feeds)} seeded random samples (no real data: accuracy not measured)"
-    if len(spec.inputs) != 1:
-        raise UsageError(f"{path.name} feeds single-input models; this one takes {spec.input_names}",
-                         hint="use --data random")
+    arrays = read_npz(path)
+    if names_inputs(arrays, spec) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+        found = named_feeds(path, spec, limit=samples, arrays=arrays, purpose="parity")
+        source = found.source + "".join(f"; {step}" for step in dict.fromkeys(found.adaptations))
+        return list(found.feeds), found.labels, source
     x, y, key = model_inputs_from_npz(path, samples)
     ts = spec.inputs[0]
     if not ts.accepts((1, *x.shape[1:])):
@@ -221,20 +234,25 @@ def _input_adapter(ref: IOSpec, cand: IOSpec):
             elif (rs[0], rs[3], rs[1], rs[2]) == cs:
                 transpose = (0, 3, 1, 2)
                 steps.append(f"{c.name}: NHWC → NCHW")
-        if c.quant is not None and np.dtype(c.dtype).kind in "iu":
+        quantized = c.quant is not None and np.dtype(c.dtype).kind in "iu" and np.dtype(r.dtype).kind == "f"
+        if quantized:
             steps.append(f"{c.name}: quantized to {c.dtype} (scale {c.quant.scale[0]:.6g}, zp {c.quant.zero_point[0]})")
-        plans.append((r.name, c, transpose))
+        elif r.dtype != c.dtype:
+            steps.append(f"{c.name}: {r.dtype} → {c.dtype} (range-checked)")
+        plans.append((r.name, c, transpose, quantized))
 
     def adapt(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {}
-        for ref_name, c, transpose in plans:
+        for ref_name, c, transpose, quantized in plans:
             value = feed[ref_name]
             if transpose is not None:
                 value = np.ascontiguousarray(value.transpose(transpose))
-            if c.quant is not None and np.dtype(c.dtype).kind in "iu":
+            if quantized:
                 info = np.iinfo(c.dtype)
                 value = np.clip(np.round(value / c.quant.scale[0] + c.quant.zero_point[0]), info.min, info.max)
-            out[c.name] = value.astype(c.dtype)
+                out[c.name] = value.astype(c.dtype)
+            else:
+                out[c.name] = cast_checked(value, c.dtype, name=c.name, origin="candidate input")
         return out
 
     return adapt, steps
@@ -261,6 +279,14 @@ def _match_outputs(ref: IOSpec, cand: IOSpec) -> tuple[list[tuple[str, str]], li
     return pairs, [f"outputs matched by order ({', '.join(f'{r}↔{c}' for r, c in pairs)})"]
 
 
+def _output_step(spec: IOSpec, name: str) -> float | None:
+    """A quantized integer output's scale: one step of it is noise the top-k margin allows for."""
+    ts = next((t for t in spec.outputs if t.name == name), None)
+    if ts is None or ts.quant is None or len(ts.quant.scale) != 1 or np.dtype(ts.dtype).kind not in "iu":
+        return None
+    return float(ts.quant.scale[0])
+
+
 def _dequantized(values: np.ndarray, spec: IOSpec, name: str, adaptations: list[str]) -> np.ndarray:
     ts = next(t for t in spec.outputs if t.name == name)
     if ts.quant is not None and np.dtype(ts.dtype).kind in "iu":
@@ -269,14 +295,17 @@ def _dequantized(values: np.ndarray, spec: IOSpec, name: str, adaptations: list[
     return values
 
 
-def _judge(ref_name: str, cand_name: str, ref: np.ndarray, cand: np.ndarray, tol: Tolerance) -> OutputParity:
+def _judge(ref_name: str, cand_name: str, ref: np.ndarray, cand: np.ndarray, tol: Tolerance, *,
+           output_step: float | None = None) -> OutputParity:
+    """The checks of one output; ``output_step`` is the candidate output's quantization scale when its
+    contract has one (it widens the top-k noise floor, metrics module doc)."""
     if ref.shape != cand.shape:
         return OutputParity(ref_name, cand_name, (Check("shape", False, None, None,
                             detail=f"candidate {list(cand.shape)} vs reference {list(ref.shape)} (never broadcast)"),))
     if np.dtype(cand.dtype).kind != np.dtype(ref.dtype).kind and np.dtype(cand.dtype).kind != "f":
         return OutputParity(ref_name, cand_name, (Check("dtype", False, None, None,
                             detail=f"candidate {cand.dtype} vs reference {ref.dtype}"),))
-    metrics = compare(ref, cand, rtol=tol.rtol)
+    metrics = compare(ref, cand, rtol=tol.rtol, resolution=tol.resolution, output_step=output_step)
     checks = [Check("finite", metrics.nonfinite_candidate == 0, float(metrics.nonfinite_candidate), 0.0,
                     detail=f"{metrics.nonfinite_candidate} non-finite values in the candidate")]
     if tol.atol is not None:
@@ -288,11 +317,26 @@ def _judge(ref_name: str, cand_name: str, ref: np.ndarray, cand: np.ndarray, tol
         checks.append(Check("cosine", metrics.cosine >= tol.min_cosine, metrics.cosine, tol.min_cosine,
                             would_pass_at=metrics.cosine,
                             detail=f"{metrics.cosine:.6f} < {tol.min_cosine} (would pass at ≥ {metrics.cosine:.6f})"))
-    if tol.min_top1 is not None and metrics.top1_agreement is not None:
-        checks.append(Check("top1_agreement", metrics.top1_agreement >= tol.min_top1, metrics.top1_agreement,
-                            tol.min_top1, would_pass_at=metrics.top1_agreement,
-                            detail=f"{metrics.top1_agreement:.3f} < {tol.min_top1}"))
+    if tol.min_top1 is not None and metrics.class_samples is not None:
+        checks.append(_top1_check(metrics, tol))
     return OutputParity(ref_name, cand_name, tuple(checks), metrics)
+
+
+def _top1_check(metrics: OutputMetrics, tol: Tolerance) -> Check:
+    """Top-1 agreement on the decisive samples; not judged when too few are (metrics module doc)."""
+    assert tol.min_top1 is not None and metrics.class_samples is not None and metrics.top1_decisive is not None
+    decisive, total, agreement = metrics.top1_decisive, metrics.class_samples, metrics.top1_agreement
+    within = (f"{total - decisive} within the {tol.profile.value} noise floor "
+              f"(reference top-1 margin ≤ {metrics.margin_floor:.3g})")
+    if decisive < tol.min_decisive:
+        return Check("top1_agreement", True, agreement, tol.min_top1, judged=False,
+                     detail=f"not judged: {decisive} decisive samples of {total}, fewer than the "
+                            f"{tol.min_decisive} it takes; {within}")
+    assert agreement is not None
+    passed = agreement >= tol.min_top1
+    return Check("top1_agreement", passed, agreement, tol.min_top1, would_pass_at=agreement,
+                 detail=f"{agreement:.3f} {'≥' if passed else '<'} {tol.min_top1} on {decisive} decisive "
+                        f"samples of {total}; {within}")
 
 
 def _accuracy(outputs: list[OutputParity], ref_out: dict, cand_out: dict, cand_spec: IOSpec,
@@ -301,7 +345,7 @@ def _accuracy(outputs: list[OutputParity], ref_out: dict, cand_out: dict, cand_s
     """Accuracy of both on the first class-score output when labels exist."""
     if labels is None:
         return None, None
-    scored = next((o for o in outputs if o.metrics is not None and o.metrics.top1_agreement is not None), None)
+    scored = next((o for o in outputs if o.metrics is not None and o.metrics.class_samples is not None), None)
     if scored is None:
         return None, None
     ref_acc = top1_accuracy(ref_out[scored.reference_name], labels)
@@ -324,8 +368,9 @@ def junit_xml(report: ParityReport) -> str:
     if report.accuracy_check is not None:
         cases.append(("accuracy_drop", report.accuracy_check))
     failures = sum(1 for _, c in cases if not c.passed)
+    skipped = sum(1 for _, c in cases if c.passed and not c.judged)
     suite = ET.Element("testsuite", name=f"edgekit.parity {Path(report.candidate).name}", tests=str(len(cases)),
-                       failures=str(failures), errors="0", skipped="0")
+                       failures=str(failures), errors="0", skipped=str(skipped))
     properties = ET.SubElement(suite, "properties")
     for key, value in (("reference", report.reference), ("candidate", report.candidate),
                        ("profile", report.profile.value), ("data", report.data_source)):
@@ -334,6 +379,8 @@ def junit_xml(report: ParityReport) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"parity.{Path(report.candidate).name}", name=name)
         if not check.passed:
             ET.SubElement(case, "failure", message=check.detail, type=check.name).text = check.detail
+        elif not check.judged:  # too few decisive samples: neither a pass nor a failure
+            ET.SubElement(case, "skipped", message=check.detail)
     root = ET.Element("testsuites", tests=str(len(cases)), failures=str(failures))
     root.append(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
