@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgekit.toolkit.contract.artifact_paths import sidecar_path
+from edgekit.toolkit.contract.errors import option
 from edgekit.toolkit.delegation import delegation_summary
 from edgekit.toolkit.units import human_bytes, human_seconds
 
@@ -131,11 +132,17 @@ def render_inspect(report: InspectReport) -> None:
     console.print(f"  parameters  {params}")
     if report.io_spec is not None:
         # One row per tensor; a column added here shows in both layouts (stacked: one "header value" pair).
-        rows = [[direction, escape(ts.name), _shape(ts), ts.dtype, ts.layout.value, _quant(ts)]
+        rows = [[direction, escape(ts.name), _shape(ts), ts.dtype, _values(ts) if direction == "in" else "",
+                 ts.layout.value, _quant(ts)]
                 for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs))
                 for ts in specs]
-        _emit_table(("", "name", "shape", "dtype", "layout", "quantization"), rows,
+        _emit_table(("", "name", "shape", "dtype", "values", "layout", "quantization"), rows,
                     title=f"I/O contract — source: {report.contract_source}", key=(0, 1))
+        for ts in report.io_spec.inputs:
+            if _integral(ts.dtype):
+                source = ts.domain.source if ts.domain is not None else \
+                    f"not shown by the model: fed 0/1; give {option('input_ranges')} {ts.name}=LOW:HIGH"
+                console.print(f"  values      {escape(ts.name)}: {_values(ts)} — {escape(source)}")
     if details.ops:
         total = sum(details.ops.values())
         shown = list(details.ops.items())[:TOP_OPS]
@@ -156,6 +163,17 @@ def render_inspect(report: InspectReport) -> None:
             console.print(f"  smoke run   [red]failed[/red]: {smoke.error}")
     for warning in report.warnings:
         console.print(f"  [yellow]warning[/yellow]     {warning}")
+
+
+def _values(ts: Any) -> str:
+    """An input's value domain as inspect shows it ("int [0, 120)"); unknown integer domains say so."""
+    if ts.domain is not None:
+        return ts.domain.describe()
+    return "unknown" if _integral(ts.dtype) else ""
+
+
+def _integral(dtype: str) -> bool:
+    return dtype.startswith(("int", "uint")) or dtype == "bool"
 
 
 def _compact(value: Any) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Framework-output logs of the commands tests run stay out of the user's ~/.local/state/edgekit/logs.
+os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-logs-"))
 
 
 @pytest.fixture(scope="session")

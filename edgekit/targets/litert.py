@@ -15,7 +15,7 @@ from edgekit.toolkit.reports import ModelDetails
 
 # Ops that keep their first input's values: an index is walked back through them to the graph input.
 TFLITE_VALUE_PRESERVING = frozenset({"CAST", "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "BROADCAST_TO", "TRANSPOSE",
-                                     "STRIDED_SLICE", "SLICE", "TILE"})
+                                     "STRIDED_SLICE", "SLICE", "TILE", "SELECT", "SELECT_V2"})
 
 
 def _quant_of(details: dict[str, Any]) -> QuantParams | None:
@@ -138,8 +138,11 @@ class LiteRTRuntime(Runtime):
         lookups = []
         for op in plain._get_ops_details():
             ins = [int(i) for i in op["inputs"]]
+            # where(ids < 0, ids + rows, ids), Keras' negative-index wrap before a GATHER: its else-branch
+            # carries the input's own values.
+            data = ins[2:3] if op["op_name"] in ("SELECT", "SELECT_V2") else ins[:1]
             for out in op["outputs"]:
-                producers[int(out)] = (op["op_name"], ins[:1])
+                producers[int(out)] = (op["op_name"], data)
             table, indices = (ins[0], ins[1]) if op["op_name"] == "GATHER" and len(ins) >= 2 else \
                 (ins[1], ins[0]) if op["op_name"] == "EMBEDDING_LOOKUP" and len(ins) >= 2 else (None, None)
             if table is not None and table in tensors and len(tensors[table]["shape"]) >= 1:

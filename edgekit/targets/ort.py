@@ -35,7 +35,7 @@ QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul
              "ConvInteger", "DynamicQuantizeLinear"}
 # Ops that keep their first input's values: an index is walked back through them to the graph input.
 ONNX_VALUE_PRESERVING = frozenset({"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand",
-                                   "Transpose", "Slice", "Tile"})
+                                   "Transpose", "Slice", "Tile", "Where"})
 # RunOptions key (onnxruntime_run_options_config_keys.h): "1" skips the EPs' stream synchronisation at the
 # end of a run; edgekit pins the default, "0", so a timed run ends when the GPU has finished.
 SYNC_RUN_KEY = "disable_synchronize_execution_providers"
@@ -132,8 +132,10 @@ class OnnxRuntime(Runtime):
                 value = next((a.t for a in node.attribute if a.name == "value"), None)
                 if value is not None:
                     shapes[node.output[0]] = list(value.dims)
+            # Where(ids < 0, ids + rows, ids): the negative-index wrap; its else-branch is the input's own values.
+            data = list(node.input[2:3]) if node.op_type == "Where" else list(node.input[:1])
             for out in node.output:
-                producers[out] = (node.op_type, list(node.input[:1]))
+                producers[out] = (node.op_type, data)
         lookups = []
         for node in graph.node:
             if node.op_type == "Gather" and len(node.input) >= 2 and node.input[0] in shapes:
