@@ -345,7 +345,9 @@ def run_matrix(models: Sequence[str], built: dict[str, Path | str], columns: lis
         else:
             jobs.append((model, source, column, route))
     progress = args.work / "cells.jsonl"
-    progress.unlink(missing_ok=True)
+    with progress.open("w") as out:  # what --render needs to draw a run that is still going
+        out.write(json.dumps({"started": run.started, "versions": run.versions}, ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(asdict(cell), ensure_ascii=False) + "\n" for cell in run.cells)
     start = time.perf_counter()
 
     def one(job: tuple[str, Path | str, Column, list[str]]) -> Cell:
@@ -462,7 +464,7 @@ def footer(run: Run) -> str:
     timed = [c.seconds for c in run.cells if c.applicable and c.seconds]
     per_cell = f", {sum(timed) / len(timed):.0f} s per cell on average" if timed else ""
     libraries = ", ".join(f"{name} {version}" for name, version in run.versions.items())
-    stopped = " · interrupted: cells not run are missing" if run.interrupted else ""
+    stopped = " · incomplete: the cells not run are missing" if run.interrupted else ""
     return f"{run.started} · {run.seconds / 60:.1f} min{per_cell}{stopped} · {libraries}"
 
 
@@ -476,6 +478,25 @@ def report(run: Run, *, as_markdown: bool) -> str:
     bullet = "- " if as_markdown else ""
     parts += [bullet + line for line in rates(run)] + ["", footer(run)]
     return "\n".join(parts)
+
+
+def _load_run(path: Path) -> Run:
+    """A --json-out file, or WORK/cells.jsonl of a run still going (or cut short): its table so far."""
+    text = path.read_text()
+    if text.lstrip().startswith("{\n") or '"edgekit_report"' in text.split("\n", 1)[0]:
+        return Run.from_dict(json.loads(text))
+    from coverage_models import MODELS
+
+    from edgekit.toolkit.contract.formats import output_formats
+
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    header = next((row for row in rows if "status" not in row), {})
+    cells = [Cell(**{**c, "route": tuple(c.get("route", ()))}) for c in rows if "status" in c]
+    seen = {(c.to, c.mode) for c in cells if c.applicable}
+    columns = [Column(f.value, m) for f in output_formats() for m in quant_modes() if (f.value, m) in seen]
+    models = [spec.name for spec in MODELS if any(c.model == spec.name for c in cells)]
+    return Run(models, columns, cells, header.get("started", ""), sum(c.seconds for c in cells),
+               header.get("versions", {}), interrupted=True)
 
 
 def versions() -> dict[str, str]:
@@ -543,7 +564,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the converted artifacts")
     parser.add_argument("--json-out", type=Path, help="write the cells as JSON")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
-    parser.add_argument("--render", type=Path, help="print the table of a previous --json-out, run nothing")
+    parser.add_argument("--render", type=Path, help="print the table of a --json-out (or of WORK/cells.jsonl, a run "
+                        "still going), run nothing")
     parser.add_argument("--list", action="store_true", help="list the models and exit")
     parser.add_argument("--build", help=argparse.SUPPRESS)  # child: build these models
     parser.add_argument("--stamp", help=argparse.SUPPRESS)
@@ -560,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         column = Column(_csv(args.routes)[0], _csv(args.modes)[0])
         return _cell_main(args.cell, column, args.work, args.result, args.timeout, args.calibration_samples)
     if args.render:
-        print(report(Run.from_dict(json.loads(args.render.read_text())), as_markdown=args.markdown))
+        print(report(_load_run(args.render), as_markdown=args.markdown))
         return 0
     from coverage_models import MODELS, by_name
 
