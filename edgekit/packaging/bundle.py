@@ -51,9 +51,11 @@ class PackageResult:
 
 def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, name: str | None = None,
             labels: str | os.PathLike[str] | None = None, bench_seconds: float = 0.5,
-            force: bool = False, sign_key: str | os.PathLike[str] | None = None) -> PackageResult:
+            force: bool = False, sign_key: str | os.PathLike[str] | None = None,
+            data: str | os.PathLike[str] | None = None) -> PackageResult:
     """Write the bundle for ``model`` to ``output``; with ``sign_key`` (an Ed25519 private key, PEM PKCS8
-    or OpenSSH, unencrypted) also ``signature.json``, its signature of model.json's bytes."""
+    or OpenSSH, unencrypted) also ``signature.json``, its signature of model.json's bytes. ``data``: a .npz
+    (one array per input name) the golden vectors are taken from (default: the model's own test split)."""
     start = time.perf_counter()
     model, output = Path(model), Path(output)
     sniffed = sniff(model)
@@ -70,7 +72,7 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
     signer = load_private_key(sign_key) if sign_key is not None else None  # a bad key fails before any work
     sidecar = read_sidecar(model)
     label_list = _labels(labels) if labels is not None else list(sidecar.labels if sidecar else ())
-    golden_in, golden_out, golden_source, spec = _goldens(model, sidecar)
+    golden_in, golden_out, golden_source, spec = _goldens(model, sidecar, Path(data) if data is not None else None)
     if label_list and spec.outputs and spec.outputs[0].shape and spec.outputs[0].shape[-1] != len(label_list):
         raise InvalidInputError(f"{labels or model}: {len(label_list)} labels for {spec.outputs[0].shape[-1]} classes",
                                 hint="give one label per output class")
@@ -117,14 +119,14 @@ def _labels(path: str | os.PathLike[str]) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _goldens(model: Path, sidecar: Artifact | None) -> tuple[list[dict[str, np.ndarray]],
-                                                            list[dict[str, np.ndarray]], str, IOSpec]:
+def _goldens(model: Path, sidecar: Artifact | None, data: Path | None
+             ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]], str, IOSpec]:
     """A few real samples (the model's own test split when it has one) and the model's outputs on them."""
     from edgekit.targets import open_runtime
 
     with open_runtime(model, io_hint=sidecar.io_spec if sidecar else None) as runtime:
         spec = runtime.io_spec
-        feeds, source = _golden_inputs(spec, sidecar)
+        feeds, source = _golden_inputs(spec, sidecar, data)
         outputs = []
         for feed in feeds:
             result = runtime.run(feed)
@@ -132,11 +134,19 @@ def _goldens(model: Path, sidecar: Artifact | None) -> tuple[list[dict[str, np.n
     return feeds, outputs, source, spec
 
 
-def _golden_inputs(spec: IOSpec, sidecar: Artifact | None) -> tuple[list[dict[str, np.ndarray]], str]:
+def _golden_inputs(spec: IOSpec, sidecar: Artifact | None, given: Path | None
+                   ) -> tuple[list[dict[str, np.ndarray]], str]:
     from edgekit.targets.bench import to_model_input
-    from edgekit.toolkit.data.datasets import model_inputs_from_npz
+    from edgekit.toolkit.data.datasets import INPUT_KEYS, model_inputs_from_npz
+    from edgekit.toolkit.data.feeds import named_feeds, names_inputs, read_npz, source_names
 
-    data = sidecar.data_path if sidecar is not None else None
+    if given is not None:
+        arrays, aliases = read_npz(given), source_names(sidecar)
+        if names_inputs(arrays, spec, aliases) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+            found = named_feeds(given, spec, limit=GOLDEN_SAMPLES, arrays=arrays, aliases=aliases,
+                                purpose="golden vectors")
+            return list(found.feeds), found.source
+    data = given or (sidecar.data_path if sidecar is not None else None)
     if data is None or not data.is_file() or len(spec.inputs) != 1:
         return [example_feeds(spec, seed=i) for i in range(GOLDEN_SAMPLES)], "seeded random inputs"
     x, _labels, key = model_inputs_from_npz(data, GOLDEN_SAMPLES)
