@@ -12,9 +12,11 @@ new converter or mode shows up here without editing this file. A cell is
     ✅ converted and parity PASS      ❎ converted, parity FAIL (the failing check)
     ❌ failed (exit code, edgekit's one-line error)      — no route for that source, format and mode
 
-A cell runs `edgekit.api.convert(source, to=…, quantize=…, calibration="random" for calibrating modes)` in a
-subprocess with a timeout, so a crash or hang costs one cell; a cell whose output holds a Python traceback
-is flagged (⚠ in the table), whatever its verdict. Each cell's output is kept in WORK/logs/.
+A cell runs `edgekit convert SOURCE --to … --quantize … --json` (with `--calibration random` for calibrating
+modes) as a user would, in its own process with a timeout, so a crash or hang costs one cell. What the
+user's terminal would show is checked: a cell whose output holds a Python traceback is flagged (⚠ in the
+table), whatever its verdict, and lines that are not edgekit's own are counted. Each cell's stderr and
+stdout are kept in WORK/logs/.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Cell:
     exit_code: int | None = None
     seconds: float = 0.0
     traceback_leak: bool = False
-    output_lines: int = 0  # lines the cell's process printed (framework chatter included)
+    output_lines: int = 0  # lines on the user's terminal (stderr) that are not edgekit's own
     route: tuple[str, ...] = ()
     log: str = ""
 
@@ -166,8 +168,8 @@ def _build_in_subprocess(names: Sequence[str], models_dir: Path, stamp: str, tim
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(Path(__file__).resolve()), "--build", ",".join(names), "--work", str(models_dir),
             "--stamp", stamp]
-    with log.open("w") as out:
-        _supervised(argv, out, timeout * len(names))
+    _code, stdout, stderr = _supervised(argv, timeout * len(names))
+    log.write_text(stdout + stderr)
 
 
 def _build_main(names: Sequence[str], models_dir: Path, stamp: str) -> int:
@@ -192,48 +194,70 @@ def _build_main(names: Sequence[str], models_dir: Path, stamp: str) -> int:
 
 def run_cell(model: str, source: Path, column: Column, route: Sequence[str], *, work: Path, timeout: float,
              calibration_samples: int, keep: bool) -> Cell:
-    """Convert in a subprocess; classify from the result file it writes and from its output."""
+    """``edgekit convert`` as a user runs it, in its own process: stdout is its --json result, stderr what the
+    user's terminal shows (kept in WORK/logs/), the exit code the verdict (0 PASS, 1 parity FAIL, else error)."""
     tag = f"{model}.{column.to}.{column.mode}"
-    log, result_file = work / "logs" / f"{tag}.log", work / "cells" / f"{tag}.json"
-    for path in (log, result_file):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    result_file.unlink(missing_ok=True)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--cell", str(source), "--to", column.to,
-            "--modes", column.mode, "--work", str(work / "artifacts"), "--result", str(result_file),
-            "--timeout", str(timeout), "--calibration-samples", str(calibration_samples)]
+    log = work / "logs" / f"{tag}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    from edgekit.toolkit.contract.formats import Format
+    from edgekit.toolkit.contract.options import QuantMode
+
+    mode = QuantMode(column.mode)
+    output = work / "artifacts" / f"{source.stem}{mode.spec.file_tag}{Format(column.to).spec.suffix}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "edgekit", "--timeout", str(timeout), "convert", str(source), "--to", column.to,
+            "--quantize", column.mode, "-o", str(output), "--force", "--json"]
+    if mode.spec.needs_calibration:
+        argv += ["--calibration", "random", "--calibration-samples", str(calibration_samples)]
     start = time.perf_counter()
-    with log.open("w") as out:
-        exit_code = _supervised(argv, out, timeout + KILL_GRACE)
+    exit_code, stdout, stderr = _supervised(argv, timeout + KILL_GRACE)
     seconds = time.perf_counter() - start
-    text = log.read_text(errors="replace")
-    outcome = _read_json(result_file)
-    if not keep and outcome and outcome.get("artifact"):
-        _remove_artifact(Path(outcome["artifact"]))
-    base = Cell(model, column.to, column.mode, FAILED, seconds=round(seconds, 1), traceback_leak=TRACEBACK in text,
-                output_lines=len(text.splitlines()), route=tuple(route), log=str(log))
-    if outcome is None:
-        reason = (f"killed after {timeout + KILL_GRACE:g} s" if exit_code is None
-                  else f"the cell process exited {exit_code} without a result")
-        return replace(base, reason=reason, exit_code=exit_code)
-    return replace(base, status=outcome["status"], reason=outcome.get("reason", ""),
-                   exit_code=outcome.get("exit_code"))
+    log.write_text(f"$ {' '.join(argv)}\n# exit {exit_code}\n# stderr\n{stderr}\n# stdout\n{stdout}\n")
+    if not keep:
+        _remove_artifact(output)
+    foreign = [line for line in stderr.splitlines() if line.strip() and not line.startswith("edgekit:")]
+    base = Cell(model, column.to, column.mode, FAILED, seconds=round(seconds, 1),
+                traceback_leak=TRACEBACK in stderr or TRACEBACK in stdout, output_lines=len(foreign),
+                route=tuple(route), log=str(log), exit_code=exit_code)
+    if exit_code is None:
+        return replace(base, reason=f"killed after {timeout + KILL_GRACE:g} s")
+    result = _json(stdout) if exit_code in (0, 1) else None
+    if result is not None:
+        parity = result.get("parity")
+        base = replace(base, route=tuple(result.get("route", route)))
+        return replace(base, status=PASSED) if exit_code == 0 else \
+            replace(base, status=PARITY_FAILED, reason=_parity_reason(parity))
+    error = next((line for line in stderr.splitlines() if line.startswith("edgekit: error:")), "")
+    return replace(base, reason=_first_line(error.removeprefix("edgekit: error: ") or
+                                            f"exit {exit_code} without an error line"))
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        return data if isinstance(data, dict) else None
+    return None
 
 
 _LIVE: set[subprocess.Popen] = set()  # cell processes running now: killed with their groups if the run stops
 _STOPPING = threading.Event()
 
 
-def _supervised(argv: list[str], out: Any, timeout: float) -> int | None:
-    """The exit code, or None when it ran past ``timeout`` (then its whole process group is killed: edgekit's
-    worker and the converters' own subprocesses go with it)."""
+def _supervised(argv: list[str], timeout: float) -> tuple[int | None, str, str]:
+    """(exit code, stdout, stderr); the code is None when it ran past ``timeout`` (then its whole process group
+    is killed: edgekit's worker and the converters' own subprocesses go with it)."""
     if _STOPPING.is_set():
-        return None
-    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return None, "", ""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                               start_new_session=True)
     _LIVE.add(process)
     try:
-        return process.wait(timeout=timeout)
+        stdout, stderr = process.communicate(timeout=timeout)
+        return process.returncode, stdout, stderr
     except subprocess.TimeoutExpired:
-        return None
+        _kill_group(process)
+        stdout, stderr = process.communicate()
+        return None, stdout, stderr
     finally:
         _kill_group(process)
         _LIVE.discard(process)
@@ -253,43 +277,13 @@ def _remove_artifact(artifact: Path) -> None:
             path.unlink()
 
 
-def _cell_main(source: Path, column: Column, artifacts: Path, result_file: Path, timeout: float,
-               calibration_samples: int) -> int:
-    """Child: one api.convert, its outcome written to ``result_file``. Nothing here prints a traceback: an
-    unexpected exception is recorded as edgekit's internal error, so only leaks from edgekit itself show."""
-    from edgekit import api
-    from edgekit.toolkit.contract.errors import EdgekitError
-    from edgekit.toolkit.contract.formats import Format
-    from edgekit.toolkit.contract.options import QuantMode
-    from edgekit.toolkit.safety.isolation import WorkerInternalError
-
-    artifacts.mkdir(parents=True, exist_ok=True)
-    mode = QuantMode(column.mode)
-    output = artifacts / f"{source.stem}{mode.spec.file_tag}{Format(column.to).spec.suffix}"
-    record: dict[str, Any] = {"artifact": str(output)}
-    try:
-        result = api.convert(source, to=column.to, quantize=column.mode, output=output, force=True,
-                             calibration="random" if mode.spec.needs_calibration else None,
-                             calibration_samples=calibration_samples, timeout=timeout)
-    except EdgekitError as exc:
-        record.update(status=FAILED, exit_code=int(exc.exit_code), reason=exc.one_line())
-    except WorkerInternalError as exc:
-        record.update(status=FAILED, exit_code=70, reason=f"internal error: {exc}", trace=exc.trace)
-    except Exception as exc:  # edgekit's parent side raised something outside its error tree: a bug
-        import traceback
-
-        record.update(status=FAILED, exit_code=70, reason=f"internal error: {type(exc).__name__}: "
-                      f"{_first_line(str(exc))}", trace="".join(traceback.format_exception(exc)))
-    else:
-        record.update(status=PASSED if result.passed else PARITY_FAILED, exit_code=0 if result.passed else 1,
-                      reason="" if result.passed else _parity_reason(result.parity),
-                      route=list(result.artifact.route), seconds=round(result.seconds, 2))
-    result_file.write_text(json.dumps(record))
-    return 0
-
-
-def _parity_reason(parity: Any) -> str:
-    failures = parity.failures() if parity is not None else []
+def _parity_reason(parity: dict[str, Any] | None) -> str:
+    """The first failed check of a parity report (its JSON form), as edgekit's failure line words it."""
+    failures = [f"{o['reference_name']}: {c['name']} {c['detail']}" for o in (parity or {}).get("outputs", [])
+                for c in o["checks"] if not c["passed"]]
+    check = (parity or {}).get("accuracy_check")
+    if check and not check["passed"]:
+        failures.append(f"accuracy_drop {check['detail']}")
     if not failures:
         return "parity FAIL"
     more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -457,6 +451,10 @@ def rates(run: Run) -> list[str]:
                      f"{counts[PARITY_FAILED]} {PARITY_FAILED}, {counts[FAILED]} {FAILED}")
     leaks = sum(1 for c in run.cells if c.traceback_leak)
     lines.append(f"traceback leaks: {leaks} cell(s)")
+    noisy = [c for c in run.cells if c.applicable and c.output_lines]
+    lines.append(f"cells printing lines that are not edgekit's own: {len(noisy)}"
+                 + (f" ({', '.join(f'{c.model} → {c.to} {c.mode}' for c in noisy[:5])}"
+                    f"{', …' if len(noisy) > 5 else ''})" if noisy else ""))
     return lines
 
 
@@ -569,8 +567,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the models and exit")
     parser.add_argument("--build", help=argparse.SUPPRESS)  # child: build these models
     parser.add_argument("--stamp", help=argparse.SUPPRESS)
-    parser.add_argument("--cell", type=Path, help=argparse.SUPPRESS)  # child: convert this source
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -578,9 +574,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.build:
         return _build_main(_csv(args.build), args.work, args.stamp)
-    if args.cell:
-        column = Column(_csv(args.routes)[0], _csv(args.modes)[0])
-        return _cell_main(args.cell, column, args.work, args.result, args.timeout, args.calibration_samples)
     if args.render:
         print(report(_load_run(args.render), as_markdown=args.markdown))
         return 0

@@ -69,5 +69,6 @@ def test_one_real_cell_passes_without_a_traceback(tmp_path):
     assert [(c["to"], c["mode"], c["status"]) for c in cells] == [("onnx", "none", "✅"),
                                                                    ("torchscript", "none", "✅")]
     assert not any(c["traceback_leak"] for c in cells)
+    assert all(c["output_lines"] == 0 for c in cells)  # the user's terminal showed edgekit's lines only
     assert "none/fp16/dynamic: 2/2 ✅ (100%)" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
