@@ -1,10 +1,24 @@
-"""Keras (.keras/.h5) or SavedModel → TFLite with tf.lite.TFLiteConverter, in every quantization mode."""
+"""Keras (.keras/.h5) or SavedModel → TFLite with tf.lite.TFLiteConverter, in every quantization mode.
+
+Recurrent layers (LSTM, GRU, SimpleRNN, ConvLSTM, and Bidirectional wrappers of them) trace to a
+``while`` loop over TensorList ops whose element shape includes the batch. With a dynamic batch the
+converter cannot lower those to builtins and asks for Flex (Select TF) ops, which a plain LiteRT
+runtime lacks. So a recurrent model is converted at batch 1 (the batch every edge app runs): its
+inference call is exported at batch 1 with its own weights; where the sequence length is fixed and not
+too long, its recurrent layers are also unrolled into straight-line builtins (ADD, MUL, LOGISTIC, TANH,
+FULLY_CONNECTED), the only form the int8 quantizer takes. The rewrite is recorded in the step's
+details.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -13,24 +27,127 @@ import numpy as np
 import tensorflow as tf
 
 from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.safety.policy import keras_safe_mode
 
+# Unrolling copies the cell's ops once per step: at 200 LSTM steps the float file is 8x the weights and
+# conversion takes 15 s, at 1000 steps int8 took 90 s and 48 MB. Past this length float modes keep the
+# compact WHILE loop; the int8 family unrolls at any fixed length, since the quantizer crashes
+# (SIGSEGV) on a WHILE loop.
+MAX_UNROLL_STEPS = 256
 
-def tf_converter(step: StepInput) -> tf.lite.TFLiteConverter:
+
+@dataclass(frozen=True)
+class RecurrentPlan:
+    """How a recurrent model is rewritten for TFLite builtins."""
+
+    layers: tuple[str, ...]  # the recurrent layers found, e.g. ("lstm (LSTM)",)
+    steps: int | None  # the fixed sequence length, None where it is dynamic
+    unroll: bool
+
+    def describe(self) -> str:
+        how = f"unrolled over {self.steps} steps" if self.unroll else "kept as a WHILE loop"
+        return f"batch fixed at 1, recurrent layers {how} ({', '.join(self.layers)}); same weights"
+
+
+def _recurrent_layers(model: Any) -> list[Any]:
+    import keras
+
+    # _flatten_layers walks every tracked sublayer: nested models and Bidirectional's two directions.
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.RNN)]
+
+
+def _sequence_length(step: StepInput) -> int | None:
+    """The longest axis 1 of the inputs (time, for sequences and token ids alike) when every input's shape
+    past the batch is fixed; None otherwise (a layer could then see a dynamic length)."""
+    if any(ts.shape is None or not all(isinstance(d, int) for d in ts.shape[1:]) for ts in step.io_spec.inputs):
+        return None
+    lengths = [int(ts.shape[1]) for ts in step.io_spec.inputs if ts.shape is not None and len(ts.shape) >= 2]
+    return max(lengths) if lengths else None
+
+
+def plan_recurrent(layers: list[Any], steps: int | None, mode: QuantMode) -> RecurrentPlan:
+    names = tuple(dict.fromkeys(f"{layer.name} ({type(layer).__name__})" for layer in layers))
+    if mode.spec.needs_calibration and steps is None:
+        raise UsageError(
+            f"{option('quantize', mode.value)}: the recurrent layers {', '.join(names)} have a dynamic sequence "
+            "length, which converts to a TFLite WHILE loop; TFLite's full-integer quantizer crashes on it",
+            hint=f"fix the length, e.g. {option('input_shapes')} NAME=1,STEPS,FEATURES, or use "
+                 f"{option('quantize', 'dynamic')}",
+        )
+    unroll = steps is not None and (steps <= MAX_UNROLL_STEPS or mode.spec.needs_calibration)
+    return RecurrentPlan(names, steps, unroll)
+
+
+def _export_batch_one(model: Any, step: StepInput, plan: RecurrentPlan, directory: Path) -> None:
+    """A SavedModel of the model's inference call at batch 1, the way TFLiteConverter.from_keras_model
+    exports a Keras 3 model, minus ``track(model)``: tracking makes the SavedModel also trace the model's
+    own default signature at its declared (dynamic) shapes, which an unrolled layer cannot take. The
+    endpoint tracks the variables (and lookup tables) it uses by itself."""
+    import keras
+
+    if plan.unroll:
+        for layer in _recurrent_layers(model):
+            layer.unroll = True  # read by RNN.call when the endpoint is traced
+    specs = [tf.TensorSpec((1, *_dims(ts.shape)[1:]), tf.as_dtype(ts.dtype), name=ts.name)
+             for ts in step.io_spec.inputs]
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
+                         input_signature=specs if len(specs) == 1 else [specs])
+    archive.write_out(str(directory), verbose=False)
+
+
+def _dims(shape: tuple[Any, ...] | None) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) else None for d in shape or ())
+
+
+def tf_converter(step: StepInput, report: StepReport, scratch: Path) -> tf.lite.TFLiteConverter:
     if step.format is Format.SAVEDMODEL:
         return tf.lite.TFLiteConverter.from_saved_model(str(step.path))
     import keras
 
     model = keras.saving.load_model(str(step.path), compile=False, safe_mode=keras_safe_mode())
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    recurrent = _recurrent_layers(model)
+    if not recurrent:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    plan = plan_recurrent(recurrent, _sequence_length(step), step.quantize)
+    _export_batch_one(model, step, plan, scratch / "batch1")
+    report.details["rewrite"] = plan.describe()
+    return tf.lite.TFLiteConverter.from_saved_model(str(scratch / "batch1"))
+
+
+_TF_OP = re.compile(r"'tf\.(\w+)' op")
+
+
+def refusal(step: StepInput, exc: Exception) -> BackendError | None:
+    """One line naming the TensorFlow op that TFLite builtins lack, instead of MLIR's diagnostics."""
+    text = str(exc)
+    ops = sorted(set(_TF_OP.findall(text)))
+    if not ops:
+        return None
+    if any(op.startswith("TensorList") for op in ops):
+        hint = ("a recurrent loop at a dynamic batch: convert the .keras model (edgekit fixes its batch at 1), or "
+                "export the SavedModel with a fixed batch (keras.Input(..., batch_size=1))")
+    else:
+        hint = "replace the layer that uses it; edgekit converts to TFLite builtins only (no Flex ops)"
+    return BackendError(f"{step.path.name}: TFLite builtins have no kernel for TensorFlow op(s) {', '.join(ops)}",
+                        hint=hint)
 
 
 class KerasToTFLite(Converter):
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
-        converter = tf_converter(step)
+        with scratch_directory("edgekit-keras-") as scratch:
+            converter = tf_converter(step, report, Path(scratch))
+            flatbuffer = self._convert(converter, step)
+        out.write_bytes(flatbuffer)
+        report.details["converter"] = "tf.lite.TFLiteConverter"
+
+    def _convert(self, converter: tf.lite.TFLiteConverter, step: StepInput) -> bytes:
         mode = step.quantize
         if mode is QuantMode.FP16:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -50,12 +167,19 @@ class KerasToTFLite(Converter):
             if mode is QuantMode.INT8_IO:
                 converter.inference_input_type = tf.int8
                 converter.inference_output_type = tf.int8
-        out.write_bytes(converter.convert())
-        report.details["converter"] = "tf.lite.TFLiteConverter"
+        try:
+            return converter.convert()
+        except Exception as exc:
+            refused = refusal(step, exc)
+            if refused is None:
+                raise
+            raise refused from exc
 
     @staticmethod
-    def _representative(step: StepInput) -> Iterator[list[np.ndarray]]:
+    def _representative(step: StepInput) -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
         assert step.calibration is not None
         names = step.io_spec.input_names
         for feed in step.calibration.feeds:
-            yield [feed[name] for name in names]
+            # A list is matched to the graph's input tensors, whose order need not be the signature's (a
+            # two-input model came out b, a): several inputs go by signature name, the contract's names.
+            yield [feed[names[0]]] if len(names) == 1 else {name: feed[name] for name in names}
