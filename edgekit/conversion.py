@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from edgekit.converters.base import ConvertOptions, StepInput, StepReport
 from edgekit.converters.planning import plan
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
+from edgekit.toolkit.contract.domains import STATED
 from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format, Sniffed, extensions, output_formats, sniff
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, dtype_adaptations, example_feeds, with_domains
@@ -150,8 +151,13 @@ def _validate(source: _Source, staged: Path, options: ConvertOptions, data: str 
     from edgekit.validators.parity import DEFAULT_SAMPLES, validate
     from edgekit.validators.tolerances import profile_for
 
+    # The reference runs at the shapes and value ranges the source was converted at (--input-shape,
+    # --input-range), not at its own symbolic defaults.
+    shapes = {ts.name: ts.shape for ts in source.io_spec.inputs if ts.shape is not None}
+    ranges = {ts.name: (ts.domain.low, ts.domain.high) for ts in source.io_spec.inputs
+              if ts.domain is not None and ts.domain.source == STATED}
     return validate(source.path, staged, data=data, samples=samples or DEFAULT_SAMPLES,
-                    profile=profile_for(options.quantize.value))
+                    profile=profile_for(options.quantize.value), input_shapes=shapes, input_ranges=ranges)
 
 
 def _parity_summary(report: ParityReport) -> dict[str, Any]:

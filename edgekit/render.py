@@ -111,7 +111,7 @@ def _pad(markup: str, width: int) -> str:
 
 
 def _shape(ts: TensorSpec) -> str:
-    return "?" if ts.shape is None else "[" + ", ".join(str(d) for d in ts.shape) + "]"
+    return "?" if ts.shape is None else escape("[" + ", ".join(str(d) for d in ts.shape) + "]")
 
 
 def _quant(ts: TensorSpec) -> str:

@@ -134,6 +134,7 @@ def validate(
     profile: Profile = Profile.AUTO,
     overrides: Overrides | None = None,
     input_ranges: dict[str, tuple[float, float]] | None = None,
+    input_shapes: dict[str, tuple] | None = None,
 ) -> ParityReport:
     from edgekit.targets import open_runtime
 
@@ -143,7 +144,7 @@ def validate(
     ref_sidecar = read_sidecar(reference) if reference.is_file() else None
     cand_sidecar = read_sidecar(candidate) if candidate.is_file() else None
     with open_runtime(reference, io_hint=ref_sidecar.io_spec if ref_sidecar else None,
-                      input_ranges=input_ranges) as ref_rt, \
+                      input_ranges=input_ranges, input_shapes=input_shapes) as ref_rt, \
             open_runtime(candidate, io_hint=cand_sidecar.io_spec if cand_sidecar else None) as cand_rt:
         chosen = _profile(profile, cand_sidecar, cand_rt)
         inputs, labels, source = _inputs(ref_rt.io_spec, ref_sidecar, cand_sidecar, data, samples)
