@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 PathLike = str | os.PathLike[str]
 Shapes = Mapping[str, Sequence["Dim"]] | None
+Ranges = Mapping[str, tuple[float, float]] | None  # input name → (low, high), as --input-range NAME=LOW:HIGH
 
 
 def _run(phase: str, work: Callable[[], T], *, trust: bool, timeout: float | None, memory_limit_mb: int | None,
@@ -66,11 +67,21 @@ def _value(vocabulary: type, value: Any, name: str, allowed: Iterable[Any] | Non
     return vocabulary(str(value))
 
 
+def _ranges(input_ranges: Ranges) -> dict[str, tuple[float, float]]:
+    """``{"input_ids": (0, 30522)}``: integers take [low, high), reals [low, high]."""
+    ranges = {}
+    for name, bounds in (input_ranges or {}).items():
+        low, high = bounds
+        ranges[str(name)] = (float(low), float(high))
+    return ranges
+
+
 def _shapes(input_shapes: Shapes) -> dict[str, tuple[Dim, ...]]:
     return {name: tuple(dims) for name, dims in (input_shapes or {}).items()}
 
 
-def inspect_model(path: PathLike, *, input_shapes: Shapes = None, smoke_run: bool = True, trust: bool = False,
+def inspect_model(path: PathLike, *, input_shapes: Shapes = None, smoke_run: bool = True,
+                  input_ranges: Ranges = None, trust: bool = False,
                   timeout: float | None = None, memory_limit_mb: int | None = None,
                   isolate: bool = True) -> InspectReport:
     """What a model is: format, I/O contract, ops, size; one inference on seeded inputs unless ``smoke_run``
@@ -78,14 +89,17 @@ def inspect_model(path: PathLike, *, input_shapes: Shapes = None, smoke_run: boo
     from edgekit.inspection import inspect_model as inspect
 
     shapes = _shapes(input_shapes)
-    return _run(f"inspecting {path}", lambda: inspect(path, input_shapes=shapes, smoke_run=smoke_run),
+    ranges = _ranges(input_ranges)
+    return _run(f"inspecting {path}", lambda: inspect(path, input_shapes=shapes, smoke_run=smoke_run,
+                                                      input_ranges=ranges),
                 trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
 def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "none",
             calibration: str | None = None, calibration_samples: int = 100, output: PathLike | None = None,
             force: bool = False, via: Format | str | None = None, nhwc: bool = False, script: bool = False,
-            opset: int | None = None, input_shapes: Shapes = None, validate: bool = True, trust: bool = False,
+            opset: int | None = None, input_shapes: Shapes = None, input_ranges: Ranges = None,
+            data: str | None = None, validate: bool = True, trust: bool = False,
             timeout: float | None = None, memory_limit_mb: int | None = None,
             isolate: bool = True) -> ConversionResult:
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
@@ -98,12 +112,12 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
                              script, opset, validate)
     to_format = _value(Format, to, "to", output_formats())
     via_format = _value(Format, via, "via") if via is not None else None
-    shapes = _shapes(input_shapes)
+    shapes, ranges = _shapes(input_shapes), _ranges(input_ranges)
 
     def work() -> ConversionResult:
         with _factory_as_file(str(source), shapes) as path:
             return convert_model(path, to_format, options, output=output, force=force, via=via_format,
-                                 input_shapes=shapes)
+                                 input_shapes=shapes, input_ranges=ranges, validation_data=data)
 
     return _run(f"converting {source} to {to_format.value}", work, trust=trust, timeout=timeout,
                 memory_limit_mb=memory_limit_mb, isolate=isolate)
@@ -125,8 +139,8 @@ def _factory_as_file(model: str, shapes: dict[str, tuple[Dim, ...]]) -> Iterator
 
 def validate(reference: PathLike, candidate: PathLike, *, data: str | None = None, samples: int = 500,
              profile: str = "auto", atol: float | Mapping[str, float] | None = None,
-             rtol: float | Mapping[str, float] | None = None, trust: bool = False, timeout: float | None = None,
-             memory_limit_mb: int | None = None, isolate: bool = True) -> ParityReport:
+             rtol: float | Mapping[str, float] | None = None, input_ranges: Ranges = None, trust: bool = False,
+             timeout: float | None = None, memory_limit_mb: int | None = None, isolate: bool = True) -> ParityReport:
     """Numerical parity of ``candidate`` against ``reference`` on identical real inputs (the model's own test
     split by default, else ``data``: digits, FILE.npz, IMAGE_DIR or random). ``profile``: auto (from the
     candidate's precision), fp32, fp16, dynamic or int8; ``atol``/``rtol``: one value for every output or a
@@ -135,9 +149,10 @@ def validate(reference: PathLike, candidate: PathLike, *, data: str | None = Non
     from edgekit.validators.tolerances import Profile
 
     chosen = _value(Profile, profile, "profile", [p.value for p in Profile])
-    overrides = _overrides(atol, rtol)
+    overrides, ranges = _overrides(atol, rtol), _ranges(input_ranges)
     return _run(f"validating {candidate} against {reference}", lambda: validate_models(
-        reference, candidate, data=data, samples=samples, profile=chosen, overrides=overrides),
+        reference, candidate, data=data, samples=samples, profile=chosen, overrides=overrides,
+        input_ranges=ranges),
         trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
@@ -162,7 +177,8 @@ def _overrides(atol: float | Mapping[str, float] | None, rtol: float | Mapping[s
 
 def bench(models: Iterable[PathLike], *, device: Device | str | None = None, threads: Iterable[int] | None = None,
           target: str | None = None, warmup: int = 10, runs: int = 100, min_seconds: float = 1.0,
-          data: str | None = None, cpus: Iterable[int] | None = None, trust: bool = False,
+          data: str | None = None, cpus: Iterable[int] | None = None, input_ranges: Ranges = None,
+          trust: bool = False,
           timeout: float | None = None, memory_limit_mb: int | None = None, isolate: bool = True) -> BenchReport:
     """On-device-style latency of each model at each thread count: warmed up, at least ``runs`` runs and
     ``min_seconds``, percentiles, load time, RSS and delegation. ``target``: a device profile
@@ -176,8 +192,9 @@ def bench(models: Iterable[PathLike], *, device: Device | str | None = None, thr
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, cpus=pins)
     paths = [str(m) for m in models]
     counts = list(threads) if threads is not None else None
+    ranges = _ranges(input_ranges)
     return _run("benchmarking", lambda: bench_models(paths, options=options, threads=counts, profile=chosen,
-                                                     data=data, device=device),
+                                                     data=data, device=device, input_ranges=ranges),
                 trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
@@ -269,15 +286,17 @@ def keygen(output: PathLike, *, force: bool = False) -> KeyPair:
 
 
 def package(model: PathLike, *, output: PathLike, name: str | None = None, labels: PathLike | None = None,
-            bench_seconds: float = 0.5, sign_key: PathLike | None = None, force: bool = False, trust: bool = False,
+            bench_seconds: float = 0.5, sign_key: PathLike | None = None, data: PathLike | None = None,
+            force: bool = False, trust: bool = False,
             timeout: float | None = None, memory_limit_mb: int | None = None, isolate: bool = True) -> PackageResult:
-    """A mobile bundle (.zip) of a .tflite, .pte or .onnx: the model, model.json, goldens, labels, USAGE.md;
-    signed with ``sign_key`` (Ed25519) when given."""
+    """A mobile bundle (.zip) of a .tflite, .pte or .onnx: the model, model.json, goldens (from ``data``, a .npz
+    with one array per input name, else the model's own test split), labels, USAGE.md; signed with
+    ``sign_key`` (Ed25519) when given."""
     from edgekit.packaging import package as package_model
 
     return _run(f"packaging {model}", lambda: package_model(model, output, name=name, labels=labels,
                                                              bench_seconds=bench_seconds, force=force,
-                                                             sign_key=sign_key),
+                                                             sign_key=sign_key, data=data),
                 trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
@@ -312,16 +331,29 @@ def import_model(source: str, *, output: PathLike, input_shapes: Shapes = None, 
 
 def train(*, framework: str, arch: str, output: PathLike, data: str = "digits", epochs: int | None = None,
           seed: int = 0, batch_size: int = 32, learning_rate: float | None = None, image_size: int | None = None,
-          force: bool = False, on_epoch: Callable[[Any], None] | None = None) -> TrainResult:
-    """Train a small real model offline (digits or an .npz) in torch or keras: mlp, cnn or mobilenetv2."""
+          force: bool = False, on_epoch: Callable[[Any], None] | None = None, timeout: float | None = None,
+          memory_limit_mb: int | None = None, isolate: bool = True) -> TrainResult:
+    """Train a small real model offline (digits or an .npz) in torch or keras: mlp, cnn or mobilenetv2.
+
+    Runs in an isolated worker like the other commands: past ``memory_limit_mb`` (default 80% of RAM) it
+    stops with exit 6 rather than meeting the kernel's OOM killer. ``on_epoch`` is called in this process.
+    No default timeout: training time is the caller's choice of epochs and data, not a hang."""
+    from dataclasses import replace
+
     from edgekit.models import Arch, Framework
+    from edgekit.toolkit.safety.isolation import Limits, report_progress, run_isolated
     from edgekit.training import TrainOptions
     from edgekit.training import train as train_model
 
     options = TrainOptions(_value(Framework, framework, "framework", [f.value for f in Framework]),
                            _value(Arch, arch, "arch", [a.value for a in Arch]), data, epochs, seed, batch_size,
                            learning_rate, image_size)
-    return train_model(options, output, force=force, on_epoch=on_epoch or (lambda _stats: None))
+    limits = replace(Limits.defaults(timeout=timeout, memory_mb=memory_limit_mb), timeout=timeout)
+    if not isolate:
+        return train_model(options, output, force=force, on_epoch=on_epoch or (lambda _stats: None))
+    return run_isolated(lambda: train_model(options, output, force=force, on_epoch=report_progress),
+                        phase_name=f"training {options.arch} in {options.framework}", limits=limits,
+                        on_progress=on_epoch)
 
 
 def exit_code(result: Any) -> int:

@@ -22,7 +22,7 @@ from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, UsageError, first_line, speaking_as_cli
 from edgekit.toolkit.contract.formats import output_formats
 from edgekit.toolkit.contract.options import Device, Layout, QuantMode, quant_mode_help
-from edgekit.toolkit.stdio import framework_output_to_stderr
+from edgekit.toolkit.stdio import framework_output_to_log, to_user
 from edgekit.validators.tolerances import Profile
 
 EXIT_CODES_HELP = (
@@ -48,9 +48,16 @@ app = typer.Typer(
 
 class _State:
     debug = False
+    verbose = False
     trust = False
     timeout: float | None = None
     memory_limit: int | None = None
+
+
+def _frameworks_quiet(command: str) -> Any:
+    """The frameworks' output while a command works (TF/absl logs, C++ stderr, warnings, logged tracebacks):
+    to a per-run log named in one line on stderr, or left on stderr with --verbose; stdout stays clean."""
+    return framework_output_to_log(command, verbose=_State.verbose)
 
 
 def _limits() -> dict[str, Any]:
@@ -59,6 +66,15 @@ def _limits() -> dict[str, Any]:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _log_note(exc: BaseException) -> str:
+    """Where the failed command's framework output went (``framework_output_to_log``), for its one error line;
+    with --debug it gets a line of its own above the traceback."""
+    log = getattr(exc, "framework_log", None)
+    if log and _State.debug:
+        typer.echo(f"edgekit: framework output → {log}", err=True)
+    return f" [framework output: {log}]" if log else ""
 
 
 def handle_errors(command: F) -> F:
@@ -70,23 +86,28 @@ def handle_errors(command: F) -> F:
             with speaking_as_cli():
                 return command(*args, **kwargs)
         except EdgekitError as exc:
+            note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo(f"edgekit: error: {exc.one_line()}", err=True)
+            typer.echo(f"edgekit: error: {exc.one_line()}{note}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo("edgekit: interrupted (outputs in progress were removed)", err=True)
+            typer.echo(f"edgekit: interrupted (outputs in progress were removed){note}", err=True)
             raise typer.Exit(130) from None
-        except MemoryError:
+        except MemoryError as exc:
+            note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo("edgekit: error: out of memory (fix: use a smaller model or input, or free memory)", err=True)
+            typer.echo(f"edgekit: error: out of memory (fix: use a smaller model or input, or free memory){note}",
+                       err=True)
             raise typer.Exit(int(ExitCode.RESOURCE_LIMIT)) from None
         except Exception as exc:  # a bug in edgekit or an unexpected framework failure
+            note = _log_note(exc)
             if _State.debug:
                 trace = getattr(exc, "trace", None)  # from an isolated worker
                 if trace:
@@ -94,7 +115,7 @@ def handle_errors(command: F) -> F:
                 raise
             typer.echo(
                 f"edgekit: internal error: {type(exc).__name__}: {first_line(exc)} "
-                "(rerun with --debug for the traceback)",
+                f"(rerun with --debug for the traceback){note}",
                 err=True,
             )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
@@ -151,6 +172,9 @@ def _main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
                                  callback=_version_callback),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the frameworks' own output (TF/absl logs, "
+                                 "warnings, native stderr) on stderr instead of in a per-run log (named when "
+                                 "written; in $EDGEKIT_LOG_DIR, default ~/.local/state/edgekit/logs)."),
     trust: bool = typer.Option(False, "--trust", help="Load models whose code the loading policy refuses (Keras "
                                "Lambda/custom layers, TorchScript and .pt2 code, ONNX external data outside the "
                                "model's directory), with a warning. Pickles and native code stay refused."),
@@ -164,8 +188,13 @@ def _main(
     if memory_limit is not None and memory_limit < 1:
         raise typer.BadParameter(f"must be ≥ 1 MiB, got {memory_limit}", param_hint="--memory-limit")
     _State.debug, _State.trust, _State.timeout, _State.memory_limit = debug, trust, timeout, memory_limit
+    _State.verbose = verbose
 
 
+
+
+_RANGE_HELP = ("Values an input takes where the model does not show them (repeatable): integers [LOW, HIGH), "
+               "e.g. input_ids=0:30522; reals [LOW, HIGH].")
 
 
 @app.command()
@@ -201,6 +230,7 @@ def inspect(
         help="Input shape where the format does not record one (repeatable), e.g. x=1,3,32,32.",
     ),
     run: bool = typer.Option(True, "--run/--no-run", help="Run one inference on seeded inputs to prove it runs."),
+    input_range: list[str] = typer.Option([], "--input-range", metavar="NAME=LOW:HIGH", help=_RANGE_HELP),
 ) -> None:
     """What a model is: format, I/O contract, ops, size.
 
@@ -209,10 +239,12 @@ def inspect(
     """
     from edgekit.api import inspect_model
     from edgekit.render import render_inspect
+    from edgekit.toolkit.contract.domains import parse_input_ranges
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
-    with framework_output_to_stderr():
-        report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run, **_limits())
+    with _frameworks_quiet("inspect"):
+        report = inspect_model(model, input_shapes=parse_input_shapes(input_shape), smoke_run=run,
+                               input_ranges=parse_input_ranges(input_range), **_limits())
     if json_out:
         typer.echo(jsonio.dumps(report.to_dict()))
     else:
@@ -239,16 +271,23 @@ def train(
 ) -> None:
     """Train a small real model offline (digits or your .npz).
 
-    Writes the model, <model>.data.npz (calibration and test splits, preprocessed, with labels) and the
-    sidecar with the I/O contract, labels, preprocessing and test accuracy.
+    Writes the model, <model>.data.npz (calibration and test splits, preprocessed, with labels; at most
+    256 MiB of inputs each) and the sidecar with the I/O contract, labels, preprocessing and test accuracy.
+    Inputs are resized batch by batch, and training runs in a worker under --memory-limit (exit 6 when
+    exceeded); --timeout applies only when given.
     """
     from edgekit.api import train as train_model
     from edgekit.render import render_epoch, render_train
 
-    with framework_output_to_stderr():  # epoch progress goes to stderr with the frameworks' own output
+    def on_epoch(stats: Any) -> None:  # epoch progress reaches stderr; the frameworks' output goes to the log
+        with to_user():
+            render_epoch(stats)
+
+    with _frameworks_quiet("train"):
         result = train_model(framework=framework.value, arch=arch.value, output=output, data=data, epochs=epochs,
                              seed=seed, batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,
-                             force=force, on_epoch=None if json_out else render_epoch)
+                             force=force, on_epoch=None if json_out else on_epoch,
+                             timeout=_State.timeout, memory_limit_mb=_State.memory_limit)
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
@@ -280,6 +319,9 @@ def convert(
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset version."),
     input_shape: list[str] = typer.Option([], "--input-shape", metavar="NAME=D1,D2,…",
                                           help="Input shapes where the source records none."),
+    input_range: list[str] = typer.Option([], "--input-range", metavar="NAME=LOW:HIGH", help=_RANGE_HELP),
+    data: str | None = typer.Option(None, "--data", help="Parity data: FILE.npz (one array per input name), "
+                                    "digits, IMAGE_DIR or random; default: the model's own test split."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check parity against the original "
                                   "(default); a FAIL keeps the artifact, marked failed, and exits 1."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -291,13 +333,15 @@ def convert(
     """
     from edgekit.api import convert as convert_model
     from edgekit.render import render_convert
+    from edgekit.toolkit.contract.domains import parse_input_ranges
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
-    with framework_output_to_stderr():
+    with _frameworks_quiet("convert"):
         result = convert_model(model, to=to, quantize=quantize, calibration=calibration,
                                calibration_samples=calibration_samples, output=output, force=force, via=via,
                                nhwc=nhwc, script=script, opset=opset, input_shapes=parse_input_shapes(input_shape),
-                               validate=validate, **_limits())
+                               input_ranges=parse_input_ranges(input_range), data=data, validate=validate,
+                               **_limits())
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
@@ -327,9 +371,11 @@ def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 def validate(
     reference: Path = typer.Argument(..., show_default=False, help="The original model."),
     candidate: Path = typer.Argument(..., show_default=False, help="The converted model."),
-    data: str | None = typer.Option(None, "--data", help="digits, FILE.npz (test_x/test_y, or x/y), IMAGE_DIR or "
-                                    "random; default: the model's own test split from train/import."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz (one array per input name, optional labels; "
+                                    "or test_x/test_y), digits, IMAGE_DIR or random; default: the model's own test "
+                                    "split from train/import."),
     samples: int = typer.Option(500, "--samples", help="At most this many samples."),
+    input_range: list[str] = typer.Option([], "--input-range", metavar="NAME=LOW:HIGH", help=_RANGE_HELP),
     profile: Profile = typer.Option(Profile.AUTO, "--profile", help="auto (from the candidate's precision), fp32, "
                                     "fp16, dynamic or int8."),
     atol: list[str] = typer.Option([], "--atol", metavar="[NAME=]X", help="Elementwise absolute tolerance, for all "
@@ -344,18 +390,20 @@ def validate(
     """Numerical parity of a converted model against its original: PASS (exit 0) or FAIL (exit 1).
 
     Both models run on identical real inputs; per output: max/mean/p99 absolute error, max relative
-    error, cosine, SNR, top-1/top-5 agreement, non-finite counts, and accuracy of both with labels.
+    error, cosine, SNR, top-1/top-5 agreement (on decisive samples), non-finite counts, and accuracy of both
+    with labels.
     """
     from edgekit.api import validate as validate_models
     from edgekit.render import render_parity
+    from edgekit.toolkit.contract.domains import parse_input_ranges
     from edgekit.toolkit.fsutil import write_bytes_atomic
     from edgekit.validators.tolerances import parse_tolerances
 
     _check_outputs(force, json_file, junit_file)
-    with framework_output_to_stderr():
+    with _frameworks_quiet("validate"):
         report = validate_models(reference, candidate, data=data, samples=samples, profile=profile.value,
                                  atol=parse_tolerances("atol", atol), rtol=parse_tolerances("rtol", rtol),
-                                 **_limits())
+                                 input_ranges=parse_input_ranges(input_range), **_limits())
     if json_out:
         typer.echo(jsonio.dumps(report.to_dict()))
     else:
@@ -379,7 +427,9 @@ def bench(
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs first (reported)."),
     runs: int = typer.Option(100, "--runs", help="At least this many timed runs …"),
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="… and at least this many seconds of them."),
-    data: str | None = typer.Option(None, "--data", help="FILE.npz or random; default: the model's own test data."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz (one array per input name) or random; default: "
+                                    "the model's own test data."),
+    input_range: list[str] = typer.Option([], "--input-range", metavar="NAME=LOW:HIGH", help=_RANGE_HELP),
     cpus: str | None = typer.Option(None, "--cpus", help="Pin to these CPUs, e.g. 0,1."),
     json_out: bool = typer.Option(False, "--json", help="Print the report (versioned JSON) on stdout."),
     json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the report (versioned "
@@ -394,12 +444,14 @@ def bench(
     """
     from edgekit.api import bench as bench_models
     from edgekit.render import render_bench
+    from edgekit.toolkit.contract.domains import parse_input_ranges
 
     _check_outputs(force, json_file)
-    with framework_output_to_stderr():
+    with _frameworks_quiet("bench"):
         report = bench_models(models, device=device, threads=_numbers("threads", threads, int), target=target,
                               warmup=warmup, runs=runs, min_seconds=min_seconds, data=data,
-                              cpus=_numbers("cpus", cpus, int), **_limits())
+                              cpus=_numbers("cpus", cpus, int), input_ranges=parse_input_ranges(input_range),
+                              **_limits())
     if json_out:
         typer.echo(jsonio.dumps(report.to_dict()))
     else:
@@ -509,6 +561,8 @@ def package(
     public_key: Path | None = typer.Option(None, "--public-key", metavar="KEY.pub.pem", help="With --verify: "
                                            "require a valid signature by this Ed25519 public key (PEM or OpenSSH). "
                                            "Without it, verification proves internal consistency, not origin."),
+    data: Path | None = typer.Option(None, "--data", help="Golden vectors from this FILE.npz (one array per "
+                                     "input name); default: the model's own test split, else seeded random."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
     json_out: bool = typer.Option(False, "--json", help="Print model.json (or the verification) as JSON."),
 ) -> None:
@@ -524,7 +578,7 @@ def package(
         if model is not None or output is not None or sign is not None:
             raise UsageError("--verify takes only the bundle (and --public-key)",
                              hint="edgekit package --verify BUNDLE.zip [--public-key KEY.pub.pem]")
-        with framework_output_to_stderr():
+        with _frameworks_quiet("package-verify"):
             verified = api.verify_bundle(verify_bundle, public_key=public_key, **_limits())
         if json_out:
             typer.echo(jsonio.dumps(verification_dict(verified)))
@@ -539,9 +593,9 @@ def package(
     if model is None or output is None:
         raise UsageError("package needs MODEL and -o BUNDLE.zip (or --verify BUNDLE.zip)",
                          hint="edgekit package model.tflite -o model.zip")
-    with framework_output_to_stderr():
+    with _frameworks_quiet("package"):
         result = api.package(model, output=output, name=name, labels=labels, bench_seconds=bench_seconds,
-                             sign_key=sign, force=force, **_limits())
+                             sign_key=sign, data=data, force=force, **_limits())
     if json_out:
         typer.echo(jsonio.dumps(result.manifest))
     else:
@@ -594,7 +648,7 @@ def import_(
     from edgekit.render import render_import
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
-    with framework_output_to_stderr():
+    with _frameworks_quiet("import"):
         result = import_model(source, output=output, input_shapes=parse_input_shapes(input_shape), weights=weights,
                               labels=labels, scale=scale, mean=_numbers("mean", mean, float),
                               std=_numbers("std", std, float), layout=layout, seed=seed, force=force, **_limits())
