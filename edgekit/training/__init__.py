@@ -4,6 +4,12 @@ torch models are saved as a torch.export program (``.pt2``, batch 1, NCHW), Kera
 (NHWC). Beside the model: ``<model>.data.npz`` (calibration and test inputs, already preprocessed, with
 labels) and the sidecar, so later steps (calibration, parity) use real data by default. The three files
 appear together or not at all.
+
+Model inputs are made batch by batch from the raw images (``batches.LazyImages``), so memory stays near
+one batch of inputs at the training resolution whatever the data set's size. For the same reason the data
+file holds at most ``SAVED_SPLIT_BYTES`` of inputs per split (the first samples of the shuffled split;
+parity and calibration use at most a few hundred), and the sidecar's preprocessing recipe remakes any
+input from a raw image.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from edgekit.toolkit.contract.iospec import IOSpec, Layout
 from edgekit.toolkit.data.datasets import Preprocessing, Splits, fit_preprocessing, load_dataset, stratified_split
 from edgekit.toolkit.fsutil import atomic_paths, check_writable_target, sha256_of
 from edgekit.toolkit.sysinfo import package_versions
+from edgekit.training.batches import LazyImages, write_npz
 from edgekit.training.types import EpochStats
 from edgekit.validators.metrics import top1_accuracy
 
@@ -35,6 +42,9 @@ FORMAT = {Framework.TORCH: Format.TORCH_EXPORTED, Framework.KERAS: Format.KERAS}
 LAYOUT = {Framework.TORCH: Layout.NCHW, Framework.KERAS: Layout.NHWC}
 # The saved artifact must reproduce the in-memory model on the test images to this tolerance.
 SAVE_CHECK_ATOL = 1e-4
+# Model inputs kept per split in <model>.data.npz: all 360 digits test images at 224² RGB (216 MB, a few MB
+# compressed), while a large data set at that size keeps ~440 (parity uses up to 500, calibration 100).
+SAVED_SPLIT_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -116,25 +126,29 @@ def train(
     extras.require((*needs, *(("sklearn",) if options.data == "digits" else ())), f"training in {options.framework}")
     dataset = load_dataset(options.data)
     splits = stratified_split(dataset, options.seed)
-    prep, (x_train, x_cal, x_test) = _preprocess(options, splits, dataset.scale)
+    prep = _preprocessing(options, splits, dataset.scale)
+    train_part, cal_part, test_part = (LazyImages(*part, prep) for part in (splits.train, splits.calibration,
+                                                                             splits.test))
+    sample_shape = train_part.sample_shape
     backend = importlib.import_module(f"edgekit.training.{options.framework}_backend")
     zoo = importlib.import_module(f"edgekit.models.{options.framework}_zoo")
     model = zoo.build(options.arch, channels=prep.channels, size=prep.size, classes=dataset.num_classes,
                       seed=options.seed)
     history = backend.fit(
-        model, (x_train, splits.train[1]), (x_cal, splits.calibration[1]),
-        epochs=options.resolved_epochs, batch_size=options.batch_size,
+        model, train_part, cal_part, epochs=options.resolved_epochs, batch_size=options.batch_size,
         learning_rate=options.resolved_learning_rate, seed=options.seed, on_epoch=on_epoch,
     )
-    test_logits = backend.predict(model, x_test)
+    test_logits = backend.predict(model, test_part)
     test_accuracy = top1_accuracy(test_logits, splits.test[1])
+    saved = {name: part.head(max(1, SAVED_SPLIT_BYTES // train_part.sample_bytes))
+             for name, part in (("calibration", cal_part), ("test", test_part))}
     with atomic_paths(model_path, data_path, sidecar_path(model_path), force=force) as (tmp_model, tmp_data, tmp_side):
-        backend.save(model, tmp_model, (1, *x_train.shape[1:]))
-        np.savez_compressed(
-            tmp_data, calibration_x=x_cal, calibration_y=splits.calibration[1], test_x=x_test,
-            test_y=splits.test[1], labels=np.array(dataset.class_names),
-        )
-        io_spec = _check_saved(tmp_model, x_test[:8], test_logits[:8], prep.layout)
+        backend.save(model, tmp_model, (1, *sample_shape))
+        write_npz(tmp_data, {
+            "calibration_x": saved["calibration"], "calibration_y": saved["calibration"].labels,
+            "test_x": saved["test"], "test_y": saved["test"].labels, "labels": np.array(dataset.class_names),
+        })
+        io_spec = _check_saved(tmp_model, test_part.take(slice(0, 8)), test_logits[:8], prep.layout)
         artifact = Artifact(
             path=model_path, format=FORMAT[options.framework], io_spec=io_spec, sha256=sha256_of(tmp_model),
             route=("edgekit.train", str(options.framework)),
@@ -143,21 +157,21 @@ def train(
                      "learning_rate": options.resolved_learning_rate},
             versions={k: v for k, v in package_versions().items() if v},
             labels=dataset.class_names, preprocessing=prep, data=data_path.name, data_sha256=sha256_of(tmp_data),
-            metrics={"test_accuracy": test_accuracy, "test_samples": len(x_test),
+            metrics={"test_accuracy": test_accuracy, "test_samples": len(test_part),
                      "calibration_accuracy": history[-1].val_accuracy if history else None},
-            extra={"history": [h.to_dict() for h in history]},
+            extra={"history": [h.to_dict() for h in history],
+                   "data_samples": {name: len(part) for name, part in saved.items()}},
         )
         tmp_side.write_text(artifact.sidecar_text())
-    return TrainResult(artifact, test_accuracy, len(x_test), tuple(history), time.perf_counter() - start)
+    return TrainResult(artifact, test_accuracy, len(test_part), tuple(history), time.perf_counter() - start)
 
 
-def _preprocess(options: TrainOptions, splits: Splits, scale: float) -> tuple[Preprocessing, list[np.ndarray]]:
+def _preprocessing(options: TrainOptions, splits: Splits, scale: float) -> Preprocessing:
     images = splits.train[0]
     native_size = images.shape[1:3]
     native_channels = 1 if images.ndim == 3 else images.shape[3]
     size, channels = input_geometry(options.arch, native_size, native_channels, options.image_size)
-    prep = fit_preprocessing(images, scale=scale, layout=LAYOUT[options.framework], size=size, channels=channels)
-    return prep, [prep.apply(part[0]) for part in (splits.train, splits.calibration, splits.test)]
+    return fit_preprocessing(images, scale=scale, layout=LAYOUT[options.framework], size=size, channels=channels)
 
 
 def _check_saved(path: Path, images: np.ndarray, expected: np.ndarray, layout: Layout) -> IOSpec:

@@ -1,4 +1,8 @@
-"""Training, prediction and saving for PyTorch models (saved as a torch.export ExportedProgram)."""
+"""Training, prediction and saving for PyTorch models (saved as a torch.export ExportedProgram).
+
+Inputs are made per batch from the raw images (``LazyImages``): no full copy of a split at the training
+resolution is ever held.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekit.training.batches import LazyImages
 from edgekit.training.types import EpochStats
 from edgekit.validators.metrics import top1_accuracy
 
 
 def fit(
     model: nn.Module,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    train: LazyImages,
+    validation: LazyImages,
     *,
     epochs: int,
     batch_size: int,
@@ -27,7 +32,7 @@ def fit(
 ) -> list[EpochStats]:
     torch.manual_seed(seed)
     order_rng = np.random.default_rng(seed)
-    x_train, y_train = torch.from_numpy(train[0]), torch.from_numpy(train[1])
+    y_train = torch.from_numpy(train.labels)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
     loss_fn = nn.CrossEntropyLoss()
@@ -36,9 +41,10 @@ def fit(
         start = time.perf_counter()
         model.train()
         total_loss, correct = 0.0, 0
-        order = torch.from_numpy(order_rng.permutation(len(x_train)))
-        for batch in order.split(batch_size):
-            images, targets = x_train[batch], y_train[batch]
+        order = order_rng.permutation(len(train))
+        for begin in range(0, len(order), batch_size):
+            batch = order[begin: begin + batch_size]
+            images, targets = torch.from_numpy(train.take(batch)), y_train[torch.from_numpy(batch)]
             optimizer.zero_grad()
             logits = model(images)
             loss = loss_fn(logits, targets)
@@ -47,8 +53,8 @@ def fit(
             total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == targets).sum())
         schedule.step()
-        val_accuracy = top1_accuracy(predict(model, validation[0]), validation[1])
-        stats = EpochStats(epoch, epochs, total_loss / len(x_train), correct / len(x_train), val_accuracy,
+        val_accuracy = top1_accuracy(predict(model, validation), validation.labels)
+        stats = EpochStats(epoch, epochs, total_loss / len(train), correct / len(train), val_accuracy,
                            time.perf_counter() - start)
         history.append(stats)
         on_epoch(stats)
@@ -56,11 +62,10 @@ def fit(
     return history
 
 
-def predict(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model: nn.Module, images: LazyImages) -> np.ndarray:
     model.eval()
     with torch.inference_mode():
-        return np.concatenate([model(torch.from_numpy(chunk)).numpy() for chunk in _chunks(images, batch_size)])
-
+        return np.concatenate([model(torch.from_numpy(chunk)).numpy() for chunk in images.chunks()])
 
 
 def save(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:
@@ -68,7 +73,3 @@ def save(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:
     model.eval()
     example = (torch.zeros(input_shape, dtype=torch.float32),)
     torch.export.save(torch.export.export(model, example), str(path))
-
-
-def _chunks(array: np.ndarray, size: int) -> list[np.ndarray]:
-    return [array[i: i + size] for i in range(0, len(array), size)]
