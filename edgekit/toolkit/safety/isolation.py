@@ -99,17 +99,26 @@ def default_memory_mb() -> int | None:
 class _Watch:
     phase: str
     temps: list[str] = field(default_factory=list)
+    on_progress: Callable[[Any], None] | None = None
 
 
 # -- inside the worker ------------------------------------------------------------------------------------
 
 _channel: int | None = None  # the worker's write end of the pipe; None in the parent or in-process
+_progress: Callable[[Any], None] | None = None  # where report_progress delivers: see run_isolated's on_progress
 
 
 def phase(name: str) -> None:
     """Tell the parent what the worker is doing now (named in crash and timeout messages)."""
     if _channel is not None:
         _send(_channel, ("phase", name))
+
+
+def report_progress(value: Any) -> None:
+    """Hand ``value`` (e.g. one epoch's stats) to the ``on_progress`` of the ``run_isolated`` this work runs
+    under: sent to the parent from a worker, called directly in-process; dropped when there is none."""
+    if _progress is not None:
+        _progress(value)
 
 
 def announce_temp(path: str | os.PathLike[str]) -> None:
@@ -139,10 +148,17 @@ def should_fork() -> bool:
     return _channel is None and not any(name in sys.modules for name in FRAMEWORKS)
 
 
-def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | None = None) -> T:
-    """``work()`` in a forked worker (see the module doc), or in-process when forking is unsafe."""
+def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | None = None,
+                 on_progress: Callable[[Any], None] | None = None) -> T:
+    """``work()`` in a forked worker (see the module doc), or in-process when forking is unsafe.
+    ``on_progress`` receives, in the caller's process, each value the work passes to ``report_progress``."""
+    global _progress
     if not should_fork():
-        return work()
+        saved, _progress = _progress, on_progress
+        try:
+            return work()
+        finally:
+            _progress = saved
     limits = limits or Limits.defaults()
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
@@ -150,9 +166,10 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
+        _progress = (lambda value: _send(write_fd, ("progress", value))) if on_progress else None
         _worker_main(work, write_fd)  # never returns
     os.close(write_fd)
-    watch = _Watch(phase_name)
+    watch = _Watch(phase_name, on_progress=on_progress)
     try:
         return _supervise(pid, read_fd, watch, limits)
     finally:
@@ -241,6 +258,10 @@ def _handle(message: Any, watch: _Watch) -> tuple[bool, Any]:
         return False, None
     if kind == "temp":
         watch.temps.append(str(value))
+        return False, None
+    if kind == "progress":
+        if watch.on_progress is not None:
+            watch.on_progress(value)
         return False, None
     if kind == "ok":
         return True, value
