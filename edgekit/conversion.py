@@ -17,7 +17,7 @@ from edgekit.converters.base import ConvertOptions, StepInput, StepReport
 from edgekit.converters.planning import plan
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar, sidecar_path
 from edgekit.toolkit.contract.domains import STATED
-from edgekit.toolkit.contract.errors import BackendError, UsageError, option
+from edgekit.toolkit.contract.errors import BackendError, InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.formats import Format, Sniffed, extensions, output_formats, sniff
 from edgekit.toolkit.contract.iospec import Dim, IOSpec, Layout, dtype_adaptations, example_feeds, with_domains
 from edgekit.toolkit.contract.options import QuantMode
@@ -220,7 +220,14 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
     """Load the staged artifact in its runtime and run it once; describe its contract and delegation."""
     from edgekit.targets import open_runtime
 
-    with open_runtime(staged) as runtime:
+    runtime = open_runtime(staged)
+    try:
+        runtime.load()
+    except InvalidInputError as exc:  # the converter wrote a model its own runtime refuses
+        reason = exc.message.replace(f"{staged}: ", "").replace(str(staged), out.name)
+        raise BackendError(f"{out.name}: the converter wrote a model its runtime refuses ({reason})",
+                           hint=f"nothing was written; try another {option('quantize')} mode or route") from None
+    with runtime:
         spec = _with_layout(runtime.io_spec, source, options)
         try:
             runtime.run(example_feeds(spec))
