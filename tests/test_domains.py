@@ -93,6 +93,11 @@ def test_stated_range_past_the_table_names_both():
     assert "0:30522" in message and "int [0, 120)" in message and "'emb' (120 rows)" in message
 
 
+def test_a_guessed_domain_gives_way_to_a_stated_one():
+    mask = default_domain("attention_mask", "int64")  # 0/1 by its name: a guess, not the model's table
+    assert stated_domain("attention_mask", "int64", 0, 3, mask, "m.pt2").high == 3
+
+
 def test_stated_range_checks_dtype():
     with pytest.raises(UsageError, match="integer bounds"):
         stated_domain("ids", "int32", 0.5, 3, None, "m")

@@ -31,6 +31,7 @@ INTEGER, REAL, BOOLEAN = "integer", "real", "boolean"
 KINDS = (INTEGER, REAL, BOOLEAN)
 ASSUMED = "assumed"  # the source of a default domain nothing in the model showed
 STATED = "stated"  # --input-range
+INDEXES = "indexes"  # the source of a domain read from the table an input indexes
 MASK_NAME = re.compile(r"(^|_)(attention_)?mask$|^mask(_|$)", re.IGNORECASE)
 
 __all__ = ["ASSUMED", "BOOLEAN", "INTEGER", "REAL", "STATED", "Domain", "default_domain", "index_domains",
@@ -148,7 +149,7 @@ def default_domain(name: str, dtype: str) -> Domain:
 
 def index_domain(rows: int, table: str) -> Domain:
     """The domain of an input that indexes ``rows`` rows of ``table`` (an embedding or Gather)."""
-    return Domain(INTEGER, 0, int(rows), source=f"indexes {table} ({int(rows)} rows)")
+    return Domain(INTEGER, 0, int(rows), source=f"{INDEXES} {table} ({int(rows)} rows)")
 
 
 def index_domains(lookups: Iterable[tuple[Hashable, int, str]], *, inputs: Mapping[Hashable, str],
@@ -221,7 +222,8 @@ def stated_domain(name: str, dtype: str, low: float, high: float, found: Domain 
                 raise UsageError(f"{where}: input {name!r} is boolean", hint="booleans take 0:2")
             return Domain(BOOLEAN, source=STATED)
         stated = Domain(INTEGER, int(low), int(high), source=STATED)
-        if found is not None and found.kind == INTEGER and not found.assumed and found.source != STATED \
+        # Only a table read from the graph binds; a guess (by dtype or name) gives way to what the user says.
+        if found is not None and found.kind == INTEGER and found.source.startswith(INDEXES) \
                 and (stated.low < found.low or stated.high > found.high):  # type: ignore[operator]
             raise UsageError(f"{where} contradicts the model: input {name!r} {found.source}, so its domain is "
                              f"{found.describe()}", hint=f"give a range inside {found.describe()}")
