@@ -142,7 +142,7 @@ def _golden_inputs(spec: IOSpec, sidecar: Artifact | None, given: Path | None
 
     if given is not None:
         arrays, aliases = read_npz(given), source_names(sidecar)
-        if names_inputs(arrays, spec, aliases) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+        if names_inputs(arrays, spec, aliases, legacy_keys=INPUT_KEYS):
             found = named_feeds(given, spec, limit=GOLDEN_SAMPLES, arrays=arrays, aliases=aliases,
                                 purpose="golden vectors")
             return list(found.feeds), found.source

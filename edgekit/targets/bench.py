@@ -386,7 +386,7 @@ def bench_inputs(spec: IOSpec, sidecar: Artifact | None, data: str | None) -> tu
         return example_feeds(spec), "seeded random"
     path = Path(data) if data is not None else sidecar.data_path
     arrays, aliases = read_npz(path), source_names(sidecar)
-    if names_inputs(arrays, spec, aliases) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+    if names_inputs(arrays, spec, aliases, legacy_keys=INPUT_KEYS):
         found = named_feeds(path, spec, limit=1, arrays=arrays, purpose="a benchmark", aliases=aliases)
         return found.feeds[0], f"sample 0 of {path.name}"
     sample, _labels, key = model_inputs_from_npz(path, 1)

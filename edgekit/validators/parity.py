@@ -194,7 +194,7 @@ def _inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact |
         feeds = [example_feeds(spec, seed=i) for i in range(min(samples, 32))]
         return feeds, None, f"{len(feeds)} seeded random samples (no real data: accuracy not measured)"
     arrays = read_npz(path)
-    if names_inputs(arrays, spec) or len(spec.inputs) != 1 or not set(INPUT_KEYS) & set(arrays):
+    if names_inputs(arrays, spec, legacy_keys=INPUT_KEYS):
         found = named_feeds(path, spec, limit=samples, arrays=arrays, purpose="parity")
         source = found.source + "".join(f"; {step}" for step in dict.fromkeys(found.adaptations))
         return list(found.feeds), found.labels, source

@@ -77,7 +77,7 @@ def _single_input(io_spec: IOSpec, what: str) -> TensorSpec:
 
 def _from_npz(path: Path, io_spec: IOSpec, sidecar: Artifact | None, samples: int) -> CalibrationSet:
     arrays = read_npz(path)
-    if names_inputs(arrays, io_spec) or len(io_spec.inputs) != 1 or not {"calibration_x", "x"} & set(arrays):
+    if names_inputs(arrays, io_spec, legacy_keys=("calibration_x", "x")):
         found = named_feeds(path, io_spec, limit=samples, arrays=arrays, purpose="calibration")
         return CalibrationSet(found.feeds, found.source, real=True)
     ts = io_spec.inputs[0]

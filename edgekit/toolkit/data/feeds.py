@@ -19,6 +19,7 @@ edgekit's own data files (``test_x``/``x``/``calibration_x`` for single-input mo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,14 @@ def source_names(sidecar: Artifact | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
 
 
-def names_inputs(arrays: dict[str, np.ndarray], spec: IOSpec, aliases: dict[str, str] | None = None) -> bool:
-    """Whether the arrays follow the one-array-per-input format (some array is named after an input)."""
+def names_inputs(arrays: dict[str, np.ndarray], spec: IOSpec, aliases: dict[str, str] | None = None, *,
+                 legacy_keys: Iterable[str] = ()) -> bool:
+    """Whether the arrays are read in the one-array-per-input format: some array is named after an input, or
+    the model is not one that edgekit's single-input files (``legacy_keys``: test_x, x, …) can feed."""
     aliases = aliases or {}
-    return any(name in arrays or aliases.get(name) in arrays for name in spec.input_names)
+    if any(name in arrays or aliases.get(name) in arrays for name in spec.input_names):
+        return True
+    return len(spec.inputs) != 1 or not set(legacy_keys) & set(arrays)
 
 
 def named_feeds(path: Path, spec: IOSpec, *, limit: int, minimum: int = 1, purpose: str = "",
