@@ -228,7 +228,7 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
         raise BackendError(f"{out.name}: the converter wrote a model its runtime refuses ({reason})",
                            hint=f"nothing was written; try another {option('quantize')} mode or route") from None
     with runtime:
-        spec = _with_layout(runtime.io_spec, source, options)
+        spec = _carried_from_source(runtime.io_spec, source, options)
         try:
             runtime.run(example_feeds(spec))
         except Exception as exc:
@@ -264,7 +264,7 @@ def _source_names(source: _Source, spec: IOSpec) -> dict[str, str]:
             for ours, theirs in zip(spec.inputs, source.io_spec.inputs, strict=False) if ours.name != theirs.name}
 
 
-def _with_layout(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSpec:
+def _carried_from_source(spec: IOSpec, source: _Source, options: ConvertOptions) -> IOSpec:
     """Carry each input's layout and value domain over from the source, matched by position (exporters
     rename inputs: args_0, input_0); ``--nhwc`` makes image inputs channels-last."""
     inputs = []
