@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from edgekit.converters._onnx import check_requested_opset, record_opset
+from edgekit.converters._onnx import canonical_generated_names, check_requested_opset, record_opset
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, first_line, option
 from edgekit.toolkit.contract.formats import Format
@@ -234,3 +234,4 @@ class KerasToOnnx(Converter):
             # no traceback on the terminal.
             report.details["tf2onnx_warnings"] = log_lines(log.records)
         record_opset(out, opset, report)
+        canonical_generated_names(out)

@@ -15,6 +15,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgekit.converters._onnx import canonical_dim_params
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, first_line
 from edgekit.toolkit.contract.options import QuantMode
@@ -87,6 +88,7 @@ class OnnxQuantize(Converter):
             prepare(step.path, prepared, report)
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True)
+                canonical_dim_params(out)  # pre-processing's shape inference numbers unknown dims per process
                 report.details["tool"] = "onnxruntime.quantization.quantize_dynamic (QInt8 weights, per-channel)"
             else:
                 # U8S8 (uint8 activations, int8 weights) is onnxruntime's default and what its x86 int8
@@ -97,6 +99,7 @@ class OnnxQuantize(Converter):
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     nodes_to_exclude=float_heads,
                 )
+                canonical_dim_params(out)
                 report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ U8S8, per-channel weights)"
                 if float_heads:
                     report.details["kept_float"] = f"output Softmax ({len(float_heads)}): {', '.join(float_heads)}"

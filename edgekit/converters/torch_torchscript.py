@@ -7,6 +7,7 @@ module wrapper torch.jit cannot compile. Scripting belongs in the user's code (`
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -30,4 +31,35 @@ class TorchToTorchScript(Converter):
         with torch.no_grad():
             traced = torch.jit.trace(module, example_inputs(step), check_trace=True)
         report.details["method"] = "torch.jit.trace"
-        torch.jit.save(traced, str(out))
+        out.write_bytes(reproducible(traced))
+
+
+# Records torch's writer adds itself at the end of every archive.
+_WRITER_RECORDS = {"version", ".data/version", ".data/serialization_id", "byteorder"}
+
+
+def reproducible(module: torch.jit.ScriptModule) -> bytes:
+    """The TorchScript archive of ``module``, the same bytes for the same model in any process.
+
+    Saved through a buffer (given a path, torch names the archive's root folder after the file, here the
+    staging name), and rewritten by torch's own writer without the ``*.debug_pkl`` records: they hold the
+    Python call stack at trace time (edgekit's frames, site-packages paths, a process-wide eval counter),
+    which differ between processes and say nothing about the model. Loading never needs them.
+    """
+    import zipfile
+
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    data = buffer.getvalue()
+    reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [name.split("/", 1)[1] for name in archive.namelist()]  # written order, root folder dropped
+    out = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(out)
+    for name in names:
+        if name in _WRITER_RECORDS or name.endswith(".debug_pkl"):
+            continue
+        record = reader.get_record(name)
+        writer.write_record(name, record, len(record))
+    writer.write_end_of_file()
+    return out.getvalue()
