@@ -99,7 +99,7 @@ PROBE = textwrap.dedent("""
         if case == "evil-reply":
             import pickle
             from edgekit.toolkit.safety import isolation
-            isolation._send(isolation._channel, ("ok", __import__("subprocess").Popen))
+            isolation.send_message(isolation._channel, ("ok", __import__("subprocess").Popen))
     try:
         print("RESULT", run_isolated(work, phase_name="starting"))
     except EdgekitError as exc:

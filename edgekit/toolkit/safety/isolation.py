@@ -111,7 +111,7 @@ _progress: Callable[[Any], None] | None = None  # where report_progress delivers
 def phase(name: str) -> None:
     """Tell the parent what the worker is doing now (named in crash and timeout messages)."""
     if _channel is not None:
-        _send(_channel, ("phase", name))
+        send_message(_channel, ("phase", name))
 
 
 def report_progress(value: Any) -> None:
@@ -125,10 +125,10 @@ def announce_temp(path: str | os.PathLike[str]) -> None:
     """A temp file or directory the parent removes if the worker dies before it is renamed into place
     (or removed)."""
     if _channel is not None:
-        _send(_channel, ("temp", os.fspath(path)))
+        send_message(_channel, ("temp", os.fspath(path)))
 
 
-def _send(fd: int, message: Any) -> None:
+def send_message(fd: int, message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
@@ -166,7 +166,7 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
-        _progress = (lambda value: _send(write_fd, ("progress", value))) if on_progress else None
+        _progress = (lambda value: send_message(write_fd, ("progress", value))) if on_progress else None
         _worker_main(work, write_fd)  # never returns
     os.close(write_fd)
     watch = _Watch(phase_name, on_progress=on_progress)
@@ -174,8 +174,8 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
         return _supervise(pid, read_fd, watch, limits)
     finally:
         os.close(read_fd)
-        _kill_group(pid)
-        _reap(pid)
+        kill_group(pid)
+        reap(pid)
         for temp in watch.temps:  # what a killed worker could not clean up itself
             with contextlib.suppress(OSError):
                 path = Path(temp)
@@ -194,16 +194,16 @@ def _worker_main(work: Callable[[], Any], fd: int) -> None:
         _channel = fd
         try:
             result = work()
-            _send(fd, ("ok", result))
+            send_message(fd, ("ok", result))
         except EdgekitError as exc:
-            _send(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
+            send_message(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
         except MemoryError:
-            _send(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
+            send_message(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
                                  f"use a smaller model or input, or raise {option('memory_limit_mb')}")))
         except BaseException as exc:
             import traceback
 
-            _send(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
+            send_message(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
     except BaseException:
         code = 70
     finally:
@@ -229,25 +229,25 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
                     (size,) = _HEADER.unpack_from(buffer)
                     if len(buffer) < _HEADER.size + size:
                         break
-                    message = _restricted_loads(buffer[_HEADER.size: _HEADER.size + size])
+                    message = restricted_loads(buffer[_HEADER.size: _HEADER.size + size])
                     buffer = buffer[_HEADER.size + size:]
                     done, value = _handle(message, watch)
                     if done:
                         return value
             if deadline is not None and time.monotonic() > deadline:
-                _kill_group(pid)
+                kill_group(pid)
                 raise ResourceLimitError(f"timed out after {limits.timeout:g} s while {watch.phase}",
                                          hint=f"raise {option('timeout')}, or use a smaller model")
             if limits.memory_mb is not None and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_POLL_SECONDS
-                rss = _group_rss(pid)
+                rss = group_rss(pid)
                 if rss > limits.memory_mb << 20:
-                    _kill_group(pid)
+                    kill_group(pid)
                     raise ResourceLimitError(f"the worker used {rss >> 20} MiB, over the {option('memory_limit_mb')} "
                                              f"of {limits.memory_mb} MiB, while {watch.phase}",
                                              hint=f"raise {option('memory_limit_mb')}, or use a smaller model")
     except KeyboardInterrupt:
-        _kill_group(pid)
+        kill_group(pid)
         raise
 
 
@@ -297,18 +297,25 @@ def _rebuild(name: str, code: int, message: str, hint: str | None) -> EdgekitErr
 
 
 def _no_reply(pid: int, watch: _Watch) -> Any:
-    status = _reap(pid)
+    message, crashed = death_message(reap(pid), watch.phase)
+    hint = ("the file or the framework's native code is faulty; nothing was written" if crashed
+            else "nothing was written; rerun with --debug")
+    raise WorkerCrashedError(message, hint=hint)
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+
+
+def death_message(status: int | None, phase: str) -> tuple[str, bool]:
+    """What a worker's wait status says of its end, and whether a signal ended it."""
     if status is not None and os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
-        raise WorkerCrashedError(f"the worker crashed with {name} while {watch.phase}",
-                                 hint="the file or the framework's native code is faulty; nothing was written")
+        return f"the worker crashed with {signal_name(os.WTERMSIG(status))} while {phase}", True
     code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
-    raise WorkerCrashedError(f"the worker exited (status {code}) without a result while {watch.phase}",
-                             hint="nothing was written; rerun with --debug")
+    return f"the worker exited (status {code}) without a result while {phase}", False
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -318,7 +325,7 @@ def _kill_group(pid: int) -> None:
 _reaped: dict[int, int] = {}
 
 
-def _reap(pid: int) -> int | None:
+def reap(pid: int) -> int | None:
     """Wait for the worker once; later calls return the recorded status."""
     if pid in _reaped:
         return _reaped[pid]
@@ -330,7 +337,7 @@ def _reap(pid: int) -> int | None:
     return status
 
 
-def _group_rss(pgid: int) -> int:
+def group_rss(pgid: int) -> int:
     """Resident bytes of every process in the worker's group (its converters' subprocesses included)."""
     total = 0
     for entry in os.scandir("/proc"):
@@ -369,7 +376,7 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"the worker's reply references {module}.{name}, which is not allowed")
 
 
-def _restricted_loads(data: bytes) -> Any:
+def restricted_loads(data: bytes) -> Any:
     try:
         return _Unpickler(io.BytesIO(data)).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
