@@ -203,23 +203,31 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
                  calibration: str | None = None, samples: int = 500, bench: bool = True,
                  device: Device | str = Device.CPU, threads: int = 1, min_seconds: float = 0.25,
                  epochs: int | None = None, seed: int = 0, force: bool = False, trust: bool = False,
+                 executor: str = "process", jobs: int | None = None, ray_address: str | None = None,
+                 timeout: float | None = None, memory_limit_mb: int | None = None,
                  observer: Observer | None = None, write_reports: bool = True) -> PipelineReport:
     """Every model (none: the digits CNN, trained in PyTorch and in Keras) through every route × mode asked
     for: convert, validate, bench; rows that fail never stop the others. With ``write_reports`` the JSON,
-    Markdown, JUnit and HTML reports land in ``out``. Runs in-process (it converts many models; a native
-    crash there ends the run)."""
+    Markdown, JUnit and HTML reports land in ``out``. ``executor``: ``process`` (default: ``jobs`` crash-
+    isolated workers that keep frameworks imported across rows; a crash, ``timeout`` seconds or
+    ``memory_limit_mb`` per cell marks one row ``crashed``), ``serial`` (in this process) or ``ray`` (Ray tasks
+    on a local Ray, or on the cluster at ``ray_address``). ``process`` runs in this process when a framework
+    is loaded here already (the report's ``executor_run`` says so)."""
     from dataclasses import replace
 
+    from edgekit.pipeline.executors import ExecutorOptions
     from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_formats, parse_quant_modes, prepare_out
     from edgekit.pipeline.run import run_pipeline as run
     from edgekit.pipeline.run import write_reports as write
     from edgekit.toolkit.safety.policy import trusting
 
+    cells = ExecutorOptions.parse(executor, jobs=jobs, ray_address=ray_address, timeout=timeout,
+                                  memory_mb=memory_limit_mb)
     formats = parse_formats(to if isinstance(to, str) else ",".join(str(f) for f in to))
     modes = parse_quant_modes(quantize if isinstance(quantize, str) else ",".join(str(q) for q in quantize))
     timing = replace(DEFAULT_BENCH, min_seconds=min_seconds, threads=threads, device=_value(Device, device, "device"))
     options = PipelineOptions(to=formats, quantize=modes, data=data, calibration=calibration, samples=samples,
-                              epochs=epochs, seed=seed, bench=timing if bench else None)
+                              epochs=epochs, seed=seed, bench=timing if bench else None, executor=cells)
     prepare_out(out, force)
     with trusting(trust):
         report = run([Path(m) for m in models], Path(out), options, force=force, observer=observer)
@@ -242,14 +250,17 @@ class CheckResult:
 
 
 def check(config: PathLike = "edgekit.toml", *, force: bool = False, junit: PathLike | None = None,
-          write_baseline: PathLike | None = None, trust: bool = False,
-          observer: Observer | None = None) -> CheckResult:
+          write_baseline: PathLike | None = None, trust: bool = False, executor: str | None = None,
+          jobs: int | None = None, ray_address: str | None = None, timeout: float | None = None,
+          memory_limit_mb: int | None = None, observer: Observer | None = None) -> CheckResult:
     """The CI gate: run what the TOML config asks for (latency only when a threshold or ``write_baseline``
     needs it), judge every threshold, write the reports into the config's ``out`` (and the JUnit XML to
     ``junit``, this run's report to ``write_baseline``). ``.passed`` is the verdict; ``.verdict.violations``
-    names each violated threshold with both values."""
+    names each violated threshold with both values. ``executor``, ``jobs`` and ``ray_address`` override the
+    config's (``run_pipeline`` says what each does)."""
     from dataclasses import replace
 
+    from edgekit.pipeline.executors import ExecutorOptions
     from edgekit.pipeline.gate import judge, load_baseline, load_config
     from edgekit.pipeline.run import DEFAULT_BENCH, PipelineOptions, parse_formats, parse_quant_modes, prepare_out
     from edgekit.pipeline.run import run_pipeline as run
@@ -263,7 +274,10 @@ def check(config: PathLike = "edgekit.toml", *, force: bool = False, junit: Path
     options = PipelineOptions(
         to=parse_formats(",".join(cfg.to)), quantize=parse_quant_modes(",".join(cfg.quantize)), data=cfg.data,
         calibration=cfg.calibration, samples=cfg.samples, epochs=cfg.epochs, seed=cfg.seed,
-        bench=replace(DEFAULT_BENCH, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None)
+        bench=replace(DEFAULT_BENCH, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
+        executor=ExecutorOptions.parse(executor or cfg.executor, jobs=jobs if jobs is not None else cfg.jobs,
+                                       ray_address=ray_address or cfg.ray_address, timeout=timeout,
+                                       memory_mb=memory_limit_mb))
     extra = tuple(Path(p) if p is not None else None for p in (junit, write_baseline))
     prepare_out(cfg.out, force, *extra)
     with trusting(trust):

@@ -193,6 +193,13 @@ def _main(
 
 
 
+_EXECUTOR_HELP = ("Where the cells run: process (crash-isolated workers that keep each framework imported; a "
+                  "crash, --timeout or --memory-limit ends only its row), serial (this process, for debugging) or "
+                  "ray (Ray tasks; pip install 'edgekit[ray]').")
+_JOBS_HELP = "process: workers side by side (default 1); ray: CPUs of the local Ray (default: all). Benchmarks " \
+             "on one machine always take turns."
+_RAY_HELP = ("--executor ray: join the Ray cluster at this address (default: start a local Ray for the run; "
+             "RAY_ADDRESS is never used silently).")
 _RANGE_HELP = ("Values an input takes where the model does not show them (repeatable): integers [LOW, HIGH), "
                "e.g. input_ids=0:30522; reals [LOW, HIGH].")
 
@@ -484,22 +491,28 @@ def pipeline(
     out: Path = typer.Option(Path("edgekit-pipeline"), "--out", "-o", help="Directory for models, artifacts and "
                              "reports."),
     force: bool = typer.Option(False, "--force", help="Replace models, artifacts and reports already in --out."),
+    executor: str = typer.Option("process", "--executor", help=_EXECUTOR_HELP),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help=_JOBS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_HELP),
 ) -> None:
     """Model → every applicable route × precision: convert, validate, bench, report.
 
-    One failing row never stops the others. Writes report.json, report.md, junit.xml and a
-    self-contained report.html (plots embedded) in --out; exit 1 when any row failed to convert or
-    failed parity.
+    One failing row never stops the others, and a crashing converter ends only its own row (crashed).
+    Writes report.json, report.md, junit.xml and a self-contained report.html (plots embedded) in --out;
+    exit 1 when any row failed to convert, failed parity or crashed.
     """
     from edgekit.api import run_pipeline
+    from edgekit.pipeline.executors import ExecutorOptions
     from edgekit.pipeline.run import prepare_out, report_paths
     from edgekit.render import pipeline_progress
 
+    ExecutorOptions.parse(executor, jobs=jobs, ray_address=ray_address)  # a bad choice fails before any file
     prepare_out(out, force)
     with pipeline_progress(out, force) as progress:
         report = run_pipeline(models or [], out=out, to=to, quantize=quantize, data=data, calibration=calibration,
                               samples=samples, bench=bench, device=device, threads=threads, min_seconds=min_seconds,
-                              epochs=epochs, seed=seed, force=force, trust=_State.trust, observer=progress.observer)
+                              epochs=epochs, seed=seed, force=force, executor=executor, jobs=jobs,
+                              ray_address=ray_address, observer=progress.observer, **_limits())
         progress.show(report, report_paths(out))
     _finish(report)
 
@@ -513,6 +526,10 @@ def check(
     write_baseline: Path | None = typer.Option(None, "--write-baseline", help="Save this run's report (with "
                                                "latency) as the baseline for max_p50_ratio."),
     force: bool = typer.Option(False, "--force", help="Replace outputs of an earlier check run."),
+    executor: str | None = typer.Option(None, "--executor", help=_EXECUTOR_HELP + " Default: the config's "
+                                        "executor, else process."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help=_JOBS_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_HELP),
 ) -> None:
     """CI gate: run what edgekit.toml asks for and hold its thresholds (exit 1 listing each violation).
 
@@ -520,15 +537,19 @@ def check(
     max_size_bytes, require_parity; globally or per FORMAT, MODE or FORMAT.MODE.
     """
     from edgekit.api import check as run_check
+    from edgekit.pipeline.executors import ExecutorOptions
     from edgekit.pipeline.gate import load_config
     from edgekit.pipeline.run import prepare_out, report_paths
     from edgekit.render import pipeline_progress
 
-    out = load_config(config).out
+    cfg = load_config(config)
+    ExecutorOptions.parse(executor or cfg.executor, jobs=jobs if jobs is not None else cfg.jobs,
+                          ray_address=ray_address or cfg.ray_address)  # a bad choice fails before any file
+    out = cfg.out
     prepare_out(out, force, junit, write_baseline)
     with pipeline_progress(out, force) as progress:
-        result = run_check(config, force=force, junit=junit, write_baseline=write_baseline, trust=_State.trust,
-                           observer=progress.observer)
+        result = run_check(config, force=force, junit=junit, write_baseline=write_baseline, executor=executor,
+                           jobs=jobs, ray_address=ray_address, observer=progress.observer, **_limits())
         progress.show(result.report, report_paths(out))
     if write_baseline is not None:
         typer.echo(f"baseline: {write_baseline}")

@@ -393,10 +393,11 @@ def render_info(data: dict[str, Any]) -> None:
 
 
 def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Console | None = None) -> None:
-    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, table_cells
+    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, count_line, table_cells
 
     out = target or console
-    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow"}
+    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow",
+               RowStatus.CRASHED: "magenta"}
     for src in report.sources:
         accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
         trained = f", trained in {src.trained_seconds:.1f} s" if src.trained_seconds is not None else ""
@@ -415,9 +416,11 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
         if row.status is not RowStatus.PASSED:
             out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {row.label}: {row.reason}")
     counts = report.counts()
-    out.print(f"{len(report.rows)} artifacts: {counts['passed']} passed, {counts['parity-failed']} failed parity, "
-              f"{counts['conversion-failed']} failed to convert; {len(report.not_applicable)} combinations have no "
-              f"route (listed in the report)")
+    out.print(f"{len(report.rows)} artifacts: {count_line(counts)}; {len(report.not_applicable)} combinations have "
+              f"no route (listed in the report)")
+    executor = report.options.get("executor_run")
+    if executor:
+        out.print(f"cells ran on {executor}")
     for kind in ("html", "markdown", "json", "junit"):
         if kind in files:
             out.print(f"  {kind:<9}{files[kind]}")
@@ -449,7 +452,8 @@ def pipeline_progress(out: Path, force: bool) -> Iterator[PipelineProgress]:
     from edgekit.toolkit.stdio import framework_output_to_file
 
     log = out / PIPELINE_LOG
-    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow"}
+    colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow",
+               RowStatus.CRASHED: "magenta"}
     with framework_output_to_file(log, replace=force) as (stdout_fd, stderr_fd):
         stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
         stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")

@@ -14,6 +14,11 @@ def pid(value: object) -> tuple[object, int]:
     return value, os.getpid()
 
 
+def pid_after(value: object, seconds: float) -> tuple[object, int]:
+    time.sleep(seconds)
+    return value, os.getpid()
+
+
 def refuse(name: str) -> None:
     raise InvalidInputError(f"{name}: refused on purpose", hint="it is a test")
 

@@ -45,7 +45,7 @@ def test_json_round_trip_and_counts():
     report = make_report()
     data = strict_json(jsonio.dumps(report.to_dict()))
     assert data["edgekit_report"] == "pipeline" and data["version"] == 1 and data["passed"] is False
-    assert data["counts"] == {"passed": 1, "parity-failed": 1, "conversion-failed": 1}
+    assert data["counts"] == {"passed": 1, "parity-failed": 1, "conversion-failed": 1, "crashed": 0}
     assert PipelineReport.from_dict(data) == report
     assert report.row("digits_cnn_torch", "onnx", "int8").status is RowStatus.PARITY_FAILED
     with pytest.raises(ValueError, match="pipeline report"):

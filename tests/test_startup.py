@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("torch", "tensorflow", "keras", "onnxruntime", "onnx", "executorch", "ai_edge_litert", "litert_torch",
-         "tf2onnx", "numpy")
+         "tf2onnx", "numpy", "ray")
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """

@@ -37,8 +37,10 @@ from edgekit.toolkit.contract.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",
-                 "epochs", "seed"}
-INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1)}
+                 "epochs", "seed", "executor", "jobs", "ray_address"}
+INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1),
+                  "jobs": (1, 1024)}
+EXECUTORS = ("serial", "process", "ray")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class CheckConfig:
     thresholds: Thresholds = Thresholds()
     overrides: dict[str, Thresholds] = field(default_factory=dict)  # "tflite.int8" | "tflite" | "int8"
     baseline: Path | None = None
+    executor: str = "process"
+    jobs: int | None = None
+    ray_address: str | None = None
 
     @property
     def needs_latency(self) -> bool:
@@ -133,6 +138,13 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckConfig:
             updates[key] = tuple(_string(path, key, v) for v in _list(path, key, value))
         elif key == "out":
             updates[key] = here / _string(path, key, value)
+        elif key == "executor":
+            text = _string(path, key, value)
+            if text not in EXECUTORS:
+                raise UsageError(f"{path}: [pipeline] executor must be one of {', '.join(EXECUTORS)}, got {text!r}")
+            updates[key] = text
+        elif key == "ray_address":
+            updates[key] = _string(path, key, value)
         elif key in ("data", "calibration"):
             text = _string(path, key, value)
             updates[key] = text if text in ("digits", "random") else str(here / text)
@@ -218,6 +230,9 @@ def judge(report: PipelineReport, config: CheckConfig, baseline: PipelineReport 
     for row in report.rows:
         limits = config.thresholds_for(row)
         name = row.label
+        if row.status is RowStatus.CRASHED:  # no threshold tolerates a crashed worker
+            violations.append(f"{name}: crashed: {row.reason}")
+            continue
         if limits.require_parity and row.status is not RowStatus.PASSED:
             violations.append(f"{name}: {row.status.value} (require_parity): {row.reason}")
         if row.status is RowStatus.CONVERSION_FAILED:

@@ -13,12 +13,12 @@ import html
 import io
 from typing import Any
 
-from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, table_cells
+from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, count_line, table_cells, timed_on
 from edgekit.toolkit.units import human_seconds
 
 FORMAT_MARKERS = {"tflite": "o", "onnx": "s", "torchscript": "^", "executorch": "D"}
 STATUS_COLOURS = {RowStatus.PASSED: "#1a7f37", RowStatus.PARITY_FAILED: "#cf222e",
-                  RowStatus.CONVERSION_FAILED: "#6e7781"}
+                  RowStatus.CONVERSION_FAILED: "#6e7781", RowStatus.CRASHED: "#9a6700"}
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em; color: #1f2328; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
@@ -26,7 +26,7 @@ table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; white-space: nowrap; }
 th { background: #f6f8fa; }
 td.passed { color: #1a7f37; font-weight: 600; } td.parity-failed { color: #cf222e; font-weight: 600; }
-td.conversion-failed { color: #6e7781; font-weight: 600; }
+td.conversion-failed { color: #6e7781; font-weight: 600; } td.crashed { color: #9a6700; font-weight: 600; }
 .verdict-pass { color: #1a7f37; } .verdict-fail { color: #cf222e; }
 figure { margin: 1em 0; } img.plot { max-width: 100%; border: 1px solid #d0d7de; }
 .muted { color: #57606a; }
@@ -170,8 +170,7 @@ def html_report(report: PipelineReport) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>edgekit pipeline report: {verdict}</title><style>{CSS}</style></head><body>",
         f'<h1>edgekit pipeline: <span class="verdict-{verdict.lower()}">{verdict}</span></h1>',
-        f'<p class="muted">{len(report.rows)} artifacts: {counts["passed"]} passed, {counts["parity-failed"]} '
-        f'failed parity, {counts["conversion-failed"]} failed to convert · {report.seconds:.0f} s · '
+        f'<p class="muted">{len(report.rows)} artifacts: {count_line(counts)} · {report.seconds:.0f} s · '
         f'{esc(report.created)} · edgekit {esc(report.edgekit_version)} · '
         f'{esc(str(report.environment.get("cpu", {}).get("model", "unknown CPU")))}</p>',
         "<h2>Sources</h2><table><tr><th>source</th><th>format</th><th>accuracy</th><th>eager p50</th>"
@@ -195,6 +194,7 @@ def html_report(report: PipelineReport) -> str:
         parts += [f"<li><b>{esc(r.label)}</b> ({r.status.value}): {esc(r.reason)}</li>" for r in problems]
         parts += [f"<li><b>check</b>: {esc(v)}</li>" for v in report.violations]
         parts.append("</ul>")
+    parts += [f'<p class="muted">{esc(line)}</p>' for line in timed_on(report)]
     parts.append("<h2>Plots</h2>")
     plots_hint = _plots_missing()
     if plots_hint is not None:

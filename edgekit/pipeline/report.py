@@ -23,6 +23,7 @@ class RowStatus(StrEnum):
     PASSED = "passed"  # converted, and parity passed at the precision's profile
     PARITY_FAILED = "parity-failed"  # converted, but parity failed (the artifact is kept, marked failed)
     CONVERSION_FAILED = "conversion-failed"  # nothing was written; ``reason`` says why
+    CRASHED = "crashed"  # its worker died (signal, abort, OOM) or passed --timeout; ``reason`` names it and the phase
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Source:
     trained_seconds: float | None = None  # when the pipeline trained it
     latency: Latency | None = None
     note: str = ""
+    bench_node: str | None = None  # "hostname · CPU model" of the machine that timed it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +88,8 @@ class Row:
     speedup: float | None = None  # the source's eager p50 ÷ this row's p50
     delegation: str = ""
     notes: tuple[str, ...] = ()
+    bench_node: str | None = None  # "hostname · CPU model" of the machine that timed it
+    bench_window: tuple[float, float] | None = None  # when it held that node's bench slot (Unix seconds)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -106,7 +110,8 @@ class Row:
         return cls(**{**data, "status": RowStatus(data["status"]), "route": tuple(data.get("route", ())),
                       "error_percentiles": tuple(percentiles) if percentiles is not None else None,
                       "latency": Latency.from_dict(latency) if latency else None,
-                      "notes": tuple(data.get("notes", ()))})
+                      "notes": tuple(data.get("notes", ())),
+                      "bench_window": tuple(data["bench_window"]) if data.get("bench_window") else None})
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,13 @@ def table_cells(row: Row) -> tuple[str, ...]:
             fmt_speedup(row.speedup), row.delegation or "-")
 
 
+def count_line(counts: dict[str, int]) -> str:
+    """ "3 passed, 1 failed parity, 0 failed to convert" (", 1 crashed" when any did)."""
+    text = (f"{counts['passed']} passed, {counts['parity-failed']} failed parity, "
+            f"{counts['conversion-failed']} failed to convert")
+    return text + (f", {counts['crashed']} crashed" if counts.get("crashed") else "")
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -196,9 +208,8 @@ def markdown(report: PipelineReport) -> str:
     lines = [
         f"## edgekit pipeline: {verdict}",
         "",
-        f"{len(report.rows)} artifacts: {counts['passed']} passed, {counts['parity-failed']} failed parity, "
-        f"{counts['conversion-failed']} failed to convert · {report.seconds:.0f} s · edgekit {report.edgekit_version}"
-        f" · {report.environment.get('cpu', {}).get('model', 'unknown CPU')}",
+        f"{len(report.rows)} artifacts: {count_line(counts)} · {report.seconds:.0f} s · "
+        f"edgekit {report.edgekit_version} · {report.environment.get('cpu', {}).get('model', 'unknown CPU')}",
         "",
         "| source | format | accuracy | eager p50 |",
         "|---|---|---:|---:|",
@@ -211,8 +222,8 @@ def markdown(report: PipelineReport) -> str:
               "|" + "|".join("---:" if c in ("size", "p50", "p90", "vs eager") else "---" for c in TABLE_COLUMNS) + "|"]
     for row in report.rows:
         cells = list(table_cells(row))
-        cells[3] = {"passed": "✅ passed", "parity-failed": "❌ parity", "conversion-failed": "⛔ conversion"}[
-            row.status.value]
+        cells[3] = {"passed": "✅ passed", "parity-failed": "❌ parity", "conversion-failed": "⛔ conversion",
+                    "crashed": "💥 crashed"}[row.status.value]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     problems = [r for r in report.rows if r.status is not RowStatus.PASSED]
     if problems or report.violations:
@@ -225,19 +236,37 @@ def markdown(report: PipelineReport) -> str:
         lines += ["", "</details>"]
     lines += ["", "Latency: single batch, warmed up, "
               f"{report.options.get('threads', 1)} thread(s); 'vs eager' = the source framework's p50 ÷ the row's."]
+    for line in timed_on(report):
+        lines += ["", _md_escape(line)]
     return "\n".join(lines) + "\n"
+
+
+def timed_on(report: PipelineReport) -> list[str]:
+    """Which machine(s) timed the rows; a warning when there were several (their latencies do not compare)."""
+    counts: dict[str, int] = {}
+    for node in [s.bench_node for s in report.sources] + [r.bench_node for r in report.rows]:
+        if node:
+            counts[node] = counts.get(node, 0) + 1
+    if not counts:
+        return []
+    lines = ["Timed on: " + "; ".join(f"{node} ({count})" for node, count in counts.items())]
+    if len(counts) > 1:
+        lines.append(f"Warning: latency was measured on {len(counts)} machines; compare rows only within one "
+                     "(each row's bench_node in report.json).")
+    return lines
 
 
 def junit_xml(report: PipelineReport) -> str:
     """One test suite per source, one test case per artifact: a parity failure is a <failure>, a conversion
-    failure an <error>; ``check`` violations are failures of a separate ``edgekit.check`` suite."""
+    failure or a crashed worker an <error>; ``check`` violations are failures of a separate ``edgekit.check`` suite."""
     root = ET.Element("testsuites", name="edgekit.pipeline")
     total = failures = errors = 0
     for src in report.sources:
         rows = [r for r in report.rows if r.source == src.name]
         suite = ET.SubElement(root, "testsuite", name=f"edgekit.pipeline.{src.name}", tests=str(len(rows)),
                               failures=str(sum(r.status is RowStatus.PARITY_FAILED for r in rows)),
-                              errors=str(sum(r.status is RowStatus.CONVERSION_FAILED for r in rows)), skipped="0")
+                              errors=str(sum(r.status in (RowStatus.CONVERSION_FAILED, RowStatus.CRASHED)
+                                             for r in rows)), skipped="0")
         for row in rows:
             case = ET.SubElement(suite, "testcase", classname=f"pipeline.{src.name}",
                                  name=f"{row.format}.{row.precision}",
@@ -246,10 +275,12 @@ def junit_xml(report: PipelineReport) -> str:
                 ET.SubElement(case, "failure", message=row.reason, type="parity").text = row.reason
             elif row.status is RowStatus.CONVERSION_FAILED:
                 ET.SubElement(case, "error", message=row.reason, type="conversion").text = row.reason
+            elif row.status is RowStatus.CRASHED:
+                ET.SubElement(case, "error", message=row.reason, type="crashed").text = row.reason
             props = ET.SubElement(case, "properties")
             for key, value in (("artifact", row.artifact), ("size_bytes", row.size_bytes),
                                ("p50_seconds", row.latency.p50 if row.latency else None),
-                               ("accuracy", row.accuracy), ("cosine", row.cosine)):
+                               ("accuracy", row.accuracy), ("cosine", row.cosine), ("bench_node", row.bench_node)):
                 if value is not None:
                     ET.SubElement(props, "property", name=key, value=str(value))
         total += len(rows)

@@ -3,7 +3,10 @@ each converted, validated on real data and benched, with the reports written tog
 
 The default trains the digits CNN in PyTorch and in Keras (seeded), so every route is exercised. One
 row failing (conversion error, parity failure, bench error) never stops the others: its status and
-one-line reason go into the table. Everything runs in this process, so each framework is imported once.
+one-line reason go into the table. Each cell (a training, a reference bench, a row) is a task for the
+executor (``executors``): by default persistent crash-isolated workers, so a converter that segfaults or
+aborts ends only its own row (``crashed``) while each framework stays imported across rows; ``serial`` runs
+them in this process, ``ray`` as Ray tasks. This process imports no framework, whichever runs the cells.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.conversion import stem_of
+from edgekit.pipeline.executors import Executor, ExecutorOptions, open_executor
 from edgekit.pipeline.report import Latency, PipelineReport, Row, RowStatus, Source
 from edgekit.targets.bench import BenchOptions
 from edgekit.toolkit import jsonio
@@ -25,6 +29,8 @@ from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, Usa
 from edgekit.toolkit.contract.formats import Format, output_formats, sniff
 from edgekit.toolkit.contract.options import Device, QuantMode
 from edgekit.toolkit.delegation import delegation_summary
+from edgekit.toolkit.nodes import Window, bench_slot
+from edgekit.toolkit.safety.isolation import phase
 
 # Short, so the whole default matrix stays within minutes; `edgekit bench` is the place for long runs.
 DEFAULT_BENCH = BenchOptions(warmup=5, runs=50, min_seconds=0.25)
@@ -45,6 +51,7 @@ class PipelineOptions:
     bench: BenchOptions | None = DEFAULT_BENCH  # None: no latency
     epochs: int | None = None  # default models only
     seed: int = 0
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
 
     def __post_init__(self) -> None:
         wrong = [f.value for f in self.to if f not in output_formats()]
@@ -62,7 +69,8 @@ class PipelineOptions:
                 "data": self.data, "calibration": self.calibration, "samples": self.samples,
                 "bench": None if bench is None else {"warmup": bench.warmup, "runs": bench.runs,
                                                      "min_seconds": bench.min_seconds, "device": bench.device.value},
-                "threads": bench.threads if bench else None, "epochs": self.epochs, "seed": self.seed}
+                "threads": bench.threads if bench else None, "epochs": self.epochs, "seed": self.seed,
+                **self.executor.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,8 @@ def run_pipeline(
     force: bool = False,
     observer: Observer | None = None,
 ) -> PipelineReport:
-    """Train or take the sources, plan the rows, then convert + validate + bench each; reports are
-    written by the caller (``write_reports``)."""
+    """Train or take the sources, plan the rows, then convert + validate + bench each on the executor;
+    reports are written by the caller (``write_reports``)."""
     start = time.perf_counter()
     options = options or PipelineOptions()
     observer = observer or Observer()
@@ -137,30 +145,88 @@ def run_pipeline(
             raise UsageError(f"{option('out', out)} already holds models or artifacts of an earlier run "
                              f"({earlier[0].name}, …)",
                              hint=f"give {option('force', True)} to replace them, or another {option('out')}")
-    sources = [_given_source(p) for p in given] if given else _train_defaults(out / "models", options, force, observer)
-    plan = _plan(sources, out / "artifacts", options)
-    (out / "artifacts").mkdir(exist_ok=True)
-    observer.planned(len(plan.jobs) + len(sources))
-    benched = []
-    for src in sources:
-        observer.stage(f"bench {src.name} (eager reference)")
-        benched.append(_bench_source(src, options))
-        observer.row_done(Row(src.name, src.format, "reference", RowStatus.PASSED, latency=benched[-1].latency))
-    sources = benched
-    by_name = {s.name: s for s in sources}
-    rows = []
-    for job in plan.jobs:
-        job = replace(job, source=by_name[job.source.name])
-        observer.stage(f"{job.source.name} → {job.to.value} {job.quant.value}")
-        rows.append(_run_job(job, options, force))
-        observer.row_done(rows[-1])
+    with open_executor(options.executor) as executor:
+        executor.prepare(out)
+        sources = [_given_source(p) for p in given] if given else \
+            _train_defaults(executor, out / "models", options, force, observer)
+        plan = _plan(sources, out / "artifacts", options)
+        (out / "artifacts").mkdir(exist_ok=True)
+        observer.planned(len(plan.jobs) + len(sources))
+        sources, rows = _run_cells(executor, sources, plan.jobs, options, force, observer)
     from edgekit.toolkit.sysinfo import environment_fingerprint
 
     return PipelineReport(
         sources=tuple(sources), rows=tuple(rows), not_applicable=tuple(plan.not_applicable),
-        options=options.to_dict(), environment=environment_fingerprint(), seconds=time.perf_counter() - start,
+        options={**options.to_dict(), "executor_run": executor.description},
+        environment=environment_fingerprint(), seconds=time.perf_counter() - start,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), edgekit_version=__version__,
     )
+
+
+def _family(source_format: str, target: Format | None = None) -> str:
+    """Cells of one family import the same frameworks: the executor keeps them on one warm worker."""
+    return source_format if target is None else f"{source_format}→{target.value}"
+
+
+def _run_cells(executor: Executor, sources: list[Source], jobs: list[Job], options: PipelineOptions, force: bool,
+               observer: Observer) -> tuple[list[Source], list[Row]]:
+    """The reference benches and every row, as the executor's tasks; a crashed cell is a ``crashed`` row."""
+    from edgekit.toolkit.safety.pool import Task
+
+    tasks = [Task(("source", i), reference_cell, (src, options), _family(src.format), f"benching {src.name}")
+             for i, src in enumerate(sources)]
+    ordered = sorted(range(len(jobs)), key=lambda i: (_family(jobs[i].source.format, jobs[i].to), i))
+    tasks += [Task(("row", i), row_cell, (jobs[i], options, force), _family(jobs[i].source.format, jobs[i].to),
+                   f"converting {jobs[i].source.name} → {jobs[i].to.value} {jobs[i].quant.value}")
+              for i in ordered]
+    labels = {("source", i): f"bench {src.name} (eager reference)" for i, src in enumerate(sources)}
+    labels |= {("row", i): f"{job.source.name} → {job.to.value} {job.quant.value}" for i, job in enumerate(jobs)}
+    done_sources: dict[int, Source] = {}
+    done_rows: dict[int, Row] = {}
+    for outcome in executor.run(tasks, on_start=lambda task: observer.stage(labels[task.key])):
+        kind, index = outcome.task.key
+        if kind == "source":
+            src = sources[index]
+            value = outcome.value if isinstance(outcome.value, Source) else \
+                replace(src, note=f"eager bench failed: {_failure(outcome)}")
+            done_sources[index] = value
+            observer.row_done(Row(src.name, src.format, "reference", RowStatus.PASSED, latency=value.latency))
+        else:
+            job = jobs[index]
+            row = outcome.value if isinstance(outcome.value, Row) else _failed_row(job, outcome)
+            done_rows[index] = row
+            observer.row_done(row)
+    sources = [done_sources[i] for i in range(len(sources))]
+    by_name = {s.name: s for s in sources}
+    rows = [_with_speedup(done_rows[i], by_name[jobs[i].source.name]) for i in range(len(jobs))]
+    return sources, rows
+
+
+def _failure(outcome: Any) -> str:
+    if outcome.crash is not None:
+        return outcome.crash.message
+    if outcome.error is not None:
+        return outcome.error.one_line()
+    if outcome.internal is not None:
+        return f"{outcome.internal.name}: {outcome.internal.line}"
+    return f"unexpected result {type(outcome.value).__name__}"
+
+
+def _failed_row(job: Job, outcome: Any) -> Row:
+    """A row whose cell did not return one: its worker crashed (``crashed``), or the cell raised."""
+    status = RowStatus.CRASHED if outcome.crash is not None else RowStatus.CONVERSION_FAILED
+    written = job.output.is_file()  # a crash while benching leaves a complete artifact (writes are atomic)
+    notes = (f"executor: {outcome.crash.kind}",) if outcome.crash is not None else ()
+    return Row(job.source.name, job.to.value, job.quant.value, status, reason=_failure(outcome),
+               artifact=str(job.output) if written else None,
+               size_bytes=job.output.stat().st_size if written else None, notes=notes)
+
+
+def _with_speedup(row: Row, source: Source) -> Row:
+    reference = source.latency
+    if row.latency is None or reference is None or not row.latency.p50 > 0:
+        return row
+    return replace(row, speedup=reference.p50 / row.latency.p50)
 
 
 def _check_device(options: PipelineOptions) -> None:
@@ -173,21 +239,38 @@ def _check_device(options: PipelineOptions) -> None:
                                     hint=f"use {option('device', 'cpu')}")
 
 
-def _train_defaults(directory: Path, options: PipelineOptions, force: bool, observer: Observer) -> list[Source]:
-    """The embedded default: the digits CNN trained in PyTorch and in Keras with the same seed."""
+def _train_defaults(executor: Executor, directory: Path, options: PipelineOptions, force: bool,
+                    observer: Observer) -> list[Source]:
+    """The embedded default: the digits CNN trained in PyTorch and in Keras with the same seed. A training
+    that fails or crashes ends the run (its rows could not exist)."""
+    from edgekit.toolkit.safety.pool import Task
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tasks = [Task(("train", i), train_cell, (name, framework, directory, options, force), framework,
+                  f"training {name}") for i, (name, framework) in enumerate(DEFAULT_MODELS)]
+    trained: dict[int, Source] = {}
+    for outcome in executor.run(tasks, on_start=lambda task: observer.stage(
+            f"train {DEFAULT_MODELS[task.key[1]][0]} ({DEFAULT_MODELS[task.key[1]][1]}, digits CNN)")):
+        if outcome.error is not None:
+            raise outcome.error
+        if not isinstance(outcome.value, Source):
+            from edgekit.toolkit.safety.isolation import WorkerCrashedError
+
+            raise WorkerCrashedError(f"training {DEFAULT_MODELS[outcome.task.key[1]][0]}: {_failure(outcome)}",
+                                     hint="rerun with --debug, or --executor serial to see it in this process")
+        trained[outcome.task.key[1]] = outcome.value
+    return [trained[i] for i in range(len(DEFAULT_MODELS))]
+
+
+def train_cell(name: str, framework: str, directory: Path, options: PipelineOptions, force: bool) -> Source:
     from edgekit.models import Arch, Framework
     from edgekit.training import TrainOptions, train
 
-    directory.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for name, framework in DEFAULT_MODELS:
-        observer.stage(f"train {name} ({framework}, digits CNN)")
-        train_options = TrainOptions(Framework(framework), Arch.CNN, data=options.data or "digits",
-                                     epochs=options.epochs, seed=options.seed)
-        result = train(train_options, directory / name, force=force)
-        sources.append(Source(name, str(result.artifact.path), result.artifact.format.value,
-                              accuracy=result.test_accuracy, trained_seconds=result.seconds))
-    return sources
+    train_options = TrainOptions(Framework(framework), Arch.CNN, data=options.data or "digits",
+                                 epochs=options.epochs, seed=options.seed)
+    result = train(train_options, directory / name, force=force)
+    return Source(name, str(result.artifact.path), result.artifact.format.value,
+                  accuracy=result.test_accuracy, trained_seconds=result.seconds)
 
 
 def _given_source(path: Path) -> Source:
@@ -224,18 +307,21 @@ def _plan(sources: list[Source], directory: Path, options: PipelineOptions) -> _
     return result
 
 
-def _bench_source(src: Source, options: PipelineOptions) -> Source:
+def reference_cell(src: Source, options: PipelineOptions) -> Source:
+    """The source's own (eager) latency: what each row's speedup is measured against."""
     if options.bench is None:
         return src
+    phase(f"benchmarking {src.name} (eager reference)")
     try:
-        result = _bench(Path(src.path), options, _given_data(src, options))
+        latency, _, _, node = _bench(Path(src.path), options, _given_data(src, options))
     except EdgekitError as exc:
         return replace(src, note=f"eager bench failed: {exc.one_line()}")
-    return replace(src, latency=result[0])
+    return replace(src, latency=latency, bench_node=node.node)
 
 
-def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Latency, str, list[str]]:
-    """One short ``edgekit bench`` run; a given .npz feeds it (digits/image directories only validate)."""
+def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Latency, str, list[str], Window]:
+    """One short ``edgekit bench`` run, holding this node's bench slot; a given .npz feeds it (digits/image
+    directories only validate)."""
     from edgekit.targets.bench import bench_one
     from edgekit.toolkit.contract.registry import runtime_for
 
@@ -246,15 +332,16 @@ def _bench(path: Path, options: PipelineOptions, data: str | None) -> tuple[Late
     if bench.device is Device.CUDA and Device.CUDA not in runtime_for(fmt).devices:
         bench = replace(bench, device=Device.CPU)
         notes.append(f"benched on CPU: the {fmt.value} runtime has no CUDA path")
-    result = bench_one(path, bench, data=data if data is not None and data.endswith(".npz") else None)
+    with bench_slot() as window:
+        result = bench_one(path, bench, data=data if data is not None and data.endswith(".npz") else None)
     stats = result.stats
     latency = Latency(stats.p50, stats.p90, stats.p99, stats.cv, stats.runs, result.threads, result.device,
                       result.unstable)
     notes += [f"unstable timing: {reason}" for reason in result.unstable_reasons]
-    return latency, delegation_summary(result.delegation), notes
+    return latency, delegation_summary(result.delegation), notes, window
 
 
-def _run_job(job: Job, options: PipelineOptions, force: bool) -> Row:
+def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
     from edgekit.conversion import convert
     from edgekit.converters.base import ConvertOptions
 
@@ -287,16 +374,15 @@ def _run_job(job: Job, options: PipelineOptions, force: bool) -> Row:
     )
     if options.bench is None:
         return row
+    phase(f"benchmarking {job.output.name}")
     try:
-        latency, delegation, notes = _bench(job.output, options, data)
+        latency, delegation, notes, window = _bench(job.output, options, data)
     except EdgekitError as exc:
         return replace(row, notes=(*row.notes, f"bench failed: {exc.one_line()}"))
     except Exception as exc:
         return replace(row, notes=(*row.notes, f"bench failed: {type(exc).__name__}: {first_line(exc)}"))
-    reference = job.source.latency
-    speedup = reference.p50 / latency.p50 if reference is not None and latency.p50 > 0 else None
-    return replace(row, latency=latency, speedup=speedup, delegation=delegation or row.delegation,
-                   notes=(*row.notes, *notes))
+    return replace(row, latency=latency, delegation=delegation or row.delegation, notes=(*row.notes, *notes),
+                   bench_node=window.node, bench_window=(window.started, window.ended))
 
 
 def _given_data(src: Source, options: PipelineOptions) -> str | None:

@@ -59,6 +59,7 @@ _BACKENDS = (
     Extra("digits", (Package("scikit-learn", "sklearn"),), (),
           "the bundled digits data set (--data / --calibration digits)"),
     Extra("report", (Package("matplotlib", "matplotlib"),), (), "the plots in report.html"),
+    Extra("ray", (Package("ray", "ray"),), (), "pipeline/check --executor ray (a local Ray or a cluster)"),
 )
 EXTRAS: tuple[Extra, ...] = (*_BACKENDS, Extra("all", (), tuple(e.name for e in _BACKENDS), "every extra above"))
 _BY_NAME = {extra.name: extra for extra in EXTRAS}
