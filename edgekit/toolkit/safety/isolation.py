@@ -177,33 +177,23 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
         kill_group(pid)
         reap(pid)
         for temp in watch.temps:  # what a killed worker could not clean up itself
-            with contextlib.suppress(OSError):
-                path = Path(temp)
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+            remove_temp(temp)
 
 
 def _worker_main(work: Callable[[], Any], fd: int) -> None:
+    worker_process(fd, lambda: reply(fd, work))
+
+
+def worker_process(fd: int, body: Callable[[], None]) -> None:
+    """Be a forked worker, then exit (never returns): its own process group (the parent kills converters'
+    subprocesses with it), Ctrl-C left to the parent, ``phase``/``announce_temp`` reporting on ``fd``."""
     global _channel
     code = 0
     try:
-        os.setpgid(0, 0)  # own process group: the parent kills converters' subprocesses with us
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _channel = fd
-        try:
-            result = work()
-            send_message(fd, ("ok", result))
-        except EdgekitError as exc:
-            send_message(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
-        except MemoryError:
-            send_message(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
-                                 f"use a smaller model or input, or raise {option('memory_limit_mb')}")))
-        except BaseException as exc:
-            import traceback
-
-            send_message(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
+        body()
     except BaseException:
         code = 70
     finally:
@@ -211,6 +201,34 @@ def _worker_main(work: Callable[[], Any], fd: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def reply(fd: int, work: Callable[[], Any]) -> None:
+    """Run ``work`` and send its outcome: ("ok", result), ("error", an edgekit error's parts) or ("internal",
+    name, first line and traceback of anything else)."""
+    try:
+        result = work()
+    except EdgekitError as exc:
+        send_message(fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
+    except MemoryError:
+        send_message(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
+                                    f"use a smaller model or input, or raise {option('memory_limit_mb')}")))
+    except BaseException as exc:
+        import traceback
+
+        send_message(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
+    else:
+        send_message(fd, ("ok", result))
+
+
+def remove_temp(temp: str) -> None:
+    """Remove a temp file or directory a dead worker announced (never following a link)."""
+    with contextlib.suppress(OSError):
+        path = Path(temp)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:

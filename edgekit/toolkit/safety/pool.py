@@ -21,19 +21,17 @@ pickled by reference (the worker is a fork of the parent, so it has the same cod
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import select
-import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, first_line, option
+from edgekit.toolkit.contract.errors import EdgekitError, option
 from edgekit.toolkit.safety import isolation
 from edgekit.toolkit.safety.isolation import (
     _HEADER,
@@ -45,8 +43,10 @@ from edgekit.toolkit.safety.isolation import (
     group_rss,
     kill_group,
     reap,
+    remove_temp,
+    reply,
     restricted_loads,
-    send_message,
+    worker_process,
 )
 
 
@@ -254,7 +254,7 @@ class WorkerPool:
             with contextlib.suppress(OSError):
                 os.close(fd)
         for temp in worker.temps:
-            _remove(temp)
+            remove_temp(temp)
         worker.temps = []
         with contextlib.suppress(ValueError):
             self._workers.remove(worker)
@@ -274,7 +274,7 @@ class WorkerPool:
             with contextlib.suppress(OSError):
                 os.close(worker.results_fd)
             for temp in worker.temps:
-                _remove(temp)
+                remove_temp(temp)
 
     # -- a worker ----------------------------------------------------------------------------------------
 
@@ -301,35 +301,15 @@ class WorkerPool:
 
 
 def _serve(tasks_fd: int, results_fd: int) -> None:
-    code = 0
-    try:
-        os.setpgid(0, 0)  # its own process group: converters' subprocesses die with it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
-        isolation._channel = results_fd  # phase() and announce_temp() report to the parent
+    def loop() -> None:
         while True:
             message = _read_message(tasks_fd)
-            if message is None:
-                break
+            if message is None:  # the pool closed our task pipe
+                return
             call, args = message
-            try:
-                send_message(results_fd, ("ok", call(*args)))
-            except EdgekitError as exc:
-                send_message(results_fd, ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint)))
-            except MemoryError:
-                send_message(results_fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT),
-                                                    "out of memory", f"raise {option('memory_limit_mb')}")))
-            except Exception as exc:
-                import traceback
+            reply(results_fd, functools.partial(call, *args))
 
-                send_message(results_fd, ("internal", (type(exc).__name__, first_line(exc),
-                                                       traceback.format_exc())))
-    except BaseException:
-        code = 70
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+    worker_process(results_fd, loop)
 
 
 def _exited(pid: int) -> bool:
@@ -370,10 +350,3 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _remove(temp: str) -> None:
-    with contextlib.suppress(OSError):
-        path = Path(temp)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
