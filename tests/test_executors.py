@@ -409,4 +409,4 @@ def test_check_runs_on_the_executor_its_config_names(samples, tmp_path):
     report = PipelineReport.from_dict(strict_json((tmp_path / "edgekit-check" / "report.json").read_text()))
     assert report.options["executor_run"].startswith("process: 2 crash-isolated worker(s)")
     bad = run_edgekit("check", "--config", config, "--executor", "threads", "--force")
-    assert bad.returncode == 2 and "--executor 'threads': not one of serial, process, ray" in bad.stderr
+    assert bad.returncode == 2 and "--executor threads: not one of serial, process, ray" in bad.stderr
