@@ -183,6 +183,8 @@ CONVERTERS: Registry[ConverterSpec] = Registry(
                       ("tensorflow", "keras", "tf2onnx")),
         ConverterSpec(Format.SAVEDMODEL, Format.ONNX, "tf2onnx (SavedModel signature)", _KERAS_ONNX,
                       ("tensorflow", "tf2onnx")),
+        ConverterSpec(Format.TFLITE, Format.ONNX, "tf2onnx (TFLite front end)",
+                      "edgekit.converters.tflite_onnx:TFLiteToOnnx", ("tensorflow", "tf2onnx", "onnx")),
         ConverterSpec(Format.ONNX, Format.ONNX, "onnxruntime.quantization / float16",
                       "edgekit.converters.onnx_quantize:OnnxQuantize", ("onnx", "onnxruntime"),
                       (QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8)),
