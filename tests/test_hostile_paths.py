@@ -35,8 +35,8 @@ def test_pipeline_log_symlink_and_existing_log(samples, tmp_path, victim):
     (out / "pipeline.log").symlink_to(victim.path / "notes.txt")
     refused = run_edgekit("pipeline", samples[Format.TFLITE], "--out", out, "--no-bench")
     assert refused.returncode == 2 and "pipeline.log: already exists" in _one_error_line(refused)
-    # with --force the planted link is removed and a real log created in its place (the run itself then
-    # stops at the model, which has no route from tflite: exit 3 or 1, either way after the log exists)
+    # with --force the planted link is removed and a real log created in its place (how the run itself ends
+    # does not matter here, only that it was not a crash and the log exists)
     forced = run_edgekit("pipeline", samples[Format.TFLITE], "--out", out, "--no-bench", "--force")
     assert forced.returncode != 70, forced.stderr[-1500:]
     assert not (out / "pipeline.log").is_symlink() and (out / "pipeline.log").is_file()

@@ -51,4 +51,4 @@ def test_via_composes_two_plans_on_a_synthetic_registry():
 
 
 def test_summary_for_a_format_without_routes():
-    assert supported_summary(F.TFLITE, CONVERTERS) == "none"
+    assert supported_summary(F.EXECUTORCH, CONVERTERS) == "none"
