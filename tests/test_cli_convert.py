@@ -94,6 +94,13 @@ def test_torch_matrix_on_digits_cnn(digits, tmp_path, target, quant):
     sidecar = read_sidecar(data["artifact"])
     assert sidecar.labels == tuple(str(i) for i in range(10)) and sidecar.data is not None
     assert_parity_passes_on_real_data(data, quant, sidecar)
+    if (target, quant) == ("tflite", "int8"):  # float32 I/O, int8 inside (the recipe's I/O left float)
+        assert [t["dtype"] for t in (*data["io_spec"]["inputs"], *data["io_spec"]["outputs"])] == ["float32"] * 2
+        from ai_edge_litert.interpreter import Interpreter
+
+        dtypes = {str(t["dtype"].__name__) for t in Interpreter(str(data["artifact"])).get_tensor_details()}
+        assert "int8" in dtypes, dtypes
+        assert "NO_QUANTIZE" in data["steps"][-1]["details"]["io"]
 
 
 @pytest.mark.slow
@@ -180,8 +187,8 @@ def _refused(result, code: int, fragment: str) -> None:
 
 
 def test_unsupported_pair_is_refused_with_supported_list(samples, tmp_path):
-    _refused(convert(samples[Format.TORCH_EXPORTED], "--to", "tflite", "--quantize", "int8", "-o",
-                     tmp_path / "m.tflite"), 2, "tflite (none, dynamic, int8-io, int16x8)")
+    _refused(convert(samples[Format.TORCH_EXPORTED], "--to", "executorch", "--quantize", "fp16", "-o",
+                     tmp_path / "m.pte"), 2, "tflite (none, dynamic, int8, int8-io, int16x8)")
     assert list(tmp_path.iterdir()) == []
 
 

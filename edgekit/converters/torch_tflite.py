@@ -1,9 +1,11 @@
 """torch.export program (.pt2) → TFLite with litert-torch; quantized with ai-edge-quantizer.
 
-Modes: ``dynamic`` (int8 weights, float activations), ``int8-io`` (static int8, inputs and outputs
-int8 too) and ``int16x8`` (static int16 activations with int8 weights, int16 I/O) — what
-ai-edge-quantizer's recipes produce. ``--nhwc`` wraps the model so its image inputs are channels-last,
-as Android camera pipelines deliver them.
+Modes: ``dynamic`` (int8 weights, float activations), ``int8`` (static int8 inside, float32 inputs and
+outputs), ``int8-io`` (static int8, inputs and outputs int8 too) and ``int16x8`` (static int16 activations
+with int8 weights, int16 I/O) — what ai-edge-quantizer's recipes produce. For ``int8`` the static
+recipe's INPUT and OUTPUT operations are set to ``NO_QUANTIZE`` (as Ultralytics' LiteRT export does), so
+the model takes and returns float32 and quantizes/dequantizes at its edges. ``--nhwc`` wraps the model
+so its image inputs are channels-last, as Android camera pipelines deliver them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from edgekit.toolkit.contract.iospec import cast_checked
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
-RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.INT8_IO: "static_wi8_ai8",
-           QuantMode.INT16X8: "static_wi8_ai16"}
+RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.INT8: "static_wi8_ai8",
+           QuantMode.INT8_IO: "static_wi8_ai8", QuantMode.INT16X8: "static_wi8_ai16"}
+FLOAT_IO = (QuantMode.INT8,)  # static int8 inside, the graph's inputs and outputs left float
 SIGNATURE = "serving_default"
 
 
@@ -55,6 +58,14 @@ class TorchToTFLite(Converter):
 
         recipe_name = RECIPES[step.quantize]
         engine = quantizer.Quantizer(str(float_model), getattr(recipe, recipe_name)())
+        if step.quantize in FLOAT_IO:
+            from ai_edge_quantizer.algorithm_manager import AlgorithmName
+            from ai_edge_quantizer.qtyping import TFLOperationName
+
+            for operation in (TFLOperationName.INPUT, TFLOperationName.OUTPUT):
+                engine.update_quantization_recipe(regex=".*", operation_name=operation,
+                                                  algorithm_key=AlgorithmName.NO_QUANTIZE)
+            report.details["io"] = "float32 (the recipe's INPUT and OUTPUT operations set to NO_QUANTIZE)"
         calibration_result = None
         if engine.need_calibration:
             assert step.calibration is not None
