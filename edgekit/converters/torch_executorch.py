@@ -100,12 +100,35 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
     return torch.export.export(convert_pt2e(prepared), args)
 
 
+class _HalfInside(torch.nn.Module):
+    """fp16 inside, the model's own dtypes outside: float inputs are cast to float16 on entry and float16
+    outputs back to float32 on exit (integer inputs, e.g. token ids, pass as they are)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.half()
+
+    def forward(self, *inputs: torch.Tensor) -> object:
+        from torch.utils._pytree import tree_map
+
+        cast = [x.half() if x.is_floating_point() else x for x in inputs]
+        return tree_map(lambda o: o.float() if isinstance(o, torch.Tensor) and o.dtype == torch.float16 else o,
+                        self.inner(*cast))
+
+
+def _half(program: torch.export.ExportedProgram, args: tuple) -> torch.export.ExportedProgram:
+    return torch.export.export(_HalfInside(program.module()), args)
+
+
 class TorchToExecuTorch(Converter):
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         program = load_exported_program(step.path)
         args = example_inputs(step)
-        if step.quantize is not QuantMode.NONE:
+        if step.quantize is QuantMode.FP16:
+            program = _half(program, args)
+            report.details["precision"] = "float16 weights and compute (XNNPACK fp16 kernels), float32 I/O"
+        elif step.quantize is not QuantMode.NONE:
             program = _quantized(program, step, args)
             report.details["quantizer"] = "PT2E XNNPACKQuantizer " + (
                 "dynamic" if step.quantize is QuantMode.DYNAMIC else "static per-channel"
