@@ -104,7 +104,7 @@ def test_open_values_behave_like_strings_and_enums():
     assert pickle.loads(pickle.dumps(Format.TFLITE)) is Format.TFLITE
     assert copy.deepcopy(QuantMode.NONE) is QuantMode.NONE
     assert json.dumps({"f": Format.ONNX}) == '{"f": "onnx"}' and {Format.ONNX: 1}["onnx"] == 1
-    assert [q.value for q in QuantMode][:2] == ["none", "fp16"] and len(QuantMode) == 6
+    assert [q.value for q in QuantMode][:2] == ["none", "fp16"] and len(QuantMode) == 7
     with pytest.raises(ValueError, match="not a quantization mode"):
         QuantMode("int3")
     with pytest.raises(ValueError, match="registered twice"):

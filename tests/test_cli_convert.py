@@ -188,7 +188,7 @@ def _refused(result, code: int, fragment: str) -> None:
 
 def test_unsupported_pair_is_refused_with_supported_list(samples, tmp_path):
     _refused(convert(samples[Format.TORCH_EXPORTED], "--to", "torchscript", "--quantize", "int8", "-o",
-                     tmp_path / "m.pt"), 2, "tflite (none, fp16, dynamic, int8, int8-io, int16x8)")
+                     tmp_path / "m.pt"), 2, "tflite (none, fp16, dynamic, int8, int8-io, int16x8, int4)")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -131,7 +131,7 @@ def test_existing_outputs_are_not_replaced_without_force(samples, tmp_path):
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--to", "coreml"], 2, "--to coreml"),
-    (["--quantize", "int4"], 2, "--quantize int4"),
+    (["--quantize", "int3"], 2, "--quantize int3"),
     (["--samples", "0"], 2, "--samples must be ≥ 1"),
     (["missing.pt2"], 3, "missing.pt2: no such model"),
 ])

@@ -31,8 +31,8 @@ def test_unsupported_pair_lists_what_is_reachable():
     with pytest.raises(UsageError) as excinfo:
         plan(F.TORCH_EXPORTED, F.TORCHSCRIPT, Q.INT8)
     message = str(excinfo.value)
-    assert "tflite (none, fp16, dynamic, int8, int8-io, int16x8)" in message
-    assert "executorch (none, fp16, dynamic, int8)" in message
+    assert "tflite (none, fp16, dynamic, int8, int8-io, int16x8, int4)" in message
+    assert "executorch (none, fp16, dynamic, int8, int4)" in message
 
 
 def test_via_must_be_a_third_format():

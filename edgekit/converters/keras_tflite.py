@@ -144,6 +144,13 @@ class KerasToTFLite(Converter):
         with scratch_directory("edgekit-keras-") as scratch:
             converter = tf_converter(step, report, Path(scratch))
             flatbuffer = self._convert(converter, step)
+            if step.quantize is QuantMode.INT4:  # TFLiteConverter has no 4-bit mode: its float model, then
+                from edgekit.converters._ai_edge import INT4_RECIPE, quantize_weights  # ai-edge-quantizer's
+
+                float_model = Path(scratch) / "float.tflite"
+                float_model.write_bytes(flatbuffer)
+                flatbuffer = quantize_weights(float_model, INT4_RECIPE)
+                report.details["quantizer"] = f"ai_edge_quantizer ({INT4_RECIPE})"
         out.write_bytes(flatbuffer)
         report.details["converter"] = "tf.lite.TFLiteConverter"
 

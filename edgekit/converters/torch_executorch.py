@@ -84,9 +84,12 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    dynamic = step.quantize is QuantMode.DYNAMIC
+    dynamic = step.quantize in (QuantMode.DYNAMIC, QuantMode.INT4)
+    # int4: the same dynamic config with weights on [-8, 7]; XNNPACK then stores them packed, 4 bits each
+    # (its qd8 × qc4w kernels), where int8 values would take a byte.
+    bits = {"weight_qmin": -8, "weight_qmax": 7} if step.quantize is QuantMode.INT4 else {}
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
-                                                                                 is_dynamic=dynamic))
+                                                                                 is_dynamic=dynamic, **bits))
     module = program.module()
     integer_scalars_as_constants(module)
     prepared = prepare_pt2e(module, quantizer)
@@ -130,9 +133,9 @@ class TorchToExecuTorch(Converter):
             report.details["precision"] = "float16 weights and compute (XNNPACK fp16 kernels), float32 I/O"
         elif step.quantize is not QuantMode.NONE:
             program = _quantized(program, step, args)
-            report.details["quantizer"] = "PT2E XNNPACKQuantizer " + (
-                "dynamic" if step.quantize is QuantMode.DYNAMIC else "static per-channel"
-            )
+            report.details["quantizer"] = "PT2E XNNPACKQuantizer " + {
+                QuantMode.DYNAMIC: "dynamic", QuantMode.INT4: "dynamic, int4 weights (per-channel, [-8, 7])",
+            }.get(step.quantize, "static per-channel")
         patched = explicit_pool_strides(program)
         if patched:
             report.details["max_pool2d_strides_made_explicit"] = patched

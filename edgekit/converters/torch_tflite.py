@@ -3,7 +3,8 @@
 Modes: ``fp16`` (float16 weights dequantized at load, float compute: the FLOAT_CASTING weight-only recipe),
 ``dynamic`` (int8 weights, float activations), ``int8`` (static int8 inside, float32 inputs and
 outputs), ``int8-io`` (static int8, inputs and outputs int8 too) and ``int16x8`` (static int16 activations
-with int8 weights, int16 I/O) — what ai-edge-quantizer's recipes produce. For ``int8`` the static
+with int8 weights, int16 I/O) and ``int4`` (channelwise int4 weights, activations quantized to int8 at run
+time: XNNPACK's qd8 × qc4w kernels) — what ai-edge-quantizer's recipes produce. For ``int8`` the static
 recipe's INPUT and OUTPUT operations are set to ``NO_QUANTIZE`` (as Ultralytics' LiteRT export does), so
 the model takes and returns float32 and quantizes/dequantizes at its edges. ``--nhwc`` wraps the model
 so its image inputs are channels-last, as Android camera pipelines deliver them.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, recipe
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
@@ -22,26 +24,12 @@ from edgekit.toolkit.contract.iospec import cast_checked
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
-RECIPES = {QuantMode.FP16: "weight_only_wf16_afp32", QuantMode.DYNAMIC: "dynamic_wi8_afp32",
+RECIPES = {QuantMode.FP16: FP16_RECIPE, QuantMode.DYNAMIC: "dynamic_wi8_afp32",
            QuantMode.INT8: "static_wi8_ai8",
-           QuantMode.INT8_IO: "static_wi8_ai8", QuantMode.INT16X8: "static_wi8_ai16"}
+           QuantMode.INT8_IO: "static_wi8_ai8", QuantMode.INT16X8: "static_wi8_ai16",
+           QuantMode.INT4: INT4_RECIPE}
 FLOAT_IO = (QuantMode.INT8,)  # static int8 inside, the graph's inputs and outputs left float
 SIGNATURE = "serving_default"
-
-
-def _recipe(name: str) -> object:
-    """ai-edge-quantizer's recipe of that name; ``weight_only_wf16_afp32`` (it has no ready-made one) is its
-    weight-only config with 16-bit FLOAT_CASTING, as the quantizer's recipe manager documents for fp16."""
-    from ai_edge_quantizer import recipe, recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    if name != "weight_only_wf16_afp32":
-        return getattr(recipe, name)()
-    manager = recipe_manager.RecipeManager()
-    manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
-                                   algorithm_key=AlgorithmName.FLOAT_CASTING)
-    return manager.get_quantization_recipe()
 
 
 def _image_inputs(step: StepInput) -> list[int]:
@@ -74,7 +62,7 @@ class TorchToTFLite(Converter):
         from ai_edge_quantizer import quantizer
 
         recipe_name = RECIPES[step.quantize]
-        engine = quantizer.Quantizer(str(float_model), _recipe(recipe_name))
+        engine = quantizer.Quantizer(str(float_model), recipe(recipe_name))
         if step.quantize in FLOAT_IO:
             from ai_edge_quantizer.algorithm_manager import AlgorithmName
             from ai_edge_quantizer.qtyping import TFLOperationName

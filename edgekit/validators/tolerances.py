@@ -31,6 +31,7 @@ class Profile(StrEnum):
     FP16 = "fp16"
     DYNAMIC = "dynamic"
     INT8 = "int8"
+    INT4 = "int4"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Tolerance:
 
 
 # The spacing of each precision at 1.0 (fp32, fp16 ulps) and the step of a symmetric int8 scale that covers 1.0.
-FP32_STEP, FP16_STEP, INT8_STEP = 2.0**-23, 2.0**-10, 1 / 127
+FP32_STEP, FP16_STEP, INT8_STEP, INT4_STEP = 2.0**-23, 2.0**-10, 1 / 127, 1 / 7
 
 DEFAULTS = {
     Profile.FP32: Tolerance(Profile.FP32, atol=1e-4, rtol=1e-4, resolution=FP32_STEP),
@@ -59,6 +60,10 @@ DEFAULTS = {
                                resolution=INT8_STEP),
     Profile.INT8: Tolerance(Profile.INT8, min_cosine=0.99, min_top1=0.95, max_accuracy_drop=0.01,
                             resolution=INT8_STEP),
+    # 4-bit weights: 15 levels per channel or block. What the field accepts for weight-only int4 (a point or
+    # two of top-1); the margin rule at a step of 1/7 leaves near-ties to it instead of a coin toss.
+    Profile.INT4: Tolerance(Profile.INT4, min_cosine=0.98, min_top1=0.90, max_accuracy_drop=0.02,
+                            resolution=INT4_STEP),
 }
 
 

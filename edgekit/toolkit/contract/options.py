@@ -40,6 +40,8 @@ QUANT_MODE_SPECS = (
     QuantModeSpec("int8", "full integer, float I/O", "int8", "int8", needs_calibration=True),
     QuantModeSpec("int8-io", "full integer including inputs and outputs", "int8-io", "int8", needs_calibration=True),
     QuantModeSpec("int16x8", "int16 activations, int8 weights", "int16x8", "int8", needs_calibration=True),
+    QuantModeSpec("int4", "4-bit weights of linear/conv layers (TFLite, ExecuTorch: int8 dynamic activations; "
+                  "ONNX: float activations)", "int4", "int4"),
 )
 for _spec in QUANT_MODE_SPECS:
     QuantMode.register(_spec)
