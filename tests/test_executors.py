@@ -410,3 +410,41 @@ def test_check_runs_on_the_executor_its_config_names(samples, tmp_path):
     assert report.options["executor_run"].startswith("process: 2 crash-isolated worker(s)")
     bad = run_edgekit("check", "--config", config, "--executor", "threads", "--force")
     assert bad.returncode == 2 and "--executor threads: not one of serial, process, ray" in bad.stderr
+
+
+NODE_CHECK_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import ray
+    from edgekit import __version__
+    from edgekit.pipeline.ray_executor import _ray_cell
+    from edgekit.toolkit.safety.isolation import restricted_loads
+    import pool_tasks
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        token = sys.argv[1]
+        context = {"version": __version__, "token": token, "secret": "s3cret", "timeout": None, "trust": False}
+        results = {"blind": restricted_loads(_ray_cell(pool_tasks.pid, (1,), {**context, "token": token + ".gone"})),
+                   "other": restricted_loads(_ray_cell(pool_tasks.pid, (1,), {**context, "version": "0.0.1"})),
+                   "fine": restricted_loads(_ray_cell(pool_tasks.pid, (1,), context))}
+        print(json.dumps({k: [v[0], list(v[1]) if v[0] == "error" else None] for k, v in results.items()}))
+    finally:
+        ray.shutdown()
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_RAY, reason="Ray is not installed (pip install 'edgekit[ray]')")
+def test_a_ray_node_that_cannot_serve_the_run_fails_its_rows_by_name(tmp_path):
+    token = tmp_path / ".edgekit-ray-run-test"
+    token.write_text("s3cret")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", NODE_CHECK_SCRIPT, str(token)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    replies = json.loads(result.stdout.strip().splitlines()[-1])
+    assert replies["fine"] == ["ok", None]
+    kind, (name, code, message, hint) = replies["blind"]
+    assert (kind, name, code) == ("error", "InvalidInputError", int(ExitCode.INVALID_INPUT))
+    assert "cannot see --out" in message and "same path" in hint
+    kind, (name, _, message, hint) = replies["other"]
+    assert kind == "error" and "runs edgekit" in message and "the driver 0.0.1" in message
