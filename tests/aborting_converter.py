@@ -1,7 +1,8 @@
 """A test-only converter whose conversion aborts the process (SIGABRT), as a faulty native converter would.
 
-``register()`` adds it as the ONNX → TFLite edge (edgekit has none): a pipeline over an ONNX model then has
-exactly one row whose worker dies, beside rows that convert for real.
+``register()`` adds it as the ONNX → ExecuTorch edge (edgekit has none, and a .pte converts to nothing, so the
+planner cannot route other conversions through it): a pipeline over an ONNX model then has exactly one row
+whose worker dies, beside rows that convert for real.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec
 
 class AbortingConverter(Converter):
     def _convert_impl(self, step, out: Path, report) -> None:
-        out.write_bytes(b"TFL3 half a model")  # the staged file edgekit announced: it must not survive
+        out.write_bytes(b"half a model")  # the staged file edgekit announced: it must not survive
         os.abort()
 
 
 def register() -> None:
-    CONVERTERS.register(ConverterSpec(Format.ONNX, Format.TFLITE, "test: aborts the process",
+    CONVERTERS.register(ConverterSpec(Format.ONNX, Format.EXECUTORCH, "test: aborts the process",
                                       "aborting_converter:AbortingConverter", ()))

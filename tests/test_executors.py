@@ -204,12 +204,12 @@ def test_an_aborting_converter_crashes_only_its_row(samples, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
            "TMPDIR": str(scratch), marker.split("=")[0]: marker.split("=")[1]}
     result = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, "pipeline", str(torch_model), str(bomb),
-                             "--to", "onnx,tflite", "--quantize", "none,dynamic", "--out", str(out),
+                             "--to", "onnx,executorch", "--quantize", "none,dynamic", "--out", str(out),
                              "--min-seconds", "0.05"], capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 1, result.stderr[-3000:]
     report = PipelineReport.from_dict(strict_json((out / "report.json").read_text()))
     crashed = [r for r in report.rows if r.status is RowStatus.CRASHED]
-    assert [(r.source, r.format, r.precision) for r in crashed] == [("bomb", "tflite", "none")]
+    assert [(r.source, r.format, r.precision) for r in crashed] == [("bomb", "executorch", "none")]
     assert crashed[0].reason.startswith("the worker crashed with SIGABRT while converting bomb.onnx with test: "
                                         "aborts the process"), crashed[0].reason
     others = [r for r in report.rows if r.status is not RowStatus.CRASHED]
