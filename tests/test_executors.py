@@ -90,7 +90,7 @@ def test_pool_outcomes_and_a_crash_replaces_the_worker(tmp_path):
 
 
 def test_pool_keeps_each_family_on_its_warm_worker():
-    tasks = [Task(f"{family}{i}", pool_tasks.pid_after, (i, 0.2), family) for i in range(3) for family in "ab"]
+    tasks = [Task(f"{family}{i}", pool_tasks.pid_after, (i, 0.5), family) for i in range(3) for family in "ab"]
     with WorkerPool(jobs=2) as pool:
         outcomes = {o.task.key: o for o in pool.run(tasks)}
         assert pool.started == 2
