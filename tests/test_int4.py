@@ -66,3 +66,47 @@ def test_int4_from_keras(samples, tmp_path, to):
     report = convert(samples[Format.KERAS], to, "int4", tmp_path / f"k.int4{Format(to).spec.suffix}")
     assert report["parity"]["verdict"] == "PASS"
     assert report["route"] == (["keras", "tflite"] if to == "tflite" else ["keras", "onnx", "onnx"])
+
+
+def _export(module, args, path):
+    import torch
+
+    torch.export.save(torch.export.export(module.eval(), args), str(path))
+    return path
+
+
+def test_executorch_int4_keeps_convolutions_float(tmp_path):
+    """XNNPACK's 4-bit kernels are fully connected only: a depthwise-separable CNN's convs stay float (they
+    used to be quantized to [-8, 7] and then had no kernel at all), its Linear goes to 4 bits."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1, groups=3), torch.nn.Conv2d(3, 16, 1),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 10))
+    model = _export(net, (torch.randn(1, 3, 16, 16),), tmp_path / "dwse.pt2")
+    report = convert(model, "executorch", "int4", tmp_path / "dwse.int4.pte")
+    assert report["parity"]["verdict"] == "PASS"
+    assert "convolutions float" in report["steps"][-1]["details"]["quantizer"]
+
+
+def test_executorch_fp16_on_a_program_that_keeps_float32_is_one_line(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+
+    class Recurrent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(8, 16, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    model = _export(Recurrent(), (torch.randn(1, 5, 8),), tmp_path / "lstm.pt2")
+    result = run_edgekit("convert", model, "--to", "executorch", "--quantize", "fp16", "-o", tmp_path / "l.pte")
+    if result.returncode == 0:
+        pytest.skip("this torch/ExecuTorch lowers the LSTM in fp16 now")
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("edgekit: error")]
+    assert result.returncode == 5 and "fp16 on ExecuTorch failed: the program keeps float32" in line
+    assert "fp16 on TFLite or ONNX" in line and "Traceback" not in result.stderr

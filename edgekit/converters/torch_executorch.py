@@ -17,7 +17,7 @@ from executorch.exir import to_edge_transform_and_lower
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.contract.errors import first_line
+from edgekit.toolkit.contract.errors import BackendError, first_line, option
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -88,8 +88,13 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
     # int4: the same dynamic config with weights on [-8, 7]; XNNPACK then stores them packed, 4 bits each
     # (its qd8 × qc4w kernels), where int8 values would take a byte.
     bits = {"weight_qmin": -8, "weight_qmax": 7} if step.quantize is QuantMode.INT4 else {}
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
-                                                                                 is_dynamic=dynamic, **bits))
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic, **bits)
+    if step.quantize is QuantMode.INT4:
+        # XNNPACK has 4-bit kernels for fully connected layers only: a 4-bit conv would be left to portable
+        # kernels, which have no quantized variants. Convolutions stay float.
+        quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
+    else:
+        quantizer = XNNPACKQuantizer().set_global(config)
     module = program.module()
     integer_scalars_as_constants(module)
     prepared = prepare_pt2e(module, quantizer)
@@ -123,18 +128,31 @@ def _half(program: torch.export.ExportedProgram, args: tuple) -> torch.export.Ex
     return torch.export.export(_HalfInside(program.module()), args)
 
 
+def _fp16_refused(step: StepInput, exc: Exception) -> BackendError:
+    """The traced program fixes float32 in places (explicit casts, float32 constants such as attention masks),
+    which then meet the float16 weights."""
+    return BackendError(f"{step.path.name}: fp16 on ExecuTorch failed: the program keeps float32 in places "
+                        f"({first_line(exc, 120)})",
+                        hint=f"use {option('quantize', 'none')} or dynamic on ExecuTorch, or fp16 on TFLite or ONNX "
+                             "(their converters cast at the tensor level)")
+
+
 class TorchToExecuTorch(Converter):
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         program = load_exported_program(step.path)
         args = example_inputs(step)
         if step.quantize is QuantMode.FP16:
-            program = _half(program, args)
+            try:
+                program = _half(program, args)
+            except Exception as exc:
+                raise _fp16_refused(step, exc) from None
             report.details["precision"] = "float16 weights and compute (XNNPACK fp16 kernels), float32 I/O"
         elif step.quantize is not QuantMode.NONE:
             program = _quantized(program, step, args)
             report.details["quantizer"] = "PT2E XNNPACKQuantizer " + {
-                QuantMode.DYNAMIC: "dynamic", QuantMode.INT4: "dynamic, int4 weights (per-channel, [-8, 7])",
+                QuantMode.DYNAMIC: "dynamic",
+                QuantMode.INT4: "dynamic, int4 weights of Linear layers (per-channel, [-8, 7]; convolutions float)",
             }.get(step.quantize, "static per-channel")
         patched = explicit_pool_strides(program)
         if patched:
@@ -148,7 +166,12 @@ class TorchToExecuTorch(Converter):
                 f"XNNPACK partitioning failed ({type(exc).__name__}: {first_line(exc)}); "
                 "the whole program runs on portable kernels"
             )
-            lowered = to_edge_transform_and_lower(program)
+            try:
+                lowered = to_edge_transform_and_lower(program)
+            except Exception as fallback:
+                if step.quantize is QuantMode.FP16:
+                    raise _fp16_refused(step, fallback) from None
+                raise
             report.details["backend"] = "portable (fallback)"
         graph = lowered.exported_program().graph
         remaining = [n for n in graph.nodes if n.op == "call_function" and "getitem" not in str(n.target)]
