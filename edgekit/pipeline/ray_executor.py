@@ -27,23 +27,17 @@ from typing import Any
 from edgekit import __version__
 from edgekit.pipeline.executors import Executor, ExecutorKind, ExecutorOptions, OnStart
 from edgekit.toolkit.contract.errors import UsageError, option
-from edgekit.toolkit.safety.isolation import WorkerInternalError, _rebuild, restricted_loads
+from edgekit.toolkit.safety.isolation import WorkerInternalError, rebuild_error, restricted_loads
+from edgekit.toolkit.safety.policy.trust import trusted
 from edgekit.toolkit.safety.pool import Crashed, Outcome, Task
 
 TOKEN_PREFIX = ".edgekit-ray-run-"
 
 
-def _require_ray() -> None:
-    from edgekit.toolkit.contract.extras import require
-
-    require(["ray"], option("executor", "ray"))
-
-
 class RayExecutor(Executor):
     kind = ExecutorKind.RAY
 
-    def __init__(self, options: ExecutorOptions) -> None:
-        _require_ray()
+    def __init__(self, options: ExecutorOptions) -> None:  # ExecutorOptions has checked that Ray is installed
         self.options = options
         self.limits = options.limits()
         self._ray: Any = None
@@ -81,7 +75,7 @@ class RayExecutor(Executor):
         assert ray is not None and self._token is not None, "prepare() first"
         remote = ray.remote(_ray_cell).options(num_cpus=1, max_retries=0)
         context = {"version": __version__, "token": str(self._token), "secret": self._secret,
-                   "timeout": self.limits.timeout, "trust": _trusted()}
+                   "timeout": self.limits.timeout, "trust": trusted()}
         pending: dict[Any, Task] = {}
         for task in tasks:
             if on_start is not None:
@@ -118,7 +112,7 @@ class RayExecutor(Executor):
         kind, value, digests = restricted_loads(data)
         if kind == "error":
             name, code, text, hint = value
-            return Outcome(task, error=_rebuild(name, int(code), str(text), hint))
+            return Outcome(task, error=rebuild_error(name, int(code), str(text), hint))
         if kind == "internal":
             name, line, trace = value
             return Outcome(task, internal=WorkerInternalError(name, line, trace))
@@ -139,12 +133,6 @@ class RayExecutor(Executor):
         if self._token is not None:
             self._token.unlink(missing_ok=True)
             self._token = None
-
-
-def _trusted() -> bool:
-    from edgekit.toolkit.safety.policy.trust import _TRUST
-
-    return bool(_TRUST["on"])
 
 
 def _first(exc: BaseException) -> str:

@@ -243,13 +243,11 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
                 if not chunk:  # EOF: the worker exited (or crashed)
                     return _no_reply(pid, watch)
                 buffer += chunk
-                while len(buffer) >= _HEADER.size:
-                    (size,) = _HEADER.unpack_from(buffer)
-                    if len(buffer) < _HEADER.size + size:
+                while True:
+                    body, buffer = next_frame(buffer)
+                    if body is None:
                         break
-                    message = restricted_loads(buffer[_HEADER.size: _HEADER.size + size])
-                    buffer = buffer[_HEADER.size + size:]
-                    done, value = _handle(message, watch)
+                    done, value = _handle(restricted_loads(body), watch)
                     if done:
                         return value
             if deadline is not None and time.monotonic() > deadline:
@@ -285,7 +283,7 @@ def _handle(message: Any, watch: _Watch) -> tuple[bool, Any]:
         return True, value
     if kind == "error":
         name, code, message_text, hint = value
-        raise _rebuild(name, int(code), str(message_text), hint)
+        raise rebuild_error(name, int(code), str(message_text), hint)
     if kind == "internal":
         name, line, trace = value
         raise WorkerInternalError(name, line, trace)
@@ -301,7 +299,7 @@ class WorkerInternalError(Exception):
         self.name, self.line, self.trace = name, line, trace
 
 
-def _rebuild(name: str, code: int, message: str, hint: str | None) -> EdgekitError:
+def rebuild_error(name: str, code: int, message: str, hint: str | None) -> EdgekitError:
     from edgekit.toolkit.contract import errors
 
     cls = getattr(errors, name, None)
@@ -341,6 +339,29 @@ def kill_group(pid: int) -> None:
 
 
 _reaped: dict[int, int] = {}
+
+
+def next_frame(buffer: bytes) -> tuple[bytes | None, bytes]:
+    """The first whole message (``send_message``'s framing) in ``buffer`` and what follows it; ``(None,
+    buffer)`` while the message is still incomplete."""
+    if len(buffer) < _HEADER.size:
+        return None, buffer
+    (size,) = _HEADER.unpack_from(buffer)
+    end = _HEADER.size + size
+    return (buffer[_HEADER.size:end], buffer[end:]) if len(buffer) >= end else (None, buffer)
+
+
+def has_exited(pid: int) -> bool:
+    """Whether the worker has exited, reaping it without waiting if so."""
+    if pid in _reaped:
+        return True
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    if done:
+        _reaped[pid] = status
+    return bool(done)
 
 
 def reap(pid: int) -> int | None:

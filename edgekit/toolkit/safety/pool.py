@@ -41,11 +41,15 @@ from edgekit.toolkit.safety.isolation import (
     WorkerInternalError,
     death_message,
     group_rss,
+    has_exited,
     kill_group,
+    next_frame,
     reap,
+    rebuild_error,
     remove_temp,
     reply,
     restricted_loads,
+    send_message,
     worker_process,
 )
 
@@ -96,19 +100,16 @@ class _Worker:
     next_memory_check: float = 0.0
     buffer: bytes = b""
     temps: list[str] = field(default_factory=list)
-    served: int = 0
 
 
 class WorkerPool:
     """Up to ``jobs`` persistent workers (see the module doc). Use as a context manager."""
 
-    def __init__(self, jobs: int = 1, limits: Limits | None = None,
-                 on_phase: Callable[[Task, str], None] | None = None) -> None:
+    def __init__(self, jobs: int = 1, limits: Limits | None = None) -> None:
         if jobs < 1:
             raise ValueError("jobs must be ≥ 1")
         self.jobs = jobs
         self.limits = limits or Limits.defaults()
-        self.on_phase = on_phase
         self.on_start: Callable[[Task], None] | None = None  # called as each task goes to a worker
         self._workers: list[_Worker] = []
         self.started = 0  # workers forked so far (a crash costs one more)
@@ -153,9 +154,8 @@ class WorkerPool:
         worker.temps = []
         if self.on_start is not None:
             self.on_start(task)
-        data = pickle.dumps((task.call, task.args), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            _write_all(worker.tasks_fd, _HEADER.pack(len(data)) + data)
+            send_message(worker.tasks_fd, (task.call, task.args))
         except OSError:  # it died while idle; the read side reports it as this task's crash
             pass
 
@@ -180,12 +180,10 @@ class WorkerPool:
         if not chunk:
             return self._lost(worker, None)
         worker.buffer += chunk
-        while len(worker.buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(worker.buffer)
-            if len(worker.buffer) < _HEADER.size + size:
+        while True:
+            body, worker.buffer = next_frame(worker.buffer)
+            if body is None:
                 break
-            body = worker.buffer[_HEADER.size:_HEADER.size + size]
-            worker.buffer = worker.buffer[_HEADER.size + size:]
             try:
                 kind, value = restricted_loads(body)
             except EdgekitError as exc:  # a reply the allow-list refuses: the worker is not to be trusted
@@ -200,20 +198,18 @@ class WorkerPool:
         assert task is not None
         if kind == "phase":
             worker.phase = str(value)
-            if self.on_phase is not None:
-                self.on_phase(task, worker.phase)
             return None
         if kind == "temp":
             worker.temps.append(str(value))
             return None
         if kind == "progress":
             return None
-        worker.task, worker.served = None, worker.served + 1
+        worker.task = None
         if kind == "ok":
             return Outcome(task, value=value, worker=worker.pid)
         if kind == "error":
             name, code, text, hint = value
-            return Outcome(task, error=isolation._rebuild(name, int(code), str(text), hint), worker=worker.pid)
+            return Outcome(task, error=rebuild_error(name, int(code), str(text), hint), worker=worker.pid)
         if kind == "internal":
             name, line, trace = value
             return Outcome(task, internal=WorkerInternalError(name, line, trace), worker=worker.pid)
@@ -267,7 +263,7 @@ class WorkerPool:
                 os.close(worker.tasks_fd)
         deadline = time.monotonic() + 2.0
         for worker in workers:
-            while worker.task is None and time.monotonic() < deadline and not _exited(worker.pid):
+            while worker.task is None and time.monotonic() < deadline and not has_exited(worker.pid):
                 time.sleep(0.01)
             kill_group(worker.pid)
             reap(worker.pid)
@@ -312,19 +308,6 @@ def _serve(tasks_fd: int, results_fd: int) -> None:
     worker_process(results_fd, loop)
 
 
-def _exited(pid: int) -> bool:
-    """Whether the worker has exited (reaped now if so)."""
-    if pid in isolation._reaped:
-        return True
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    if done:
-        isolation._reaped[pid] = status
-    return bool(done)
-
-
 def _read_message(fd: int) -> Any:
     header = _read_exactly(fd, _HEADER.size)
     if header is None:
@@ -342,11 +325,3 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
             return None
         data += chunk
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
