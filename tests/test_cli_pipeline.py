@@ -143,7 +143,7 @@ def test_bad_input_is_one_line_with_an_exit_code(tmp_path, args, code, message):
 
 
 def test_no_route_for_the_choice_is_a_usage_error(samples, tmp_path):
-    result = run_edgekit("pipeline", samples[Format.ONNX], "--to", "tflite", "--out", tmp_path / "out")
+    result = run_edgekit("pipeline", samples[Format.EXECUTORCH], "--to", "tflite", "--out", tmp_path / "out")
     assert result.returncode == 2 and "no route applies" in result.stderr
 
 

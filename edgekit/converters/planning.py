@@ -64,8 +64,10 @@ def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[Con
     while queue:
         here, route = queue.popleft()
         for spec in edges.get(here, []):
+            # A route never comes back to its source format through others (onnx → torch → onnx).
             if spec.to is to and quant in spec.quant_modes and (route or spec.source is not spec.to
-                                                                or quant is not QuantMode.NONE):
+                                                                or quant is not QuantMode.NONE) and (
+                    not route or to is not source):
                 return [*route, spec]
         if len(route) >= MAX_HOPS:
             continue

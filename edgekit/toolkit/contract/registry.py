@@ -190,6 +190,9 @@ CONVERTERS: Registry[ConverterSpec] = Registry(
                       ("tensorflow", "keras", "tf2onnx")),
         ConverterSpec(Format.SAVEDMODEL, Format.ONNX, "tf2onnx (SavedModel signature)", _KERAS_ONNX,
                       ("tensorflow", "tf2onnx")),
+        # ONNX → TFLite / ExecuTorch / TorchScript go through this float edge and then the torch routes.
+        ConverterSpec(Format.ONNX, Format.TORCH_EXPORTED, "edgekit ONNX importer (torch.export)",
+                      "edgekit.converters.onnx_torch:OnnxToTorch", ("onnx", "torch")),
         ConverterSpec(Format.TFLITE, Format.ONNX, "tf2onnx (TFLite front end)",
                       "edgekit.converters.tflite_onnx:TFLiteToOnnx", ("tensorflow", "tf2onnx", "onnx")),
         ConverterSpec(Format.ONNX, Format.ONNX, "onnxruntime.quantization / float16",
