@@ -53,3 +53,17 @@ def test_via_composes_two_plans_on_a_synthetic_registry():
 
 def test_summary_for_a_format_without_routes():
     assert supported_summary(F.EXECUTORCH, CONVERTERS) == "none"
+
+
+def test_onnx_reaches_the_mobile_formats_through_its_importer():
+    assert names(plan(F.ONNX, F.TFLITE, Q.INT8)) == [("onnx", "torch-exported"), ("torch-exported", "tflite")]
+    assert names(plan(F.ONNX, F.EXECUTORCH, Q.INT4))[-1] == ("torch-exported", "executorch")
+
+
+def test_the_onnx_importer_is_a_first_hop_only_unless_asked_with_via():
+    with pytest.raises(UsageError):
+        plan(F.KERAS, F.EXECUTORCH, Q.NONE)
+    with pytest.raises(UsageError):
+        plan(F.TFLITE, F.TORCHSCRIPT, Q.NONE)
+    assert names(plan(F.KERAS, F.EXECUTORCH, Q.INT8, via=F.ONNX)) == [
+        ("keras", "onnx"), ("onnx", "torch-exported"), ("torch-exported", "executorch")]

@@ -11,6 +11,9 @@ from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registry
 
 MAX_HOPS = 3
+# Re-importing ONNX into torch is a route's first hop only (the source is ONNX): a Keras or TFLite model is not
+# sent through ONNX and back into torch unless the user asks with --via onnx, which plans from ONNX.
+FIRST_HOP_ONLY = frozenset({(Format.ONNX, Format.TORCH_EXPORTED)})
 
 
 def supported_summary(source: Format, registry: Registry[ConverterSpec] = CONVERTERS) -> str:
@@ -63,7 +66,9 @@ def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[Con
     seen = {source}
     while queue:
         here, route = queue.popleft()
-        for spec in edges.get(here, []):
+        candidates = [spec for spec in edges.get(here, [])
+                      if not route or (spec.source, spec.to) not in FIRST_HOP_ONLY]
+        for spec in candidates:
             # A route never comes back to its source format through others (onnx → torch → onnx).
             if spec.to is to and quant in spec.quant_modes and (route or spec.source is not spec.to
                                                                 or quant is not QuantMode.NONE) and (
@@ -71,7 +76,7 @@ def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[Con
                 return [*route, spec]
         if len(route) >= MAX_HOPS:
             continue
-        for spec in edges.get(here, []):
+        for spec in candidates:
             if spec.source is spec.to or spec.to in seen or QuantMode.NONE not in spec.quant_modes:
                 continue
             seen.add(spec.to)
