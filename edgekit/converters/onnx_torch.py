@@ -291,15 +291,22 @@ def _apply_pads(data: torch.Tensor, pads: list[int], value: float) -> tuple[torc
     return F.pad(data, flat, value=value), [0] * rank
 
 
-@op("Conv")
-def _conv(ctx, node, x):
-    data, weight = x[0], x[1]
-    bias = x[2] if len(x) > 2 else None
+def _conv_geometry(ctx: _Context, data: torch.Tensor, weight: torch.Tensor
+                   ) -> tuple[int, list[int], list[int], list[int], list[int]]:
+    """A Conv's rank, kernel, strides, dilations and resolved pads."""
     rank = weight.dim() - 2
     kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
     strides = list(ctx.attr("strides", [1] * rank))
     dilations = list(ctx.attr("dilations", [1] * rank))
-    data, padding = _apply_pads(data, _pads(ctx, data.shape[2:], kernel, strides, dilations), 0.0)
+    return rank, kernel, strides, dilations, _pads(ctx, data.shape[2:], kernel, strides, dilations)
+
+
+@op("Conv")
+def _conv(ctx, node, x):
+    data, weight = x[0], x[1]
+    bias = x[2] if len(x) > 2 else None
+    rank, _, strides, dilations, pads = _conv_geometry(ctx, data, weight)
+    data, padding = _apply_pads(data, pads, 0.0)
     conv = (F.conv1d, F.conv2d, F.conv3d)[rank - 1]
     return conv(data, weight, bias, stride=strides, padding=padding, dilation=dilations, groups=ctx.attr("group", 1))
 
@@ -884,12 +891,8 @@ class _Recurrent(torch.nn.Module):
 def _conv_layer(ctx: _Context, node: Any, args: Values) -> tuple[torch.nn.Module, list[int] | None, None]:
     data, weight = args[0], args[1]
     bias = args[2] if len(args) > 2 else None
-    rank = weight.dim() - 2
-    kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
-    strides = list(ctx.attr("strides", [1] * rank))
-    dilations = list(ctx.attr("dilations", [1] * rank))
+    rank, kernel, strides, dilations, pads = _conv_geometry(ctx, data, weight)
     groups = ctx.attr("group", 1)
-    pads = _pads(ctx, data.shape[2:], kernel, strides, dilations)
     begins, ends = pads[:rank], pads[rank:]
     pre_pad = None
     if begins != ends:
