@@ -285,10 +285,15 @@ def _apply_pads(data: torch.Tensor, pads: list[int], value: float) -> tuple[torc
     begins, ends = pads[:rank], pads[rank:]
     if begins == ends:
         return data, begins
+    return F.pad(data, _torch_pads(begins, ends), value=value), [0] * rank
+
+
+def _torch_pads(begins: Sequence[int], ends: Sequence[int]) -> list[int]:
+    """ONNX's per-axis begins/ends → F.pad's (last axis first) [b, e, b, e, …]."""
     flat: list[int] = []
     for b, e in zip(reversed(begins), reversed(ends), strict=True):
         flat += [b, e]
-    return F.pad(data, flat, value=value), [0] * rank
+    return flat
 
 
 def _conv_geometry(ctx: _Context, data: torch.Tensor, weight: torch.Tensor
@@ -896,10 +901,7 @@ def _conv_layer(ctx: _Context, node: Any, args: Values) -> tuple[torch.nn.Module
     begins, ends = pads[:rank], pads[rank:]
     pre_pad = None
     if begins != ends:
-        pre_pad = []
-        for b, e in zip(reversed(begins), reversed(ends), strict=True):
-            pre_pad += [b, e]
-        begins = [0] * rank
+        pre_pad, begins = _torch_pads(begins, ends), [0] * rank
     kind = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[rank - 1]
     layer = kind(weight.shape[1] * groups, weight.shape[0], kernel, stride=strides, padding=begins,
                  dilation=dilations, groups=groups, bias=bias is not None, dtype=weight.dtype)
@@ -924,16 +926,14 @@ def _refuse_unsupported(graph: Any, origin: str) -> None:
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
         if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
             unknown[key] = unknown.get(key, 0) + 1
-        if node.op_type in ("If", "Loop", "Scan"):
-            unknown[key] = unknown.get(key, 0) + 1
     if not unknown:
         return
     listed = ", ".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(unknown.items()))
     quantized = any(k in QUANTIZED for k in unknown)
     hint = ("this is a quantized ONNX model: convert the float model and quantize on the target route "
             f"({option('quantize', 'int8')})" if quantized
-            else f"it translates {len(OPS)} ONNX ops (see `edgekit routes`); convert the model this ONNX came "
-                 "from instead, or export it without these ops")
+            else f"it translates {len(OPS)} standard ONNX ops; convert the model this ONNX came from instead, "
+                 "or export it without these ops")
     raise InvalidInputError(f"{origin}: edgekit's ONNX importer cannot translate {listed} to torch", hint=hint)
 
 
@@ -943,10 +943,6 @@ def _recurrent_with_data_weights(ctx, node, x):
 
 
 OPS["LSTM"] = OPS["GRU"] = _recurrent_with_data_weights
-
-
-def supported_ops() -> list[str]:
-    return sorted(OPS)
 
 
 class OnnxToTorch(Converter):
