@@ -1,8 +1,9 @@
 """A test-only converter whose conversion aborts the process (SIGABRT), as a faulty native converter would.
 
-``register()`` adds it as the ONNX → ExecuTorch edge (edgekit has none, and a .pte converts to nothing, so the
-planner cannot route other conversions through it): a pipeline over an ONNX model then has exactly one row
-whose worker dies, beside rows that convert for real.
+``register()`` adds it as a direct ONNX → ExecuTorch edge without quantization modes (edgekit's own route goes
+through the ONNX importer and torch.export; a .pte converts to nothing, so the planner cannot route other
+conversions through it): the planner prefers the one-hop edge for an unquantized ONNX → ExecuTorch cell, so a
+pipeline over an ONNX model has exactly one row whose worker dies, beside rows that convert for real.
 """
 
 from __future__ import annotations
