@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from edgekit.pipeline.report import PipelineReport
     from edgekit.pipeline.run import Observer
     from edgekit.targets.bench import BenchReport
+    from edgekit.toolkit.contract.compat import CompatReport
     from edgekit.toolkit.contract.iospec import Dim
     from edgekit.training import TrainResult
     from edgekit.validators.parity import ParityReport
@@ -93,6 +94,19 @@ def inspect_model(path: PathLike, *, input_shapes: Shapes = None, smoke_run: boo
     return _run(f"inspecting {path}", lambda: inspect(path, input_shapes=shapes, smoke_run=smoke_run,
                                                       input_ranges=ranges),
                 trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
+
+
+def compat(model: PathLike, *, targets: Iterable[str] | None = None, trust: bool = False,
+           timeout: float | None = None, memory_limit_mb: int | None = None, isolate: bool = True) -> CompatReport:
+    """Will ``model`` (a .tflite, .onnx or .pte) run on each target (default: every target of its format; a device
+    profile's name stands for the targets it implies): per operator supported / unsupported / unknown, with the
+    reason and the evidence. ``.passed`` only when every operator of every target is supported."""
+    from edgekit.targets.compat import check_compat
+
+    chosen = list(targets) if targets is not None else None
+    # The files are data, not code, but native readers parse them: a crafted file crashes a worker, not the caller.
+    return _run(f"checking {model}", lambda: check_compat(model, chosen), trust=trust, timeout=timeout,
+                memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
 def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "none",
@@ -204,15 +218,17 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
                  device: Device | str = Device.CPU, threads: int = 1, min_seconds: float = 0.25,
                  epochs: int | None = None, seed: int = 0, force: bool = False, trust: bool = False,
                  executor: str = "process", jobs: int | None = None, ray_address: str | None = None,
-                 timeout: float | None = None, memory_limit_mb: int | None = None,
-                 observer: Observer | None = None, write_reports: bool = True) -> PipelineReport:
+                 compat: Iterable[str] | str = "all", timeout: float | None = None,
+                 memory_limit_mb: int | None = None, observer: Observer | None = None,
+                 write_reports: bool = True) -> PipelineReport:
     """Every model (none: the digits CNN, trained in PyTorch and in Keras) through every route × mode asked
     for: convert, validate, bench; rows that fail never stop the others. With ``write_reports`` the JSON,
     Markdown, JUnit and HTML reports land in ``out``. ``executor``: ``process`` (default: ``jobs`` crash-
     isolated workers that keep frameworks imported across rows; a crash, ``timeout`` seconds or
     ``memory_limit_mb`` per cell marks one row ``crashed``), ``serial`` (in this process) or ``ray`` (Ray tasks
     on a local Ray, or on the cluster at ``ray_address``). ``process`` runs in this process when a framework
-    is loaded here already (the report's ``executor_run`` says so)."""
+    is loaded here already (the report's ``executor_run`` says so). ``compat``: the compatibility targets (or
+    device profiles) each artifact is checked on, ``all`` (default) or ``none``; each row reports them."""
     from dataclasses import replace
 
     from edgekit.pipeline.executors import ExecutorOptions
@@ -227,13 +243,19 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
     modes = parse_quant_modes(quantize if isinstance(quantize, str) else ",".join(str(q) for q in quantize))
     timing = replace(DEFAULT_BENCH, min_seconds=min_seconds, threads=threads, device=_value(Device, device, "device"))
     options = PipelineOptions(to=formats, quantize=modes, data=data, calibration=calibration, samples=samples,
-                              epochs=epochs, seed=seed, bench=timing if bench else None, executor=cells)
+                              epochs=epochs, seed=seed, bench=timing if bench else None, executor=cells,
+                              compat=_compat_targets(compat))
     prepare_out(out, force)
     with trusting(trust):
         report = run([Path(m) for m in models], Path(out), options, force=force, observer=observer)
     if write_reports:
         write(report, out, force=force)
     return report
+
+
+def _compat_targets(compat: Iterable[str] | str) -> tuple[str, ...]:
+    names = [n.strip() for n in compat.split(",")] if isinstance(compat, str) else [str(n) for n in compat]
+    return () if names == ["none"] else tuple(n for n in names if n)
 
 
 @dataclass(frozen=True)
@@ -277,7 +299,8 @@ def check(config: PathLike = "edgekit.toml", *, force: bool = False, junit: Path
         bench=replace(DEFAULT_BENCH, min_seconds=cfg.min_seconds, threads=cfg.threads) if measure else None,
         executor=ExecutorOptions.parse(executor or cfg.executor, jobs=jobs if jobs is not None else cfg.jobs,
                                        ray_address=ray_address or cfg.ray_address, timeout=timeout,
-                                       memory_mb=memory_limit_mb))
+                                       memory_mb=memory_limit_mb),
+        compat=cfg.compat_targets)
     extra = tuple(Path(p) if p is not None else None for p in (junit, write_baseline))
     prepare_out(cfg.out, force, *extra)
     with trusting(trust):

@@ -361,6 +361,42 @@ def convert(
 
 @app.command()
 @handle_errors
+def compat(
+    model: Path = typer.Argument(..., help="A .tflite, .onnx or .pte file.", show_default=False),
+    target: list[str] = typer.Option(
+        [], "--target", metavar="TARGET", show_default=False,
+        help="Repeatable: tflite-xnnpack, tflite-gpu, litert, onnx-nnapi, onnx-coreml, onnxruntime, "
+             "executorch-xnnpack, executorch, all, or a device profile (android-gpu, mobile-cpu-4t, …). "
+             "Default: every target of the model's format."),
+    ops: bool = typer.Option(False, "--ops", help="List every operator, not only those that do not run."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the report (JSON) here."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --json-out file."),
+) -> None:
+    """Will this artifact run on a device class, and where: every operator per target.
+
+    Each operator is supported, unsupported or unknown, with the reason and the evidence it rests on:
+    static rule (the target's published rules), compiler check (what its partitioner recorded in the file)
+    or runtime check on this machine. Exit 1 when any requested target has an operator that is not
+    supported, 0 when all run.
+    """
+    from edgekit.api import compat as check
+    from edgekit.render import render_compat
+
+    _check_outputs(force, json_file)
+    with _frameworks_quiet("compat"):
+        report = check(model, targets=target or None, **_limits())
+    if json_out:
+        typer.echo(jsonio.dumps(report.to_dict()))
+    else:
+        render_compat(report, every_op=ops)
+    _write_json(json_file, report.to_dict(), force)
+    failing = [t for t in report.targets if t.support.value != "supported"]
+    _finish(report, f"{model}: not every operator runs on {', '.join(t.target for t in failing)}" if failing else None)
+
+
+@app.command()
+@handle_errors
 def routes(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The conversion matrix: every route and the quantization modes it supports."""
     from edgekit.render import render_routes
@@ -430,7 +466,7 @@ def bench(
                                          "--target profile's device, else cpu); given, it wins over the profile's."),
     threads: str | None = typer.Option(None, "--threads", help="Thread counts to run, e.g. 1,2 (default 1)."),
     target: str | None = typer.Option(None, "--target", help="Device profile: mobile-cpu-1t, mobile-cpu-4t, "
-                                      "desktop-cpu, mcu-int8, cuda."),
+                                      "desktop-cpu, mcu-int8, cuda (its compat targets are reported too)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs first (reported)."),
     runs: int = typer.Option(100, "--runs", help="At least this many timed runs …"),
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="… and at least this many seconds of them."),
@@ -494,6 +530,9 @@ def pipeline(
     executor: str = typer.Option("process", "--executor", help=_EXECUTOR_HELP),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help=_JOBS_HELP),
     ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_HELP),
+    compat: str = typer.Option("all", "--compat", help="Compatibility targets each artifact is checked on (the "
+                               "report's compat column): all, none, or comma-separated targets/device profiles, "
+                               "e.g. tflite-gpu,onnx-nnapi (see edgekit compat)."),
 ) -> None:
     """Model → every applicable route × precision: convert, validate, bench, report.
 
@@ -512,7 +551,7 @@ def pipeline(
         report = run_pipeline(models or [], out=out, to=to, quantize=quantize, data=data, calibration=calibration,
                               samples=samples, bench=bench, device=device, threads=threads, min_seconds=min_seconds,
                               epochs=epochs, seed=seed, force=force, executor=executor, jobs=jobs,
-                              ray_address=ray_address, observer=progress.observer, **_limits())
+                              ray_address=ray_address, compat=compat, observer=progress.observer, **_limits())
         progress.show(report, report_paths(out))
     _finish(report)
 

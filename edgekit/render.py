@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
     from edgekit.packaging import KeyPair, PackageResult, VerifyResult
     from edgekit.pipeline.report import PipelineReport
     from edgekit.targets.bench import BenchReport
+    from edgekit.toolkit.contract.compat import CompatReport
     from edgekit.toolkit.contract.iospec import TensorSpec
     from edgekit.toolkit.reports import InspectReport
     from edgekit.training import TrainResult
@@ -285,9 +286,41 @@ def render_bench(report: BenchReport) -> None:
             console.print(f"  [yellow]not delegated[/yellow] {name}: {names} on LiteRT's own CPU kernels")
     for note in report.notes:
         console.print(f"  [yellow]note:[/yellow] {escape(note)}")
+    for model, cells in report.compat.items():
+        for target, cell in cells.items():
+            console.print(f"  compat {escape(Path(model).name)} {target}: {_support(cell['support'])} "
+                          f"{escape(cell['summary'])}")
     if report.results:
         sources = ", ".join(dict.fromkeys(r.input_source for r in report.results))
         console.print(f"inputs: {sources}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
+
+
+SUPPORT_STYLE = {"supported": "green", "unsupported": "red", "unknown": "yellow"}
+
+
+def _support(value: str) -> str:
+    return f"[{SUPPORT_STYLE.get(value, 'yellow')}]{value}[/{SUPPORT_STYLE.get(value, 'yellow')}]"
+
+
+def render_compat(report: CompatReport, *, every_op: bool = False) -> None:
+    """One line per target, then the operators that do not run (every operator with ``every_op``), then notes."""
+    _emit_table(("target", "evidence", "verdict", "detail"),
+                [[t.target, t.evidence.value, _support(t.support.value), escape(t.summary())] for t in report.targets],
+                title=f"Compatibility of {escape(report.model)} ({report.format})", key=(0,))
+    rows = [[t.target, "" if op.index is None else str(op.index), escape(op.op), _support(op.support.value),
+             op.evidence.value, escape(op.reason)]
+            for t in report.targets for op in t.ops if (every_op or op.support.value != "supported")
+            and not (len(t.ops) == 1 and op.index is None)]  # a one-row target's detail says it all
+    if rows:
+        _emit_table(("target", "#", "op", "support", "evidence", "reason"), rows,
+                    title="Operators" if every_op else "Operators that do not run there", key=(0, 1, 2), sep=" ",
+                    right=("#",))
+    for t in report.targets:
+        facts = ", ".join(f"{k} {_compact(v)}" for k, v in t.facts.items() if v not in (None, [], {}, ""))
+        if facts:
+            console.print(f"  {t.target}: {escape(facts)}")
+        for note in t.notes:
+            console.print(f"  [yellow]note:[/yellow] {t.target}: {escape(note)}")
 
 
 def render_parity(report: ParityReport) -> None:

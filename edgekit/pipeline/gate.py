@@ -7,12 +7,15 @@ and every violated threshold is listed by name with the measured value.
     to = ["tflite", "onnx"]
     quantize = ["none", "int8"]
     out = "edgekit-check"
+    compat = ["all"]                # compat targets reported per row (default all; the required ones always)
 
     [thresholds]                    # apply to every artifact …
     min_accuracy = 0.95
     max_accuracy_drop = 0.01        # fraction: 0.01 = one point
     max_p50_ratio = 1.5             # p50 ÷ the baseline's p50 for the same row
     max_size_bytes = 200_000
+    compat = ["tflite-gpu"]         # each artifact must run every op on these targets (`edgekit compat`;
+                                    # a target applies to rows of its format; a device profile names its targets)
     baseline = "baseline.json"      # a report.json from `edgekit pipeline` or `edgekit check`
 
     [thresholds."tflite.int8"]      # … unless a more specific table overrides them
@@ -37,7 +40,7 @@ from edgekit.toolkit.contract.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",
-                 "epochs", "seed", "executor", "jobs", "ray_address"}
+                 "epochs", "seed", "executor", "jobs", "ray_address", "compat"}
 INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1),
                   "jobs": (1, 1024)}
 EXECUTORS = ("serial", "process", "ray")
@@ -50,6 +53,7 @@ class Thresholds:
     max_p50_ratio: float | None = None
     max_size_bytes: int | None = None
     require_parity: bool = True  # a parity-failed or conversion-failed row is a violation
+    compat: tuple[str, ...] = ()  # compat targets every artifact of their format must fully support
 
     @classmethod
     def parse(cls, table: dict[str, Any], where: str, base: Thresholds | None = None) -> Thresholds:
@@ -61,6 +65,8 @@ class Thresholds:
             if key == "require_parity":
                 if not isinstance(value, bool):
                     raise UsageError(f"{where}: require_parity must be true or false")
+            elif key == "compat":
+                value = _compat_list(where, value)
             elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
                 # NaN compares false with everything: it would silently turn the threshold off
                 raise UsageError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
@@ -92,10 +98,19 @@ class CheckConfig:
     executor: str = "process"
     jobs: int | None = None
     ray_address: str | None = None
+    compat: tuple[str, ...] = ("all",)
 
     @property
     def needs_latency(self) -> bool:
         return self.thresholds.needs_latency or any(t.needs_latency for t in self.overrides.values())
+
+    @property
+    def compat_targets(self) -> tuple[str, ...]:
+        """What the pipeline checks: the [pipeline] compat targets plus every required one."""
+        from edgekit.targets.compat import parse_targets
+
+        chosen = [*self.compat, *(t for limits in (self.thresholds, *self.overrides.values()) for t in limits.compat)]
+        return tuple(parse_targets(chosen)) if chosen else ()
 
     def thresholds_for(self, row: Row) -> Thresholds:
         for key in (f"{row.format}.{row.precision}", row.format, row.precision):
@@ -136,6 +151,8 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckConfig:
             updates[key] = tuple(here / _string(path, key, v) for v in _list(path, key, value))
         elif key in ("to", "quantize"):
             updates[key] = tuple(_string(path, key, v) for v in _list(path, key, value))
+        elif key == "compat":
+            updates[key] = _compat_list(f"{path}: [pipeline]", value)
         elif key == "out":
             updates[key] = here / _string(path, key, value)
         elif key == "executor":
@@ -183,6 +200,22 @@ def _check_override_key(path: Path, key: str) -> None:
         raise UsageError(f'{path}: [thresholds."{key}"] names no format or quantization mode',
                          hint=f"use FORMAT, MODE or FORMAT.MODE: formats {', '.join(formats)}; "
                               f"modes {', '.join(modes)}")
+
+
+def _compat_list(where: str, value: Any) -> tuple[str, ...]:
+    """A compat list (``[]`` for none), each name a compat target, ``all`` or a device profile."""
+    from edgekit.targets.compat import parse_targets
+
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{where}: compat must be a list of target names, got {value!r}",
+                         hint='e.g. compat = ["tflite-gpu", "onnx-nnapi"] (see `edgekit compat --help`)')
+    try:
+        parse_targets(value)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc.message}", hint=exc.hint) from None
+    return tuple(value)
 
 
 def _list(path: Path, key: str, value: Any) -> list[Any]:
@@ -251,7 +284,28 @@ def judge(report: PipelineReport, config: CheckConfig, baseline: PipelineReport 
             violations.append(f"{name}: size {row.size_bytes} bytes > max_size_bytes {limits.max_size_bytes}")
         if limits.max_p50_ratio is not None:
             violations += _latency(row, limits.max_p50_ratio, baseline, notes)
+        violations += _compat(row, limits.compat)
     return Verdict(tuple(violations), tuple(notes))
+
+
+def _compat(row: Row, required: tuple[str, ...]) -> list[str]:
+    """A required compat target of the row's format that the artifact does not fully run on (or that was not
+    checked) is a violation; targets of other formats do not apply to the row."""
+    if not required:
+        return []
+    from edgekit.targets.compat import parse_targets
+    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
+
+    found = []
+    for target in parse_targets(required):
+        if COMPAT_TARGETS[target].format.value != row.format:
+            continue
+        cell = row.compat.get(target)
+        if cell is None:
+            found.append(f"{row.label}: compat {target} required but not checked")
+        elif cell["support"] != "supported":
+            found.append(f"{row.label}: {target} {cell['support']}: {cell['summary']} (compat)")
+    return found
 
 
 def _latency(row: Row, limit: float, baseline: PipelineReport | None, notes: list[str]) -> list[str]:

@@ -87,6 +87,7 @@ class Row:
     latency: Latency | None = None
     speedup: float | None = None  # the source's eager p50 ÷ this row's p50
     delegation: str = ""
+    compat: dict[str, dict[str, str]] = field(default_factory=dict)  # compat target → {"support", "summary"}
     notes: tuple[str, ...] = ()
     bench_node: str | None = None  # "hostname · CPU model" of the machine that timed it
     bench_window: tuple[float, float] | None = None  # when it held that node's bench slot (Unix seconds)
@@ -108,6 +109,7 @@ class Row:
         percentiles = data.get("error_percentiles")
         latency = data.get("latency")
         return cls(**{**data, "status": RowStatus(data["status"]), "route": tuple(data.get("route", ())),
+                      "compat": dict(data.get("compat", {})),
                       "error_percentiles": tuple(percentiles) if percentiles is not None else None,
                       "latency": Latency.from_dict(latency) if latency else None,
                       "notes": tuple(data.get("notes", ())),
@@ -178,7 +180,16 @@ def fmt_speedup(value: float | None) -> str:
 
 
 TABLE_COLUMNS = ("source", "format", "precision", "status", "size", "accuracy (Δ pt)", "max |Δ| / cosine",
-                 "p50", "p90", "vs eager", "delegation")
+                 "p50", "p90", "vs eager", "delegation", "compat")
+
+
+def fmt_compat(row: Row) -> str:
+    """ "✓ 3 targets" when every target checked runs every op; else the targets that do not: "✗ tflite-gpu"."""
+    if not row.compat:
+        return "-"
+    failing = [f"{'?' if cell['support'] == 'unknown' else '✗'} {target}" for target, cell in row.compat.items()
+               if cell["support"] != "supported"]
+    return ", ".join(failing) if failing else f"✓ {len(row.compat)} target{'s' if len(row.compat) > 1 else ''}"
 
 
 def table_cells(row: Row) -> tuple[str, ...]:
@@ -187,7 +198,7 @@ def table_cells(row: Row) -> tuple[str, ...]:
     precision = QuantMode(row.precision).spec.precision if row.precision in QuantMode else row.precision
     return (row.source, row.format, precision, row.status.value, human_bytes(row.size_bytes), fmt_accuracy(row),
             fmt_error(row), *(human_seconds(getattr(latency, q) if latency else None) for q in ("p50", "p90")),
-            fmt_speedup(row.speedup), row.delegation or "-")
+            fmt_speedup(row.speedup), row.delegation or "-", fmt_compat(row))
 
 
 def count_line(counts: dict[str, int]) -> str:
@@ -283,6 +294,8 @@ def junit_xml(report: PipelineReport) -> str:
                                ("accuracy", row.accuracy), ("cosine", row.cosine), ("bench_node", row.bench_node)):
                 if value is not None:
                     ET.SubElement(props, "property", name=key, value=str(value))
+            for target, cell in row.compat.items():
+                ET.SubElement(props, "property", name=f"compat.{target}", value=cell["support"])
         total += len(rows)
         failures += int(suite.get("failures", "0"))
         errors += int(suite.get("errors", "0"))

@@ -52,8 +52,12 @@ class PipelineOptions:
     epochs: int | None = None  # default models only
     seed: int = 0
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    compat: tuple[str, ...] = ("all",)  # compat targets (or profiles) each artifact is checked on; () for none
 
     def __post_init__(self) -> None:
+        from edgekit.targets.compat import parse_targets
+
+        object.__setattr__(self, "compat", tuple(parse_targets(self.compat)) if self.compat else ())
         wrong = [f.value for f in self.to if f not in output_formats()]
         if wrong:
             raise UsageError(f"{option('to', ','.join(wrong))}: a conversion does not write that",
@@ -70,7 +74,7 @@ class PipelineOptions:
                 "bench": None if bench is None else {"warmup": bench.warmup, "runs": bench.runs,
                                                      "min_seconds": bench.min_seconds, "device": bench.device.value},
                 "threads": bench.threads if bench else None, "epochs": self.epochs, "seed": self.seed,
-                **self.executor.to_dict()}
+                "compat": list(self.compat), **self.executor.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -372,6 +376,7 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
         delegation=delegation_summary(result.details.delegation),
         notes=tuple(result.warnings),
     )
+    row = _compat(row, job, options)
     if options.bench is None:
         return row
     phase(f"benchmarking {job.output.name}")
@@ -383,6 +388,24 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
         return replace(row, notes=(*row.notes, f"bench failed: {type(exc).__name__}: {first_line(exc)}"))
     return replace(row, latency=latency, delegation=delegation or row.delegation, notes=(*row.notes, *notes),
                    bench_node=window.node, bench_window=(window.started, window.ended))
+
+
+def _compat(row: Row, job: Job, options: PipelineOptions) -> Row:
+    """The artifact's verdict on each compat target of its format (a check that cannot run becomes a note)."""
+    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
+
+    targets = [t for t in options.compat if COMPAT_TARGETS[t].format is job.to]
+    if not targets:
+        return row
+    from edgekit.targets.compat import check_compat
+
+    phase(f"checking {job.output.name} on {', '.join(targets)}")
+    try:
+        return replace(row, compat=check_compat(job.output, targets).cells())
+    except EdgekitError as exc:
+        return replace(row, notes=(*row.notes, f"compat check failed: {exc.one_line()}"))
+    except Exception as exc:  # a checker's own failure must not cost the row
+        return replace(row, notes=(*row.notes, f"compat check failed: {type(exc).__name__}: {first_line(exc)}"))
 
 
 def _given_data(src: Source, options: PipelineOptions) -> str | None:

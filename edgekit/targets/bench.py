@@ -34,7 +34,7 @@ import numpy as np
 from edgekit.targets.profiles import DeviceProfile
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
-from edgekit.toolkit.contract.errors import InvalidInputError, UsageError, option
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, UsageError, option
 from edgekit.toolkit.contract.formats import sniff
 from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec, example_feeds, with_domains
 from edgekit.toolkit.contract.options import Device
@@ -161,6 +161,8 @@ class BenchReport:
     environment: dict[str, Any]
     options: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # facts about the run as a whole (e.g. a device override)
+    # model → compat target → {"support", "summary"}: the --target profile's compatibility targets
+    compat: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     def speedups(self) -> list[float]:
         """p50 of the first result ÷ p50 of each (how many times faster than the first)."""
@@ -172,14 +174,15 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {"edgekit_report": "bench", "version": BENCH_REPORT_VERSION, "environment": self.environment,
                 "options": self.options, "notes": list(self.notes), "results": [r.to_dict() for r in self.results],
-                "speedup_vs_first": self.speedups()}
+                "speedup_vs_first": self.speedups(), "compat": self.compat}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchReport:
         if data.get("edgekit_report") != "bench" or data.get("version") != BENCH_REPORT_VERSION:
             raise ValueError("not an edgekit bench report of a supported version")
         return cls([BenchResult.from_dict(r) for r in data["results"]], data["environment"], data["options"],
-                   list(data.get("notes", [])))  # reports written before notes existed have none
+                   list(data.get("notes", [])),  # reports written before notes existed have none
+                   dict(data.get("compat", {})))
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,10 @@ def bench(
     given = _device(device)
     options, notes = resolve_device(options, profile, given)
     if profile is not None:
+        if profile.elsewhere:
+            raise UsageError(f"{option('profile', profile.name)} runs on {profile.elsewhere}, which edgekit cannot "
+                             "drive from this machine", hint=f"check whether a model runs there: edgekit compat MODEL "
+                                                             f"--target {profile.name}")
         if given is None:
             check_profile_device(profile)
         threads = threads or [profile.threads]
@@ -288,7 +295,30 @@ def bench(
     recorded = {"warmup": options.warmup, "runs": options.runs, "min_seconds": options.min_seconds,
                 "threads": thread_counts, "device": options.device.value, "cpus": options.cpus,
                 "target": profile.name if profile else None, "data": data}
-    return BenchReport(results, environment_fingerprint(), recorded, notes)
+    return BenchReport(results, environment_fingerprint(), recorded, notes, profile_compat(models, profile))
+
+
+def profile_compat(models: list[str | os.PathLike[str]],
+                   profile: DeviceProfile | None) -> dict[str, dict[str, dict[str, str]]]:
+    """Each artifact's verdict on the compatibility targets ``profile`` implies for its format."""
+    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
+
+    if profile is None or not profile.compat:
+        return {}
+    from edgekit.targets.compat import check_compat
+
+    found = {}
+    for model in dict.fromkeys(str(m) for m in models):
+        fmt = sniff(model).format
+        targets = [t for t in profile.compat if COMPAT_TARGETS[t].format is fmt]
+        if not targets:
+            continue
+        try:
+            found[model] = check_compat(model, targets).cells()
+        except Exception as exc:  # the latency stands without it: a check that cannot run is unknown, and says why
+            reason = exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
+            found[model] = {t: {"support": "unknown", "summary": f"the check did not run: {reason}"} for t in targets}
+    return found
 
 
 def resolve_device(options: BenchOptions, profile: DeviceProfile | None,

@@ -41,9 +41,22 @@ def _delegation(model_ops: list[dict[str, Any]], planned: list[dict[str, Any]]) 
     but not which nodes each partition replaced. A partition's nodes are recovered from the graph: walk
     back from the DELEGATE node's outputs through their producers until its inputs are reached.
     """
+    partitions = [op for op in planned if op["op_name"] == "DELEGATE"]
+    delegated = delegated_ops(model_ops, partitions)
+    on_cpu = [op["op_name"] for op in model_ops if op["index"] not in delegated]
+    return {
+        "xnnpack_partitions": len(partitions),
+        "operators": len(model_ops),
+        "delegated_operators": len(delegated),
+        "delegated_share": round(len(delegated) / len(model_ops), 3) if model_ops else 0.0,
+        "cpu_operators": histogram(on_cpu),
+    }
+
+
+def delegated_ops(model_ops: list[dict[str, Any]], partitions: list[dict[str, Any]]) -> set[int]:
+    """The indices of the model's operators the DELEGATE nodes ``partitions`` replaced."""
     producer = {int(t): op for op in model_ops for t in op["outputs"]}
     delegated: set[int] = set()
-    partitions = [op for op in planned if op["op_name"] == "DELEGATE"]
     for partition in partitions:
         boundary = {int(t) for t in partition["inputs"] if t >= 0}
         stack = [int(t) for t in partition["outputs"]]
@@ -53,14 +66,7 @@ def _delegation(model_ops: list[dict[str, Any]], planned: list[dict[str, Any]]) 
                 continue
             delegated.add(op["index"])
             stack += [int(t) for t in op["inputs"] if t >= 0 and int(t) not in boundary]
-    on_cpu = [op["op_name"] for op in model_ops if op["index"] not in delegated]
-    return {
-        "xnnpack_partitions": len(partitions),
-        "operators": len(model_ops),
-        "delegated_operators": len(delegated),
-        "delegated_share": round(len(delegated) / len(model_ops), 3) if model_ops else 0.0,
-        "cpu_operators": histogram(on_cpu),
-    }
+    return delegated
 
 
 class LiteRTRuntime(Runtime):
