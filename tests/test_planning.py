@@ -61,9 +61,11 @@ def test_onnx_reaches_the_mobile_formats_through_its_importer():
 
 
 def test_the_onnx_importer_is_a_first_hop_only_unless_asked_with_via():
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as refused:
         plan(F.KERAS, F.EXECUTORCH, Q.NONE)
-    with pytest.raises(UsageError):
+    assert refused.value.hint.endswith("; via='onnx' reaches executorch too")  # the refusal names the way
+    with pytest.raises(UsageError) as refused:
         plan(F.TFLITE, F.TORCHSCRIPT, Q.NONE)
+    assert "via='onnx'" in refused.value.hint
     assert names(plan(F.KERAS, F.EXECUTORCH, Q.INT8, via=F.ONNX)) == [
         ("keras", "onnx"), ("onnx", "torch-exported"), ("torch-exported", "executorch")]

@@ -51,9 +51,19 @@ def _require(
     if route is None:
         raise UsageError(
             f"no route converts {source.value} to {to.value} with {option('quantize', quant.value)}",
-            hint=f"from {source.value} edgekit reaches: {supported_summary(source, registry)}",
+            hint=f"from {source.value} edgekit reaches: {supported_summary(source, registry)}"
+                 + "".join(f"; {option('via', via.value)} reaches {to.value} too"
+                           for via in _vias(source, to, quant, registry)),
         )
     return route
+
+
+def _vias(source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]) -> list[Format]:
+    """The formats a ``--via`` route goes through where no route of its own reaches ``to`` (e.g. Keras → ONNX →
+    the ONNX importer → ExecuTorch, which the first-hop rule keeps out of the automatic search)."""
+    return [via for via in Format if via not in (source, to)
+            and _search(source, via, QuantMode.NONE, registry) is not None
+            and _search(via, to, quant, registry) is not None]
 
 
 def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]
