@@ -154,6 +154,20 @@ def test_an_onnx_model_every_ep_takes_passes_with_exit_0(tmp_path):
     assert report["targets"][0]["facts"]["partitions"] == 1
 
 
+def test_checking_an_onnx_file_does_not_import_torch(tmp_path):
+    """ONNX Runtime's tools package imports torch in its __init__ (3.5 s); the check loads its checker without."""
+    import subprocess
+    import sys
+
+    model = onnx_model(tmp_path / "m.onnx")
+    script = ("import sys\nfrom edgekit.targets.compat import check_compat\n"
+              f"report = check_compat({str(model)!r})\n"
+              "assert [t.target for t in report.targets] == ['onnx-nnapi', 'onnx-coreml', 'onnxruntime']\n"
+              "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(("opset", "ir", "named"), [
     (27, 13, "ai.onnx opset 27 is newer than it supports (up to opset 26)"),
     (21, 14, "Unsupported model IR version: 14, max supported IR version: 13"),

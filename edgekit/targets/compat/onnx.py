@@ -18,6 +18,25 @@ ORT_RELEASES = (("1.0", 11, 2, 6), ("1.3", 12, 2, 7), ("1.6", 13, 2, 7), ("1.8",
                 ("1.17", 20, 4, 9), ("1.18", 21, 4, 10))
 
 
+def _usability_checker() -> Any:
+    """ONNX Runtime's ``tools.mobile_helpers.usability_checker``, without the ``onnxruntime.tools`` package's
+    ``__init__``: that imports torch whenever torch is installed (for an export helper this check never calls),
+    3.5 s of a 2 s check. The package is registered bare, as Python would before running its ``__init__``."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if "onnxruntime.tools" not in sys.modules:
+        import onnxruntime
+
+        spec = importlib.util.spec_from_file_location(
+            "onnxruntime.tools", Path(onnxruntime.__file__).parent / "tools" / "__init__.py",
+            submodule_search_locations=[str(Path(onnxruntime.__file__).parent / "tools")])
+        assert spec is not None
+        sys.modules["onnxruntime.tools"] = importlib.util.module_from_spec(spec)
+    return importlib.import_module("onnxruntime.tools.mobile_helpers.usability_checker")
+
+
 def _load(path: Path) -> Any:
     import onnx
 
@@ -44,8 +63,8 @@ def _dynamic_inputs(model: Any) -> list[str]:
 
 def _ep(path: Path, target: CompatTarget, ep: str, partitions, fixed: bool, max_rank: int | None) -> TargetCompat:
     from onnx import shape_inference
-    from onnxruntime.tools.mobile_helpers import usability_checker as uc
 
+    uc = _usability_checker()
     model = _load(path)
     try:
         model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -97,16 +116,12 @@ def _ep(path: Path, target: CompatTarget, ep: str, partitions, fixed: bool, max_
 
 
 def nnapi(path: Path, target: CompatTarget) -> TargetCompat:
-    from onnxruntime.tools.mobile_helpers import usability_checker as uc
-
-    return _ep(path, target, "NNAPI", uc.check_nnapi_partitions, fixed=True, max_rank=None)
+    return _ep(path, target, "NNAPI", _usability_checker().check_nnapi_partitions, fixed=True, max_rank=None)
 
 
 def coreml(path: Path, target: CompatTarget) -> TargetCompat:
-    from onnxruntime.tools.mobile_helpers import usability_checker as uc
-
     def partitions(model, fixed):
-        return uc.check_coreml_partitions(model, fixed, "coreml_supported_mlprogram_ops.md")
+        return _usability_checker().check_coreml_partitions(model, fixed, "coreml_supported_mlprogram_ops.md")
 
     return _ep(path, target, "CoreML", partitions, fixed=False, max_rank=5)
 
