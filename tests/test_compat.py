@@ -93,6 +93,17 @@ def test_targets_parse_with_profiles_and_refuse_unknown_names():
     assert "tflite-gpu" in caught.value.hint and "android-gpu" in caught.value.hint
 
 
+def test_a_target_whose_backend_is_not_installed_names_the_extra(monkeypatch, tmp_path):
+    from edgekit.toolkit.contract import extras
+    from edgekit.toolkit.contract.errors import MissingDependencyError
+
+    real = extras.is_installed
+    monkeypatch.setattr(extras, "is_installed", lambda module: module != "ai_edge_litert" and real(module))
+    with pytest.raises(MissingDependencyError, match="checking tflite-gpu needs ai_edge_litert") as caught:
+        COMPAT_TARGETS["tflite-gpu"].check(tmp_path / "m.tflite")
+    assert caught.value.hint == "pip install 'edgekit[litert]'"
+
+
 def test_onnx_runtime_versions_from_its_compatibility_table():
     from edgekit.targets.compat.onnx import oldest_release, ort_refusal
 

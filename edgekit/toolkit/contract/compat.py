@@ -124,34 +124,39 @@ class CompatTarget:
     description: str
     evidence: Evidence
     checker: str  # "module:function", imported only when the target is checked
+    requires: tuple[str, ...]  # the modules the check imports (a missing one: a one-line error naming the extra)
 
     def check(self, path: Any) -> TargetCompat:
         import importlib
 
+        from edgekit.toolkit.contract.extras import require
+
+        require(self.requires, f"checking {self.name}")
         module, _, function = self.checker.partition(":")
         return getattr(importlib.import_module(module), function)(path, self)
 
 
 _CHECKS = "edgekit.targets.compat"
+_LITERT, _ORT, _ET = ("ai_edge_litert",), ("onnx", "onnxruntime"), ("executorch", "torch")
 COMPAT_TARGETS: dict[str, CompatTarget] = {
     t.name: t
     for t in (
         CompatTarget("tflite-xnnpack", Format.TFLITE, "LiteRT's XNNPACK CPU delegate (Android, iOS, desktop)",
-                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.tflite:xnnpack"),
+                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.tflite:xnnpack", _LITERT),
         CompatTarget("tflite-gpu", Format.TFLITE, "the TFLite/LiteRT GPU delegate (OpenCL, OpenGL ES, Metal)",
-                     Evidence.STATIC_RULE, f"{_CHECKS}.tflite:gpu"),
+                     Evidence.STATIC_RULE, f"{_CHECKS}.tflite:gpu", _LITERT),
         CompatTarget("litert", Format.TFLITE, "the LiteRT/TFLite runtime version the model needs",
-                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.tflite:runtime"),
+                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.tflite:runtime", _LITERT),
         CompatTarget("onnx-nnapi", Format.ONNX, "ONNX Runtime's NNAPI execution provider (Android)",
-                     Evidence.STATIC_RULE, f"{_CHECKS}.onnx:nnapi"),
+                     Evidence.STATIC_RULE, f"{_CHECKS}.onnx:nnapi", _ORT),
         CompatTarget("onnx-coreml", Format.ONNX, "ONNX Runtime's CoreML execution provider, ML Program (iOS, macOS)",
-                     Evidence.STATIC_RULE, f"{_CHECKS}.onnx:coreml"),
+                     Evidence.STATIC_RULE, f"{_CHECKS}.onnx:coreml", _ORT),
         CompatTarget("onnxruntime", Format.ONNX, "the ONNX Runtime releases that load the model's IR and opsets",
-                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.onnx:runtime"),
+                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.onnx:runtime", _ORT),
         CompatTarget("executorch-xnnpack", Format.EXECUTORCH, "ExecuTorch's XNNPACK delegate",
-                     Evidence.COMPILER_CHECK, f"{_CHECKS}.executorch:xnnpack"),
+                     Evidence.COMPILER_CHECK, f"{_CHECKS}.executorch:xnnpack", _ET),
         CompatTarget("executorch", Format.EXECUTORCH, "the ExecuTorch runtime (program schema, kernels)",
-                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.executorch:runtime"),
+                     Evidence.RUNTIME_CHECK, f"{_CHECKS}.executorch:runtime", _ET),
     )
 }
 
