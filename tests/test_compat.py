@@ -179,6 +179,27 @@ def test_checking_an_onnx_file_does_not_import_torch(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_the_runtime_table_reads_every_onnx_import_and_names_contrib_domains_in_use(tmp_path):
+    """ONNX Runtime validates unused imports of ONNX's domains too (its quantizer adds ai.onnx.ml 5)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    x = h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    graph = h.make_graph([h.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")], "g", [x], [y])
+    model = h.make_model(graph, ir_version=8, opset_imports=[
+        h.make_opsetid("", 17), h.make_opsetid("ai.onnx.ml", 5), h.make_opsetid("com.microsoft", 1),
+        h.make_opsetid("com.microsoft.nchwc", 1)])
+    onnx.save(model, tmp_path / "m.onnx")
+    (runtime,) = check_compat(tmp_path / "m.onnx", ["onnxruntime"]).targets
+    (row,) = runtime.ops
+    assert row.support is Support.SUPPORTED  # the installed ONNX Runtime has com.microsoft Gelu
+    assert "IR 8, ai.onnx opset 17, ai.onnx.ml opset 5, com.microsoft opset 1:" in row.reason  # nchwc: unused
+    assert "newer than ORT's compatibility table" in row.reason  # ML opset 5 > the table's 4
+    assert "nodes in com.microsoft need that domain's kernels too" in row.reason
+
+
 @pytest.mark.parametrize(("opset", "ir", "named"), [
     (27, 13, "ai.onnx opset 27 is newer than it supports (up to opset 26)"),
     (21, 14, "Unsupported model IR version: 14, max supported IR version: 13"),

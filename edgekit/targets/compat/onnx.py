@@ -139,14 +139,23 @@ def runtime(path: Path, target: CompatTarget) -> TargetCompat:
     import onnxruntime as ort
 
     model = _load(path)
-    ir, opsets = _versions(model)
+    ir, imported = _versions(model)
+    # ONNX Runtime validates every imported opset of ONNX's own domains, used or not (ONNX Runtime's quantizer
+    # imports ai.onnx.ml 5 into a model without an ML node), so the table reads the imports. Other domains
+    # (com.microsoft, …) are ONNX Runtime's own: the table says nothing of them, which matters only where a
+    # node uses one.
+    used = {n.domain or "ai.onnx" for n in model.graph.node} | \
+        {n.domain or "ai.onnx" for f in model.functions for n in f.node}
+    table_domains = {"ai.onnx", "ai.onnx.ml"}
+    shown = {d: v for d, v in imported.items() if d in table_domains or d in used}
     installed = _ort_version()
-    described = f"IR {ir}, " + ", ".join(f"{d} opset {v}" for d, v in sorted(opsets.items()))
-    known = {"ai.onnx", "ai.onnx.ml"}
-    oldest = oldest_release(ir, opsets) if set(opsets) <= known else None
+    described = f"IR {ir}, " + ", ".join(f"{d} opset {v}" for d, v in sorted(shown.items()))
+    oldest = oldest_release(ir, imported)
+    outside = sorted(used - table_domains)
     table = f"oldest ONNX Runtime that loads it: {oldest} (ORT's compatibility table)" if oldest else \
-        f"its domains {sorted(set(opsets) - known)} are not in ORT's compatibility table" if set(opsets) - known else \
         "it is newer than ORT's compatibility table reaches (1.20: IR 10, opset 21, ML opset 4)"
+    if outside:
+        table += f"; nodes in {', '.join(outside)} need that domain's kernels too (not in the table)"
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -158,7 +167,7 @@ def runtime(path: Path, target: CompatTarget) -> TargetCompat:
                        f"{described}: onnxruntime {installed} here refuses it: {ort_refusal(exc)}; {table}",
                        Evidence.RUNTIME_CHECK)
     return TargetCompat(target.name, target.description, Evidence.RUNTIME_CHECK, (row,),
-                        {"ir_version": ir, "opsets": opsets, "installed": f"onnxruntime {installed}",
+                        {"ir_version": ir, "opsets": imported, "installed": f"onnxruntime {installed}",
                          "oldest_release": oldest})
 
 
