@@ -544,8 +544,10 @@ def pipeline(
     from edgekit.pipeline.executors import ExecutorOptions
     from edgekit.pipeline.run import prepare_out, report_paths
     from edgekit.render import pipeline_progress
+    from edgekit.targets.compat import parse_targets
 
     ExecutorOptions.parse(executor, jobs=jobs, ray_address=ray_address)  # a bad choice fails before any file
+    parse_targets([n.strip() for n in compat.split(",") if n.strip() not in ("", "none")], "compat")  # … this too
     prepare_out(out, force)
     with pipeline_progress(out, force) as progress:
         report = run_pipeline(models or [], out=out, to=to, quantize=quantize, data=data, calibration=calibration,

@@ -88,7 +88,7 @@ def test_targets_parse_with_profiles_and_refuse_unknown_names():
     assert parse_targets(None) == list(COMPAT_TARGETS)
     assert parse_targets(["android-gpu", "tflite-gpu", "onnx-nnapi"]) == ["tflite-gpu", "litert", "onnx-nnapi"]
     assert "tflite-xnnpack" in parse_targets(["mobile-cpu-4t"])
-    with pytest.raises(UsageError, match="unknown compatibility target 'tflite-npu'") as caught:
+    with pytest.raises(UsageError, match="target='tflite-npu': not a compatibility target") as caught:
         parse_targets(["tflite-npu"])
     assert "tflite-gpu" in caught.value.hint and "android-gpu" in caught.value.hint
 
@@ -288,7 +288,10 @@ def test_a_target_of_another_format_or_an_unknown_one_is_a_usage_error(samples):
     assert result.returncode == ExitCode.USAGE and "checks tflite artifacts" in result.stderr
     assert "onnx-nnapi" in result.stderr
     result = run_edgekit("compat", samples[Format.ONNX], "--target", "gpu")
-    assert result.returncode == ExitCode.USAGE and "unknown compatibility --target 'gpu'" in result.stderr
+    assert result.returncode == ExitCode.USAGE and "--target gpu: not a compatibility target" in result.stderr
+    result = run_edgekit("pipeline", "--compat", "tflite-gpu,gpu", "--out", samples[Format.ONNX].parent / "nope")
+    assert result.returncode == ExitCode.USAGE and "--compat gpu: not a compatibility target" in result.stderr
+    assert not (samples[Format.ONNX].parent / "nope").exists()  # refused before any file
 
 
 # -- device profiles, bench, check -----------------------------------------------------------------------------
@@ -324,7 +327,7 @@ def test_check_requires_compat_targets_of_each_rows_format():
                                               "checked", "digits_cnn_torch → onnx int8: compat onnxruntime "
                                               "required but not checked")
     assert "onnx-nnapi" in nnapi.compat_targets and "tflite-xnnpack" in nnapi.compat_targets  # + [pipeline] all
-    with pytest.raises(UsageError, match=r"\[thresholds\]: unknown compatibility target 'gpu'"):
+    with pytest.raises(UsageError, match=r"\[thresholds\]: 'gpu': not a compatibility target"):
         parse_config({"thresholds": {"compat": ["gpu"]}}, Path("/c/edgekit.toml"))
     assert parse_config({"pipeline": {"compat": []}}, Path("/c/edgekit.toml")).compat_targets == ()
 

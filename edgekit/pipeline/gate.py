@@ -212,7 +212,7 @@ def _compat_list(where: str, value: Any) -> tuple[str, ...]:
         raise UsageError(f"{where}: compat must be a list of target names, got {value!r}",
                          hint='e.g. compat = ["tflite-gpu", "onnx-nnapi"] (see `edgekit compat --help`)')
     try:
-        parse_targets(value)
+        parse_targets(value, None)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc.message}", hint=exc.hint) from None
     return tuple(value)

@@ -57,7 +57,7 @@ class PipelineOptions:
     def __post_init__(self) -> None:
         from edgekit.targets.compat import parse_targets
 
-        object.__setattr__(self, "compat", tuple(parse_targets(self.compat)) if self.compat else ())
+        object.__setattr__(self, "compat", tuple(parse_targets(self.compat, "compat")) if self.compat else ())
         wrong = [f.value for f in self.to if f not in output_formats()]
         if wrong:
             raise UsageError(f"{option('to', ','.join(wrong))}: a conversion does not write that",

@@ -16,9 +16,10 @@ from edgekit.toolkit.contract.formats import Format, sniff
 ARTIFACT_FORMATS = (Format.TFLITE, Format.ONNX, Format.EXECUTORCH)
 
 
-def parse_targets(names: list[str] | tuple[str, ...] | None) -> list[str]:
+def parse_targets(names: list[str] | tuple[str, ...] | None, param: str | None = "target") -> list[str]:
     """Target names as given (nothing or ``all``: every target), validated and de-duplicated; a device profile's
-    name stands for the targets the profile implies."""
+    name stands for the targets the profile implies. ``param``: the option an unknown name is reported under
+    (None: a config file's list, named by the caller)."""
     from edgekit.targets.profiles import PROFILES
 
     chosen: list[str] = []
@@ -28,7 +29,8 @@ def parse_targets(names: list[str] | tuple[str, ...] | None) -> list[str]:
         for target in expanded:
             if target not in COMPAT_TARGETS:
                 profiles = ", ".join(p for p in PROFILES if PROFILES[p].compat)
-                raise UsageError(f"unknown compatibility {option('target')} {name!r}",
+                given = option(param, name) if param else repr(name)
+                raise UsageError(f"{given}: not a compatibility target or device profile",
                                  hint=f"targets: {', '.join(COMPAT_TARGETS)}, all, or a device profile ({profiles})")
             if target not in chosen:
                 chosen.append(target)
