@@ -259,13 +259,28 @@ def test_an_op_the_gpu_delegate_lacks_is_named_at_its_index(argmax_tflite):
     assert targets["litert"]["facts"]["min_runtime_version"]  # the converter records it
 
 
-def test_a_dynamic_batch_keeps_shape_arithmetic_off_the_gpu(samples):
+def test_a_dynamic_batch_keeps_shape_arithmetic_off_the_gpu(samples, tmp_path):
     """The Keras sample's flatten under a dynamic batch is SHAPE → STRIDED_SLICE → PACK → RESHAPE: real ops,
     which neither delegate takes (a fixed batch folds them away)."""
+    import keras
+    import tensorflow as tf
+
     report = check_compat(samples[Format.TFLITE], ["tflite-gpu"])
     (gpu,) = report.targets
     assert {op.op for op in gpu.ops if op.support is Support.UNSUPPORTED} == {"SHAPE", "STRIDED_SLICE", "RESHAPE"}
     assert {op.op for op in gpu.ops if op.support is Support.SUPPORTED} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert any("dynamic input dimensions" in note and "[-1, 8, 8, 1]" in note for note in gpu.notes)
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 1), batch_size=1)
+    hidden = keras.layers.MaxPooling2D()(keras.layers.Conv2D(8, 3, padding="same", activation="relu")(image))
+    fixed = tmp_path / "fixed.tflite"
+    fixed.write_bytes(tf.lite.TFLiteConverter.from_keras_model(
+        keras.Model(image, keras.layers.Dense(10)(keras.layers.Flatten()(hidden)))).convert())
+    for target in check_compat(fixed, ["tflite-gpu", "tflite-xnnpack"]).targets:  # the shape arithmetic is folded
+        assert target.support is Support.SUPPORTED and [op.op for op in target.ops] == [
+            "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"], (target.target, target.summary())
+        assert not any("dynamic" in note for note in target.notes)
 
 
 @pytest.mark.parametrize(("name", "content"), [("garbage.tflite", b"\x00" * 4 + b"TFL3" + b"\x07" * 40),

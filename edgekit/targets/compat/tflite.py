@@ -20,6 +20,7 @@ class FlatModel:
     min_runtime_version: str | None
     schema_version: int
     subgraphs: int
+    dynamic_inputs: tuple[str, ...] = ()  # "image [-1, 8, 8, 1]" for each input with an unknown dimension
 
 
 def read_flatbuffer(path: Path) -> FlatModel:
@@ -68,7 +69,13 @@ def read_flatbuffer(path: Path) -> FlatModel:
         name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
         if name == "min_runtime_version" and 0 < meta.buffer < len(buffers) and buffers[meta.buffer].data is not None:
             version = bytes(buffers[meta.buffer].data).rstrip(b"\0").decode(errors="replace") or None
-    return FlatModel(tuple(ops), version, int(model.version), len(model.subgraphs))
+    dynamic = []
+    for index in graph.inputs if graph.inputs is not None else ():
+        t = tensors[int(index)]
+        if t.shapeSignature is not None and any(int(d) < 0 for d in t.shapeSignature):
+            name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name)
+            dynamic.append(f"{name} {[int(d) for d in t.shapeSignature]}")
+    return FlatModel(tuple(ops), version, int(model.version), len(model.subgraphs), tuple(dynamic))
 
 
 def _label(sig: OpSig) -> str:
@@ -79,9 +86,15 @@ def _facts(model: FlatModel) -> dict[str, Any]:
     return {"operators": len(model.ops), "subgraphs": model.subgraphs, "min_runtime_version": model.min_runtime_version}
 
 
-def _notes(model: FlatModel) -> tuple[str, ...]:
-    return (f"only subgraph 0 is checked; the model has {model.subgraphs} (control flow bodies are not)",) \
-        if model.subgraphs > 1 else ()
+def _notes(model: FlatModel, ops: tuple[OpCompat, ...] = ()) -> tuple[str, ...]:
+    notes = [f"only subgraph 0 is checked; the model has {model.subgraphs} (control flow bodies are not)"] \
+        if model.subgraphs > 1 else []
+    shape_ops = {"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE", "GATHER", "CONCATENATION", "REDUCE_PROD"}
+    if model.dynamic_inputs and any(op.support is not Support.SUPPORTED and op.op in shape_ops for op in ops):
+        notes.append(f"dynamic input dimensions ({'; '.join(model.dynamic_inputs)}): the shape arithmetic they "
+                     "need (SHAPE, STRIDED_SLICE, PACK, a RESHAPE to a computed shape) stays off the delegates; "
+                     "a model converted at a fixed batch has none")
+    return tuple(notes)
 
 
 def gpu(path: Path, target: CompatTarget) -> TargetCompat:
@@ -93,8 +106,8 @@ def gpu(path: Path, target: CompatTarget) -> TargetCompat:
                             refusal or "the GPU delegate's rules accept it", Evidence.STATIC_RULE))
     return TargetCompat(target.name, target.description, Evidence.STATIC_RULE, tuple(ops),
                         {**_facts(model), "rules": "LiteRT tflite/tools/versioning/gpu_compatibility.cc (2026-08)"},
-                        (*_notes(model), "static rules, not a run on a GPU: a device's driver can still refuse "
-                                         "a partition the rules accept"))
+                        (*_notes(model, tuple(ops)), "static rules, not a run on a GPU: a device's driver can still "
+                                                     "refuse a partition the rules accept"))
 
 
 def xnnpack(path: Path, target: CompatTarget) -> TargetCompat:
@@ -121,7 +134,7 @@ def xnnpack(path: Path, target: CompatTarget) -> TargetCompat:
                 for op in model_ops)
     return TargetCompat(target.name, target.description, Evidence.RUNTIME_CHECK, ops,
                         {**_facts(model), "xnnpack_partitions": len(partitions),
-                         "runtime": f"ai-edge-litert {_litert_version()}"}, _notes(model))
+                         "runtime": f"ai-edge-litert {_litert_version()}"}, _notes(model, ops))
 
 
 def runtime(path: Path, target: CompatTarget) -> TargetCompat:
