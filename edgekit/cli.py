@@ -207,7 +207,7 @@ _RANGE_HELP = ("Values an input takes where the model does not show them (repeat
 @app.command()
 @handle_errors
 def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
-    """Versions, CPU and ISA flags, CUDA, installed extras, runtimes and routes.
+    """Versions, CPU and ISA flags, CUDA, installed extras, runtimes, routes and compat targets.
 
     Backend versions come from package metadata (no framework is imported); CUDA is probed through the
     driver itself. Each extra (pip install 'edgekit[onnx]') is listed as present, partly present (with what
@@ -215,12 +215,14 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
     """
     from edgekit.render import render_info
     from edgekit.toolkit.contract import extras
+    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
     from edgekit.toolkit.contract.registry import CONVERTERS, RUNTIMES
     from edgekit.toolkit.sysinfo import environment_fingerprint
 
     env = environment_fingerprint()
     data = {"edgekit": __version__, **env, "extras": extras.status(),
-            "runtimes": [spec.to_dict() for spec in RUNTIMES], "routes": [spec.to_dict() for spec in CONVERTERS]}
+            "runtimes": [spec.to_dict() for spec in RUNTIMES], "routes": [spec.to_dict() for spec in CONVERTERS],
+            "compat_targets": [t.to_dict() for t in COMPAT_TARGETS.values()]}
     if json_out:
         typer.echo(jsonio.dumps(data))
     else:

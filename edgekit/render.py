@@ -417,6 +417,9 @@ def render_info(data: dict[str, Any]) -> None:
                 [[rt["format"], escape(rt["runtime"]), ", ".join(rt["devices"]), _status(rt["missing"])]
                  for rt in data["runtimes"]], title="Runtimes")
 
+    _emit_table(("target", "format", "evidence", "status"),
+                [[t["target"], t["format"], t["evidence"], _status(t["missing"])]
+                 for t in data.get("compat_targets", [])], title="Compatibility targets (edgekit compat)")
     if not data["routes"]:
         console.print("Conversion routes: none registered in this version.")
         return

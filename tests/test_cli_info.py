@@ -36,12 +36,15 @@ def test_info_json_has_versions_cpu_cuda_and_runtimes():
     )
     assert all(rt["missing"] == [] for rt in formats.values())
     assert isinstance(data["routes"], list)
+    targets = {t["target"]: t for t in data["compat_targets"]}
+    assert targets["tflite-gpu"]["evidence"] == "static rule" and targets["onnx-nnapi"]["format"] == "onnx"
+    assert len(targets) == 8 and all(t["missing"] == [] for t in targets.values())
 
 
 def test_info_human():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
-    for fragment in ("CPU", "ISA", "CUDA", "Backends", "Runtimes", "onnxruntime"):
+    for fragment in ("CPU", "ISA", "CUDA", "Backends", "Runtimes", "onnxruntime", "Compatibility targets"):
         assert fragment in result.stdout
 
 

@@ -126,6 +126,13 @@ class CompatTarget:
     checker: str  # "module:function", imported only when the target is checked
     requires: tuple[str, ...]  # the modules the check imports (a missing one: a one-line error naming the extra)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``info`` reports, with availability checked here (no import)."""
+        from edgekit.toolkit.contract.extras import is_installed
+
+        return {"target": self.name, "format": self.format.value, "evidence": self.evidence.value,
+                "description": self.description, "missing": [m for m in self.requires if not is_installed(m)]}
+
     def check(self, path: Any) -> TargetCompat:
         import importlib
 
