@@ -83,6 +83,14 @@ def cpu_info(cpuinfo_text: str | None = None) -> CpuInfo:
     )
 
 
+def x86_without_vnni(info: CpuInfo | None = None) -> bool:
+    """An x86 CPU without VNNI: onnxruntime's u8×s8 int8 kernels there multiply-add pairs into int16
+    (vpmaddubsw), which saturates on 8-bit weights; its docs prescribe 7-bit weights (reduce_range)."""
+    info = info or cpu_info()
+    x86 = info.arch.lower() in ("x86_64", "amd64", "i386", "i686")
+    return x86 and not {"avx512_vnni", "avx_vnni"} & set(info.isa_flags)
+
+
 @dataclass(frozen=True)
 class CudaInfo:
     usable: bool
