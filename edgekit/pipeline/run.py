@@ -392,9 +392,9 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
 
 def _compat(row: Row, job: Job, options: PipelineOptions) -> Row:
     """The artifact's verdict on each compat target of its format (a check that cannot run becomes a note)."""
-    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
+    from edgekit.toolkit.contract.compat import targets_for
 
-    targets = [t for t in options.compat if COMPAT_TARGETS[t].format is job.to]
+    targets = targets_for(job.to, options.compat)
     if not targets:
         return row
     from edgekit.targets.compat import check_compat

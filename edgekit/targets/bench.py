@@ -301,7 +301,7 @@ def bench(
 def profile_compat(models: list[str | os.PathLike[str]],
                    profile: DeviceProfile | None) -> dict[str, dict[str, dict[str, str]]]:
     """Each artifact's verdict on the compatibility targets ``profile`` implies for its format."""
-    from edgekit.toolkit.contract.compat import COMPAT_TARGETS
+    from edgekit.toolkit.contract.compat import targets_for
 
     if profile is None or not profile.compat:
         return {}
@@ -310,7 +310,7 @@ def profile_compat(models: list[str | os.PathLike[str]],
     found = {}
     for model in dict.fromkeys(str(m) for m in models):
         fmt = sniff(model).format
-        targets = [t for t in profile.compat if COMPAT_TARGETS[t].format is fmt]
+        targets = targets_for(fmt, profile.compat)
         if not targets:
             continue
         try:

@@ -53,7 +53,7 @@ def check_compat(path: str | os.PathLike[str], targets: list[str] | tuple[str, .
         raise UsageError(f"{path} is {fmt.value}; {option('target', wrong[0])} checks "
                          f"{COMPAT_TARGETS[wrong[0]].format.value} artifacts",
                          hint=f"targets for {fmt.value}: {', '.join(targets_for(fmt))}")
-    applicable = [t for t in chosen if COMPAT_TARGETS[t].format is fmt]
+    applicable = targets_for(fmt, chosen)
     if not applicable:
         raise UsageError(f"none of the chosen targets checks {fmt.value} artifacts like {path}",
                          hint=f"targets for {fmt.value}: {', '.join(targets_for(fmt))}")

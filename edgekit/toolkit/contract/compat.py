@@ -15,6 +15,7 @@ This module is framework-free (the pipeline's report and ``check``'s config read
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -168,5 +169,6 @@ COMPAT_TARGETS: dict[str, CompatTarget] = {
 }
 
 
-def targets_for(fmt: Format) -> list[str]:
-    return [name for name, t in COMPAT_TARGETS.items() if t.format is fmt]
+def targets_for(fmt: Format, among: Iterable[str] | None = None) -> list[str]:
+    """The targets (of ``among``, default all, in its order) that check artifacts of ``fmt``."""
+    return [name for name in (COMPAT_TARGETS if among is None else among) if COMPAT_TARGETS[name].format is fmt]
