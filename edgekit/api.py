@@ -113,17 +113,18 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
             calibration: str | None = None, calibration_samples: int = 100, output: PathLike | None = None,
             force: bool = False, via: Format | str | None = None, nhwc: bool = False, script: bool = False,
             opset: int | None = None, input_shapes: Shapes = None, input_ranges: Ranges = None,
-            data: str | None = None, validate: bool = True, trust: bool = False,
+            data: str | None = None, validate: bool = True, keep_float: Sequence[str] = (), trust: bool = False,
             timeout: float | None = None, memory_limit_mb: int | None = None,
             isolate: bool = True) -> ConversionResult:
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
-    (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed."""
+    (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
+    ``keep_float``: layer paths, globs or op types the quantizer leaves in float (ONNX and ExecuTorch)."""
     from edgekit.conversion import convert as convert_model
     from edgekit.converters.base import ConvertOptions
 
     options = ConvertOptions(_value(QuantMode, quantize, "quantize"), calibration, calibration_samples, nhwc,
-                             script, opset, validate)
+                             script, opset, validate, tuple(keep_float))
     to_format = _value(Format, to, "to", output_formats())
     via_format = _value(Format, via, "via") if via is not None else None
     shapes, ranges = _shapes(input_shapes), _ranges(input_ranges)

@@ -333,6 +333,9 @@ def convert(
                                     "digits, IMAGE_DIR or random; default: the model's own test split."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check parity against the original "
                                   "(default); a FAIL keeps the artifact, marked failed, and exits 1."),
+    keep_float: list[str] = typer.Option([], "--keep-float", metavar="PATTERN", help="Leave matching layers "
+                                         "float when quantizing: a layer/module path (head, enc.fc_in), a glob, "
+                                         "or an op type (LayerNorm, Softmax); repeatable. ONNX and ExecuTorch."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model: edgekit convert model.pt2 --to tflite.
@@ -350,7 +353,7 @@ def convert(
                                calibration_samples=calibration_samples, output=output, force=force, via=via,
                                nhwc=nhwc, script=script, opset=opset, input_shapes=parse_input_shapes(input_shape),
                                input_ranges=parse_input_ranges(input_range), data=data, validate=validate,
-                               **_limits())
+                               keep_float=keep_float, **_limits())
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:

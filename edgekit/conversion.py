@@ -119,7 +119,8 @@ def convert(
         warnings.append("calibrated on random data: the quantized model's accuracy is unknown")
     reports: list[StepReport] = []
     with scratch_directory("edgekit-route-") as scratch:
-        current = StepInput(source.path, source.sniffed.format, source.io_spec, options, QuantMode.NONE, calibration)
+        current = StepInput(source.path, source.sniffed.format, source.io_spec, options, QuantMode.NONE, calibration,
+                            origin=source.path)
         for index, spec in enumerate(route):
             last = index == len(route) - 1
             step = replace(current, quantize=options.quantize if last else QuantMode.NONE)
@@ -225,8 +226,11 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
         runtime.load()
     except InvalidInputError as exc:  # the converter wrote a model its own runtime refuses
         reason = exc.message.replace(f"{staged}: ", "").replace(str(staged), out.name)
+        hint = f"nothing was written; try another {option('quantize')} mode or route"
+        if options.keep_float:  # measured: onnxruntime's own graph optimizer refuses some partly quantized graphs
+            hint = f"nothing was written; keep fewer or other layers float ({option('keep_float')}), or none"
         raise BackendError(f"{out.name}: the converter wrote a model its runtime refuses ({reason})",
-                           hint=f"nothing was written; try another {option('quantize')} mode or route") from None
+                           hint=hint) from None
     with runtime:
         spec = _carried_from_source(runtime.io_spec, source, options)
         try:
@@ -249,6 +253,8 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
         extra={"source": str(source.path), "converters": [s.name for s in route],
                "steps": [r.to_dict() for r in reports], "delegation": details.delegation,
                "conversion_seconds": sum(r.seconds for r in reports),
+               **({"kept_float": kept} if (kept := [r.details["keep_float"] for r in reports
+                                                    if "keep_float" in r.details]) else {}),
                **({"dtype_adaptation": adapted} if (adapted := dtype_adaptations(source.io_spec, spec)) else {}),
                **({"source_input_names": renamed} if (renamed := _source_names(source, spec)) else {})},
     )

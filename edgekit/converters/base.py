@@ -27,7 +27,7 @@ from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.contract.registry import ConverterSpec
 from edgekit.toolkit.data.calibration import CalibrationSet
 
-# Modes whose activation ranges come from data: refused without calibration samples.
+KEEP_FLOAT_ROUTES = "--to onnx (any source), or torch → executorch"
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,16 @@ class ConvertOptions:
     script: bool = False  # torch → torchscript: torch.jit.script instead of trace
     opset: int | None = None  # onnx: opset version; None: the exporter's default
     validate: bool = True  # parity against the original on its own data, verdict in the sidecar
+    keep_float: tuple[str, ...] = ()  # layer paths, globs or op types the quantizer leaves in float
 
     def __post_init__(self) -> None:
+        if self.keep_float:
+            from edgekit.toolkit.contract.layers import check_patterns
+
+            object.__setattr__(self, "keep_float", check_patterns(self.keep_float))
+            if self.quantize is QuantMode.NONE:
+                raise UsageError(f"{option('keep_float')} keeps layers out of quantization, and nothing is quantized",
+                                 hint=f"add {option('quantize', 'int8')} (or another mode)")
         if self.calibration_samples < 1:
             raise UsageError(f"{option('calibration_samples')} must be ≥ 1, got {self.calibration_samples}")
         if self.opset is not None and not 1 <= self.opset <= 1000:
@@ -50,7 +58,7 @@ class ConvertOptions:
     def to_dict(self) -> dict[str, Any]:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
                 "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,
-                "opset": self.opset, "validate": self.validate}
+                "opset": self.opset, "validate": self.validate, "keep_float": list(self.keep_float)}
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ class StepInput:
     options: ConvertOptions
     quantize: QuantMode  # this step's mode: intermediate steps are float
     calibration: CalibrationSet | None
+    origin: Path | None = None  # the user's source file, which error messages name (``path`` may be a scratch step)
+
+    @property
+    def source_name(self) -> str:
+        return (self.origin or self.path).name
 
 
 @dataclass
@@ -83,6 +96,8 @@ class Converter(ABC):
     """One edge of the registry: what it converts from and to, and the modes it supports, are its spec's
     (``self.spec``); a converter holds no copy of them."""
 
+    keeps_float = False  # honours --keep-float (set by the converters whose backend can leave layers float)
+
     def __init__(self, spec: ConverterSpec) -> None:
         self.spec = spec
 
@@ -93,6 +108,9 @@ class Converter(ABC):
                              hint=f"supported: {supported}")
         if step.quantize.spec.needs_calibration and step.calibration is None:
             raise UsageError(f"{option('quantize', step.quantize.value)} needs calibration data")
+        if step.options.keep_float and step.quantize is not QuantMode.NONE and not self.keeps_float:
+            raise UsageError(f"{option('keep_float')} is not supported by {self.spec.name} yet",
+                             hint=f"it works where the last step quantizes ONNX or ExecuTorch: {KEEP_FLOAT_ROUTES}")
         report = StepReport(self.spec.name)
         start = time.perf_counter()
         try:
