@@ -18,6 +18,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edgekit.converters._onnx import canonical_dim_params
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, first_line
+from edgekit.toolkit.contract.layers import Layer, select
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -71,6 +72,40 @@ def output_softmax_nodes(model_path: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type == "Softmax" and n.name and set(n.output) & outputs]
 
 
+def onnx_layers(model_path: Path) -> list[Layer]:
+    """The graph's nodes as ``--keep-float`` sees them: the node name and op type, plus, for torch.onnx's
+    dynamo exports, the torch module paths and classes it records per node (``pkg.torch.onnx.name_scopes``,
+    ``pkg.torch.onnx.class_hierarchy``)."""
+    import ast
+
+    layers = []
+    for node in onnx.load(str(model_path), load_external_data=False).graph.node:
+        if not node.name:
+            continue
+        meta = {p.key: p.value for p in node.metadata_props}
+        scopes: list[str] = []
+        classes: list[str] = []
+        try:
+            scopes = [s for s in ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))[:-1] if s]
+            classes = [c.rsplit(".", 1)[-1] for c in ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy",
+                                                                                "[]"))[1:-1]]
+        except (ValueError, SyntaxError, TypeError):
+            pass
+        layers.append(Layer(node.name, (node.op_type, *classes), tuple(scopes)))
+    return layers
+
+
+def kept_float_nodes(step: StepInput, report: StepReport) -> list[str]:
+    """The node names ``--keep-float`` matches in the step's source graph (a usage error when one matches
+    nothing), recorded in the step's details."""
+    if not step.options.keep_float:
+        return []
+    chosen = select(step.options.keep_float, onnx_layers(step.path), origin=step.source_name)
+    names = [layer.name for layer in chosen]
+    report.details["keep_float"] = {"patterns": list(step.options.keep_float), "nodes": names}
+    return names
+
+
 INT4_BLOCK = 64  # weights per scale: 4.5 bits a weight (0.56× of int8 with its scales; 32 gives 0.62×, cosine +0.002)
 
 
@@ -110,12 +145,14 @@ def gemm_as_matmul(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def _int4(source: Path, out: Path, report: StepReport) -> None:
+def _int4(source: Path, out: Path, report: StepReport, exclude: list[str]) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(source))
     rewritten = gemm_as_matmul(model)
-    quantizer = MatMulNBitsQuantizer(model, block_size=INT4_BLOCK, is_symmetric=True, bits=4)
+    exclude = [*exclude, *(f"{name}_matmul" for name in exclude)]  # a Gemm rewritten above keeps its name + _matmul
+    quantizer = MatMulNBitsQuantizer(model, block_size=INT4_BLOCK, is_symmetric=True, bits=4,
+                                     nodes_to_exclude=exclude)
     quantizer.process()
     quantized = quantizer.model.model
     count = sum(1 for node in quantized.graph.node if node.op_type == "MatMulNBits")
@@ -131,19 +168,22 @@ def _int4(source: Path, out: Path, report: StepReport) -> None:
 
 
 class OnnxQuantize(Converter):
+    keeps_float = True  # nodes_to_exclude / node_block_list
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         mode = step.quantize
+        keep = kept_float_nodes(step, report)
         if mode is QuantMode.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             # keep_io_types: the app still feeds and reads float32; only the inside is fp16.
-            model = convert_float_to_float16(onnx.load(str(step.path)), keep_io_types=True)
+            model = convert_float_to_float16(onnx.load(str(step.path)), keep_io_types=True,
+                                             node_block_list=keep or None)
             onnx.save(model, str(out))
             report.details["tool"] = "onnxruntime.transformers.float16 (keep_io_types)"
             return
         if mode is QuantMode.INT4:
-            _int4(step.path, out, report)
+            _int4(step.path, out, report, keep)
             return
         from edgekit.toolkit.sysinfo import x86_without_vnni
 
@@ -157,9 +197,17 @@ class OnnxQuantize(Converter):
         with scratch_directory("edgekit-quantize-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             prepare(step.path, prepared, report)
+            if keep:
+                present = {node.name for node in onnx.load(str(prepared), load_external_data=False).graph.node}
+                fused = [name for name in keep if name not in present]
+                if fused:
+                    report.warnings.append(f"--keep-float: pre-processing fused {len(fused)} of the matched nodes "
+                                           f"into others, which are quantized as usual: {', '.join(fused[:5])}")
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                                 reduce_range=reduce_range)
+                                 reduce_range=reduce_range,
+                                 # it rewrites a Gemm as <name>_MatMul + <name>_Add before it reads the list
+                                 nodes_to_exclude=[*keep, *(f"{name}_MatMul" for name in keep)])
                 canonical_dim_params(out)  # pre-processing's shape inference numbers unknown dims per process
                 report.details["tool"] = "onnxruntime.quantization.quantize_dynamic (QInt8 weights, per-channel)"
             else:
@@ -169,7 +217,7 @@ class OnnxQuantize(Converter):
                 quantize_static(
                     str(prepared), str(out), _Reader(step, prepared), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    nodes_to_exclude=float_heads, reduce_range=reduce_range,
+                    nodes_to_exclude=[*float_heads, *keep], reduce_range=reduce_range,
                 )
                 canonical_dim_params(out)
                 report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ U8S8, per-channel weights)"
