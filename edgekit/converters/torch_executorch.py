@@ -17,7 +17,8 @@ from executorch.exir import to_edge_transform_and_lower
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
-from edgekit.toolkit.contract.errors import BackendError, first_line, option
+from edgekit.toolkit.contract.errors import BackendError, UsageError, first_line, option
+from edgekit.toolkit.contract.layers import Layer, select
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -77,7 +78,34 @@ def integer_scalars_as_constants(module: torch.fx.GraphModule) -> int:
     return made
 
 
-def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tuple) -> torch.export.ExportedProgram:
+def node_layer(node: torch.fx.Node) -> Layer | None:
+    """A graph node as ``--keep-float`` sees it: its innermost module path (the node's name at the top level),
+    the op and module classes around it, and its enclosing module paths."""
+    if node.op != "call_function":
+        return None
+    stack = [(path, kind) for path, kind in (node.meta.get("nn_module_stack") or {}).values() if path]
+    classes = [(kind if isinstance(kind, str) else kind.__qualname__).rsplit(".", 1)[-1] for _, kind in stack]
+    op = getattr(node.target, "__name__", str(node.target)).split(".")[0]
+    name = stack[-1][0] if stack else node.name
+    return Layer(name, (op, *classes), tuple(path for path, _ in stack))
+
+
+def keep_float_filter(module: torch.fx.GraphModule, step: StepInput, report: StepReport):
+    """The PT2E quantizer's node filter leaving ``--keep-float``'s layers unannotated (its ``set_module_name``
+    takes no "no quantization" config), or None when nothing is kept."""
+    patterns = step.options.keep_float
+    if not patterns:
+        return None
+    layers = {node.name: layer for node in module.graph.nodes if (layer := node_layer(node)) is not None}
+    chosen = select(patterns, list(layers.values()), origin=step.source_name)
+    kept = {name for name, layer in layers.items() if layer in chosen}
+    report.details["keep_float"] = {"patterns": list(patterns),
+                                    "modules": list(dict.fromkeys(layer.name for layer in chosen))}
+    return lambda node: node.name not in kept
+
+
+def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tuple,
+               report: StepReport) -> torch.export.ExportedProgram:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -97,6 +125,9 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
         quantizer = XNNPACKQuantizer().set_global(config)
     module = program.module()
     integer_scalars_as_constants(module)
+    keep = keep_float_filter(module, step, report)
+    if keep is not None:
+        quantizer.set_filter_function(keep)
     prepared = prepare_pt2e(module, quantizer)
     if dynamic:
         prepared(*args)
@@ -138,18 +169,22 @@ def _fp16_refused(step: StepInput, exc: Exception) -> BackendError:
 
 
 class TorchToExecuTorch(Converter):
+    keeps_float = True  # the PT2E quantizer's node filter
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         program = load_exported_program(step.path)
         args = example_inputs(step)
         if step.quantize is QuantMode.FP16:
+            if step.options.keep_float:
+                raise UsageError(f"{option('keep_float')}: fp16 on ExecuTorch casts the whole program",
+                                 hint="keep layers float with dynamic, int8 or int4 here, or fp16 on ONNX")
             try:
                 program = _half(program, args)
             except Exception as exc:
                 raise _fp16_refused(step, exc) from None
             report.details["precision"] = "float16 weights and compute (XNNPACK fp16 kernels), float32 I/O"
         elif step.quantize is not QuantMode.NONE:
-            program = _quantized(program, step, args)
+            program = _quantized(program, step, args, report)
             report.details["quantizer"] = "PT2E XNNPACKQuantizer " + {
                 QuantMode.DYNAMIC: "dynamic",
                 QuantMode.INT4: "dynamic, int4 weights of Linear layers (per-channel, [-8, 7]; convolutions float)",
