@@ -3,11 +3,13 @@
 Quantization uses PT2E with the XNNPACK quantizer: ``int8`` static (calibrated, per-channel weights),
 ``dynamic`` (int8 weights, activations quantized at run time). When XNNPACK partitioning fails, the
 program falls back to ExecuTorch's portable kernels with a warning naming the failure; the delegated
-share of nodes is recorded either way.
+share of nodes is recorded either way. ``--keep-float`` leaves the matching modules unannotated through the
+quantizer's node filter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -90,7 +92,8 @@ def node_layer(node: torch.fx.Node) -> Layer | None:
     return Layer(name, (op, *classes), tuple(path for path, _ in stack))
 
 
-def keep_float_filter(module: torch.fx.GraphModule, step: StepInput, report: StepReport):
+def keep_float_filter(module: torch.fx.GraphModule, step: StepInput,
+                      report: StepReport) -> Callable[[torch.fx.Node], bool] | None:
     """The PT2E quantizer's node filter leaving ``--keep-float``'s layers unannotated (its ``set_module_name``
     takes no "no quantization" config), or None when nothing is kept."""
     patterns = step.options.keep_float
