@@ -101,7 +101,8 @@ def keep_float_filter(module: torch.fx.GraphModule, step: StepInput,
         return None
     layers = {node.name: layer for node in module.graph.nodes if (layer := node_layer(node)) is not None}
     chosen = select(patterns, list(layers.values()), origin=step.source_name)
-    kept = {name for name, layer in layers.items() if layer in chosen}
+    chosen_set = set(chosen)
+    kept = {name for name, layer in layers.items() if layer in chosen_set}
     report.details["keep_float"] = {"patterns": list(patterns),
                                     "modules": list(dict.fromkeys(layer.name for layer in chosen))}
     return lambda node: node.name not in kept
