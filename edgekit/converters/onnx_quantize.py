@@ -95,13 +95,13 @@ def onnx_layers(model_path: Path) -> list[Layer]:
     return layers
 
 
-def kept_float_nodes(step: StepInput, graph: Path, report: StepReport) -> list[str]:
-    """The node names ``--keep-float`` matches in ``graph``, the one the quantizer reads (pre-processing keeps
-    node names and torch.onnx's metadata); a usage error when a pattern matches nothing. Recorded in the step's
-    details."""
+def kept_float_nodes(step: StepInput, report: StepReport) -> list[str]:
+    """The node names ``--keep-float`` matches in the step's source graph (a usage error when one matches
+    nothing), recorded in the step's details. The source, not the pre-processed graph: pre-processing can drop
+    torch.onnx's metadata (on a transformers BERT every node lost its module path and class)."""
     if not step.options.keep_float:
         return []
-    chosen = select(step.options.keep_float, onnx_layers(graph), origin=step.source_name)
+    chosen = select(step.options.keep_float, onnx_layers(step.path), origin=step.source_name)
     names = [layer.name for layer in chosen]
     report.details["keep_float"] = {"patterns": list(step.options.keep_float), "nodes": names}
     return names
@@ -173,8 +173,7 @@ class OnnxQuantize(Converter):
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         mode = step.quantize
-        if mode in (QuantMode.FP16, QuantMode.INT4):
-            keep = kept_float_nodes(step, step.path, report)
+        keep = kept_float_nodes(step, report)
         if mode is QuantMode.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -199,7 +198,12 @@ class OnnxQuantize(Converter):
         with scratch_directory("edgekit-quantize-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             prepare(step.path, prepared, report)
-            keep = kept_float_nodes(step, prepared, report)
+            if keep:
+                present = {node.name for node in onnx.load(str(prepared), load_external_data=False).graph.node}
+                fused = [name for name in keep if name not in present]
+                if fused:
+                    report.warnings.append(f"--keep-float: pre-processing fused {len(fused)} of the matched nodes "
+                                           f"into others, which are quantized as usual: {', '.join(fused[:5])}")
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True,
                                  reduce_range=reduce_range,
