@@ -119,7 +119,7 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
     (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
-    ``keep_float``: layer paths, globs or op types the quantizer leaves in float (ONNX and ExecuTorch)."""
+    ``keep_float``: layer paths, globs or op types the quantizer leaves in float."""
     from edgekit.conversion import convert as convert_model
     from edgekit.converters.base import ConvertOptions
 

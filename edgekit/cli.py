@@ -335,7 +335,7 @@ def convert(
                                   "(default); a FAIL keeps the artifact, marked failed, and exits 1."),
     keep_float: list[str] = typer.Option([], "--keep-float", metavar="PATTERN", help="Leave matching layers "
                                          "float when quantizing: a layer/module path (head, enc.fc_in), a glob, "
-                                         "or an op type (LayerNorm, Softmax); repeatable. ONNX and ExecuTorch."),
+                                         "or an op type (LayerNorm, Softmax); repeatable."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model: edgekit convert model.pt2 --to tflite.

@@ -27,7 +27,7 @@ from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.contract.registry import ConverterSpec
 from edgekit.toolkit.data.calibration import CalibrationSet
 
-KEEP_FLOAT_ROUTES = "--to onnx (any source), or torch → executorch"
+KEEP_FLOAT_ROUTES = "--to tflite, --to onnx, or torch → executorch"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Converter(ABC):
             raise UsageError(f"{option('quantize', step.quantize.value)} needs calibration data")
         if step.options.keep_float and step.quantize is not QuantMode.NONE and not self.keeps_float:
             raise UsageError(f"{option('keep_float')} is not supported by {self.spec.name} yet",
-                             hint=f"it works where the last step quantizes ONNX or ExecuTorch: {KEEP_FLOAT_ROUTES}")
+                             hint=f"it works on the routes whose quantizer can leave layers float: {KEEP_FLOAT_ROUTES}")
         report = StepReport(self.spec.name)
         start = time.perf_counter()
         try:

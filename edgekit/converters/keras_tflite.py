@@ -8,14 +8,24 @@ inference call is exported at batch 1 with its own weights; where the sequence l
 too long, its recurrent layers are also unrolled into straight-line builtins (ADD, MUL, LOGISTIC, TANH,
 FULLY_CONNECTED), the only form the int8 quantizer takes. The rewrite is recorded in the step's
 details.
+
+``--keep-float`` names Keras layers, which TensorFlow's name scopes do not map back to reliably (``conv2d``
+becomes ``conv2d_1`` and ``conv2d_1`` becomes ``conv2d_1_2``). So a twin of the model, its layers renamed to
+numbered tokens, is converted in float beside it: the same graph, operator for operator, whose names say which
+layer made each operator. The kept operators are then left float by the quantizer of the mode: TFLiteConverter's
+own MLIR quantizer with its node denylist (what its QuantizationDebugger uses) for ``int8`` and ``int8-io``, and
+ai-edge-quantizer's NO_QUANTIZE rules on the float model for ``dynamic``, ``fp16`` and ``int4``
+(TFLiteConverter has no per-layer switch in those modes, nor in ``int16x8``, which refuses it). A SavedModel has
+no layers: its patterns match the graph's own tensor names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +36,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
+from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, quantize_weights, tflite_ops
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format
+from edgekit.toolkit.contract.layers import Layer, select
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.safety.policy import keras_safe_mode
@@ -105,12 +117,16 @@ def _dims(shape: tuple[Any, ...] | None) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) else None for d in shape or ())
 
 
-def tf_converter(step: StepInput, report: StepReport, scratch: Path) -> tf.lite.TFLiteConverter:
-    if step.format is Format.SAVEDMODEL:
-        return tf.lite.TFLiteConverter.from_saved_model(str(step.path))
+def _load(step: StepInput) -> Any:
     import keras
 
-    model = keras.saving.load_model(str(step.path), compile=False, safe_mode=keras_safe_mode())
+    return keras.saving.load_model(str(step.path), compile=False, safe_mode=keras_safe_mode())
+
+
+def tf_converter(step: StepInput, report: StepReport, scratch: Path, model: Any = None) -> tf.lite.TFLiteConverter:
+    if step.format is Format.SAVEDMODEL:
+        return tf.lite.TFLiteConverter.from_saved_model(str(step.path))
+    model = _load(step) if model is None else model
     recurrent = _recurrent_layers(model)
     if not recurrent:
         return tf.lite.TFLiteConverter.from_keras_model(model)
@@ -138,24 +154,125 @@ def refusal(step: StepInput, exc: Exception) -> BackendError | None:
                         hint=hint)
 
 
+_TOKEN = "edgekitlayer{}x"
+_TOKENS = re.compile(r"edgekitlayer(\d+)x")
+# Modes whose keep-float goes through ai-edge-quantizer on the float model, and the recipe each uses.
+AEQ_RECIPES = {QuantMode.DYNAMIC: "dynamic_wi8_afp32", QuantMode.FP16: FP16_RECIPE, QuantMode.INT4: INT4_RECIPE}
+
+
+def _tokens(name: str) -> list[int]:
+    """The twin's layer numbers a tensor name carries, outermost first."""
+    return [int(t) for t in _TOKENS.findall(name)]
+
+
+def _walk(model: Any) -> list[tuple[Any, str]]:
+    """Every layer, nested ones included, with its path: a nested layer's is its model's path and its name,
+    joined by ``/``."""
+    rows: list[tuple[Any, str]] = []
+
+    def walk(layer: Any, prefix: str) -> None:
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            rows.append((child, prefix + child.name))
+            walk(child, f"{prefix}{child.name}/")
+
+    walk(model, "")
+    return rows
+
+
+def keras_layers(step: StepInput, scratch: Path, ops: list[TFLiteOp]) -> tuple[list[tuple[Layer, TFLiteOp]], list[str]]:
+    """Each float operator of the Keras model with the layer that made it, read off a renamed twin's conversion
+    (see the module docstring), and the layers that made none (folded, or without compute); a SavedModel's
+    operators by their own tensor names."""
+    if step.format is Format.SAVEDMODEL:
+        def prefixes(name: str) -> list[str]:
+            parts = name.split(";")[0].split("/")
+            return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+        return [(Layer(op.outputs[0] if op.outputs else op.scope, (op.kind,),
+                       tuple(dict.fromkeys(p for name in (*op.constants, *op.outputs) for p in prefixes(name)))), op)
+                for op in ops], []
+    twin = _load(step)
+    rows = [(path, type(layer).__name__) for layer, path in _walk(twin)]
+    for i, (layer, _) in enumerate(_walk(twin)):
+        layer.name = _TOKEN.format(i)
+    (scratch / "twin").mkdir()
+    twin_ops = tflite_ops(tf_converter(step, StepReport("twin"), scratch / "twin", model=twin).convert())
+    if [op.kind for op in twin_ops] != [op.kind for op in ops]:
+        raise BackendError(f"{step.source_name}: the renamed twin converted to a different graph "
+                           f"({len(twin_ops)} operators, the model {len(ops)}): its layers cannot be named",
+                           hint="convert --to onnx, where --keep-float matches the ONNX graph's own nodes")
+    layers = []
+    for op, twin_op in zip(ops, twin_ops, strict=True):
+        chains = ([c for name in twin_op.constants if (c := _tokens(name.split(";")[0]))]
+                  or [c for name in twin_op.outputs for part in name.split(";") if (c := _tokens(part))])
+        if not chains:
+            layers.append((Layer(op.outputs[0] if op.outputs else op.scope, (op.kind,)), op))
+            continue
+        chain = max(chains, key=len)
+        path = rows[chain[-1]][0]
+        scopes = tuple(rows[t][0] for t in chain)
+        layers.append((Layer(path, (op.kind, *(rows[t][1] for t in chain)), scopes), op))
+    named = {scope for layer, _ in layers for scope in layer.scopes}
+    return layers, [path for path, _ in rows if path not in named]
+
+
+@contextlib.contextmanager
+def _denylisted(nodes: list[str]) -> Iterator[None]:
+    """TFLiteConverter.convert with its MLIR quantizer leaving ``nodes`` (operator output names) in float: the
+    ``denylisted_nodes`` its QuantizationDebugger passes, given to the call convert() makes itself, so the rest of
+    convert() (I/O types, buffer dedup, metadata) is unchanged."""
+    from tensorflow.lite.python import lite
+
+    quantize: Callable[..., bytes] = lite._mlir_quantize
+    lite._mlir_quantize = functools.partial(quantize, denylisted_nodes=nodes)
+    try:
+        yield
+    finally:
+        lite._mlir_quantize = quantize
+
+
 class KerasToTFLite(Converter):
+    keeps_float = True  # the MLIR quantizer's node denylist (int8, int8-io), ai-edge-quantizer's rules (the rest)
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        mode = step.quantize
+        if step.options.keep_float and mode is QuantMode.INT16X8:
+            raise UsageError(f"{option('keep_float')}: TFLiteConverter's 16x8 quantizer leaves no layer float",
+                             hint=f"use {option('quantize', 'int8')}, or convert a torch model (its int16x8 takes it)")
         with scratch_directory("edgekit-keras-") as scratch:
-            converter = tf_converter(step, report, Path(scratch))
-            flatbuffer = self._convert(converter, step)
-            if step.quantize is QuantMode.INT4:  # TFLiteConverter has no 4-bit mode: its float model, then
-                from edgekit.converters._ai_edge import INT4_RECIPE, quantize_weights  # ai-edge-quantizer's
-
+            keep, flatbuffer = self._kept(step, Path(scratch), report)
+            if not (keep and mode in AEQ_RECIPES):  # there the float model made for --keep-float is quantized
+                with _denylisted([name for op in keep for name in op.outputs]) if keep else contextlib.nullcontext():
+                    flatbuffer = self._convert(tf_converter(step, report, Path(scratch)), step)
+            if mode is QuantMode.INT4 or (keep and mode in AEQ_RECIPES):
+                # TFLiteConverter has no 4-bit mode (nor, in the others, per-layer exclusion): its float model,
+                # then ai-edge-quantizer's recipe
                 float_model = Path(scratch) / "float.tflite"
                 float_model.write_bytes(flatbuffer)
-                flatbuffer = quantize_weights(float_model, INT4_RECIPE)
-                report.details["quantizer"] = f"ai_edge_quantizer ({INT4_RECIPE})"
+                flatbuffer = quantize_weights(float_model, AEQ_RECIPES[mode], keep)
+                report.details["quantizer"] = f"ai_edge_quantizer ({AEQ_RECIPES[mode]})"
         out.write_bytes(flatbuffer)
         report.details["converter"] = "tf.lite.TFLiteConverter"
 
-    def _convert(self, converter: tf.lite.TFLiteConverter, step: StepInput) -> bytes:
-        mode = step.quantize
+    def _kept(self, step: StepInput, scratch: Path, report: StepReport) -> tuple[list[TFLiteOp], bytes]:
+        """The float model's operators ``--keep-float`` names (a usage error for a pattern naming none), and the
+        float model."""
+        if not step.options.keep_float:
+            return [], b""
+        (scratch / "float").mkdir()
+        flatbuffer = self._convert(tf_converter(step, report, scratch / "float"), step, float_only=True)
+        ops = tflite_ops(flatbuffer)
+        layers, folded = keras_layers(step, scratch, ops)
+        chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name,
+                            folded=folded))
+        kept = [(layer, op) for layer, op in layers if layer in chosen]
+        report.details["keep_float"] = {"patterns": list(step.options.keep_float),
+                                        "layers": list(dict.fromkeys(layer.name for layer, _ in kept)),
+                                        "operators": len(kept)}
+        return [op for _, op in kept], flatbuffer
+
+    def _convert(self, converter: tf.lite.TFLiteConverter, step: StepInput, float_only: bool = False) -> bytes:
+        mode = QuantMode.NONE if float_only else step.quantize
         if mode is QuantMode.FP16:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]

@@ -8,19 +8,29 @@ time: XNNPACK's qd8 × qc4w kernels) — what ai-edge-quantizer's recipes produc
 recipe's INPUT and OUTPUT operations are set to ``NO_QUANTIZE`` (as Ultralytics' LiteRT export does), so
 the model takes and returns float32 and quantizes/dequantizes at its edges. ``--nhwc`` wraps the model
 so its image inputs are channels-last, as Android camera pipelines deliver them.
+
+``--keep-float`` leaves the matching torch modules' operators in float in every mode: litert-torch names each
+tensor after the module that made it (``__main__.Net/__main__.Block_enc/torch.nn.modules.linear.Linear_fc;``:
+each level its class and attribute), and the module paths come back from the program's ``nn_module_stack``. An
+operator belongs to the module its weights are named after; one without weights to the innermost module its
+outputs name (a fused output can name several, and the graph's last output carries the signature's name
+instead).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, recipe
+from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, leave_float, recipe, tflite_ops
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.iospec import cast_checked
+from edgekit.toolkit.contract.layers import Layer, select
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -36,7 +46,64 @@ def _image_inputs(step: StepInput) -> list[int]:
     return [i for i, ts in enumerate(step.io_spec.inputs) if ts.shape is not None and len(ts.shape) == 4]
 
 
+def module_scopes(module: Any) -> dict[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Each module's litert-torch name below the root (its levels ``<class>_<attribute>``) → its chain of
+    (module path, class) from the outermost, read from the graph's ``nn_module_stack``."""
+    table: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+    for node in module.graph.nodes:
+        stack = [(path, kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}")
+                 for path, kind in (node.meta.get("nn_module_stack") or {}).values() if path]
+        for depth in range(1, len(stack) + 1):
+            chain = tuple(stack[:depth])
+            table.setdefault(tuple(f"{kind}_{path.rsplit('.', 1)[-1]}" for path, kind in chain), chain)
+    return table
+
+
+def _modules_named(names: Iterable[str], table: dict) -> list[tuple[tuple[str, str], ...]]:
+    """The module chains that tensor names name: each ``;``-separated part's levels past its root, matched on the
+    longest tail a module has (a wrapper, e.g. --nhwc's, adds a level in front)."""
+    found = []
+    for name in names:
+        for part in name.split(";"):
+            levels = part.split("/")
+            for start in range(1, len(levels)):
+                if (chain := table.get(tuple(levels[start:]))) is not None:
+                    found.append(chain)
+                    break
+    return found
+
+
+def torch_layers(module: Any, ops: list[TFLiteOp]) -> list[tuple[Layer, TFLiteOp]]:
+    """Each operator as ``--keep-float`` sees it: its module's path, classes and enclosing paths (the operator's
+    scope where no module is named)."""
+    table = module_scopes(module)
+    layers = []
+    for op in ops:
+        chains = _modules_named(op.constants, table) or _modules_named(op.outputs, table)
+        if not chains:
+            layers.append((Layer(op.scope, (op.kind,)), op))
+            continue
+        chain = max(chains, key=len)  # the innermost module named
+        classes = tuple(kind.rsplit(".", 1)[-1] for _, kind in chain)
+        layers.append((Layer(chain[-1][0], (op.kind, *classes), tuple(path for path, _ in chain)), op))
+    return layers
+
+
+def kept_float_ops(module: Any, float_model: Path, step: StepInput, report: StepReport) -> list[TFLiteOp]:
+    """The operators ``--keep-float`` names (a usage error for a pattern naming none), recorded in the details."""
+    if not step.options.keep_float:
+        return []
+    layers = torch_layers(module, tflite_ops(float_model))
+    chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name))
+    kept = [(layer, op) for layer, op in layers if layer in chosen]
+    report.details["keep_float"] = {"patterns": list(step.options.keep_float),
+                                    "modules": list(dict.fromkeys(layer.name for layer, _ in kept)),
+                                    "operators": len(kept)}
+    return [op for _, op in kept]
+
+
 class TorchToTFLite(Converter):
+    keeps_float = True  # ai-edge-quantizer NO_QUANTIZE rules on the kept operators' scopes
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import litert_torch
@@ -55,9 +122,11 @@ class TorchToTFLite(Converter):
         with scratch_directory("edgekit-tflite-") as scratch:
             float_model = Path(scratch) / "float.tflite"
             litert_torch.convert(module, args).export(str(float_model))
-            self._quantize(float_model, out, step, nhwc, report)
+            keep = kept_float_ops(module, float_model, step, report)
+            self._quantize(float_model, out, step, nhwc, keep, report)
 
-    def _quantize(self, float_model: Path, out: Path, step: StepInput, nhwc: list[int], report: StepReport) -> None:
+    def _quantize(self, float_model: Path, out: Path, step: StepInput, nhwc: list[int], keep: list[TFLiteOp],
+                  report: StepReport) -> None:
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import quantizer
 
@@ -71,6 +140,7 @@ class TorchToTFLite(Converter):
                 engine.update_quantization_recipe(regex=".*", operation_name=operation,
                                                   algorithm_key=AlgorithmName.NO_QUANTIZE)
             report.details["io"] = "float32 (the recipe's INPUT and OUTPUT operations set to NO_QUANTIZE)"
+        leave_float(engine, keep)
         calibration_result = None
         if engine.need_calibration:
             assert step.calibration is not None

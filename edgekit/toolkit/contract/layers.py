@@ -7,9 +7,11 @@ program) and maps the matched rows to its backend's own mechanism. A pattern is
 - a layer or module path (``enc.fc_in``, ``head``): the layer itself and everything inside that module;
 - a glob (``*.attn.*``, ``blocks.[01].*``), matched against the same names;
 - an op or module type (``LayerNorm``, ``Softmax``, ``Gemm``): case and ``_`` do not matter
-  (``layer_norm`` matches ``LayerNorm``).
+  (``layer_norm`` matches ``LayerNorm``). A pattern that names a layer is taken as that name, not as a type
+  (a Keras layer named ``conv2d`` is that layer, not every ``Conv2D``).
 
-A pattern that matches nothing is a usage error naming the nearest names the model has.
+A pattern that matches nothing is a usage error naming the nearest names the model has; one naming a layer the
+conversion folded into others (a BatchNorm into its convolution) says so.
 """
 
 from __future__ import annotations
@@ -41,12 +43,18 @@ def _names(layer: Layer) -> tuple[str, ...]:
     return (layer.name, *layer.scopes)
 
 
-def matches(pattern: str, layer: Layer) -> bool:
+def _by_name(pattern: str, layer: Layer) -> bool:
     if _is_glob(pattern):
         return any(fnmatch.fnmatchcase(name, pattern) for name in _names(layer))
-    if any(name == pattern or name.startswith(pattern + ".") for name in _names(layer)):
-        return True
-    return any(_type_key(kind) == _type_key(pattern) for kind in layer.kinds)
+    return any(name == pattern or name.startswith(pattern + ".") for name in _names(layer))
+
+
+def _by_type(pattern: str, layer: Layer) -> bool:
+    return not _is_glob(pattern) and any(_type_key(kind) == _type_key(pattern) for kind in layer.kinds)
+
+
+def matches(pattern: str, layer: Layer) -> bool:
+    return _by_name(pattern, layer) or _by_type(pattern, layer)
 
 
 def nearest(pattern: str, layers: Iterable[Layer], n: int = 5) -> list[str]:
@@ -55,11 +63,18 @@ def nearest(pattern: str, layers: Iterable[Layer], n: int = 5) -> list[str]:
     return close or vocabulary[:n]
 
 
-def select(patterns: Sequence[str], layers: Sequence[Layer], *, origin: str) -> list[Layer]:
-    """The layers any pattern matches, in the model's order; a pattern matching none is a usage error."""
+def select(patterns: Sequence[str], layers: Sequence[Layer], *, origin: str,
+           folded: Sequence[str] = ()) -> list[Layer]:
+    """The layers any pattern matches, in the model's order; a pattern matching none is a usage error.
+    ``folded``: names of the source's layers that own no unit of their own (the conversion folded them)."""
     chosen: list[Layer] = []
     for pattern in patterns:
-        hits = [layer for layer in layers if matches(pattern, layer)]
+        hits = ([layer for layer in layers if _by_name(pattern, layer)]
+                or [layer for layer in layers if _by_type(pattern, layer)])
+        if not hits and pattern in folded:
+            raise UsageError(f"{origin}: {option('keep_float', pattern)}: that layer has no operator of its own in the "
+                             "converted graph (the converter folded it into its neighbours)",
+                             hint="keep the layer it was folded into (the one before it, e.g. its convolution)")
         if not hits:
             near = ", ".join(nearest(pattern, layers)) or "none"
             raise UsageError(f"{origin}: {option('keep_float', pattern)} matches no layer of the model",
