@@ -40,6 +40,9 @@ class ConvertOptions:
     opset: int | None = None  # onnx: opset version; None: the exporter's default
     validate: bool = True  # parity against the original on its own data, verdict in the sidecar
     keep_float: tuple[str, ...] = ()  # layer paths, globs or op types the quantizer leaves in float
+    # Fill StepReport.units, the layers the quantizer could leave float (what an accuracy budget probes); not a
+    # conversion option: it changes no byte of the artifact, and the sidecar does not record it.
+    list_units: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.keep_float:
@@ -86,6 +89,9 @@ class StepReport:
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # With ConvertOptions.list_units: the names --keep-float takes one layer by, in the model's order (kept out
+    # of to_dict: a model's whole layer list does not belong in its sidecar).
+    units: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"converter": self.converter, "seconds": self.seconds, "details": self.details,

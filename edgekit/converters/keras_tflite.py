@@ -40,7 +40,7 @@ from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, quan
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format
-from edgekit.toolkit.contract.layers import Layer, select
+from edgekit.toolkit.contract.layers import Layer, select, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.safety.policy import keras_safe_mode
@@ -257,12 +257,15 @@ class KerasToTFLite(Converter):
     def _kept(self, step: StepInput, scratch: Path, report: StepReport) -> tuple[list[TFLiteOp], bytes]:
         """The float model's operators ``--keep-float`` names (a usage error for a pattern naming none), and the
         float model."""
-        if not step.options.keep_float:
+        if not (step.options.keep_float or step.options.list_units):
             return [], b""
         (scratch / "float").mkdir()
         flatbuffer = self._convert(tf_converter(step, report, scratch / "float"), step, float_only=True)
         ops = tflite_ops(flatbuffer)
         layers, folded = keras_layers(step, scratch, ops)
+        report.units = units((layer for layer, _ in layers), [layer for layer, op in layers if op.constants])
+        if not step.options.keep_float:
+            return [], flatbuffer
         chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name,
                             folded=folded))
         kept = [(layer, op) for layer, op in layers if layer in chosen]

@@ -3,6 +3,7 @@ onnxruntime's own tooling (onnxruntime.quantization, onnxruntime.transformers.fl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnx
@@ -18,7 +19,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edgekit.converters._onnx import canonical_dim_params
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.toolkit.contract.errors import BackendError, first_line
-from edgekit.toolkit.contract.layers import Layer, select
+from edgekit.toolkit.contract.layers import Layer, select, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -99,12 +100,87 @@ def kept_float_nodes(step: StepInput, report: StepReport) -> list[str]:
     """The node names ``--keep-float`` matches in the step's source graph (a usage error when one matches
     nothing), recorded in the step's details. The source, not the pre-processed graph: pre-processing can drop
     torch.onnx's metadata (on a transformers BERT every node lost its module path and class)."""
+    if not (step.options.keep_float or step.options.list_units):
+        return []
+    layers = onnx_layers(step.path)
+    if step.options.list_units:
+        graph = onnx.load(str(step.path), load_external_data=False).graph
+        constants = {init.name for init in graph.initializer}
+        weighted = {node.name for node in graph.node if constants & set(node.input)}
+        report.units = units(layers, [layer for layer in layers if layer.name in weighted])
     if not step.options.keep_float:
         return []
-    chosen = select(step.options.keep_float, onnx_layers(step.path), origin=step.source_name)
+    chosen = select(step.options.keep_float, layers, origin=step.source_name)
     names = [layer.name for layer in chosen]
     report.details["keep_float"] = {"patterns": list(step.options.keep_float), "nodes": names}
     return names
+
+
+def float_inputs(path: Path, keep: list[str]) -> int:
+    """Feed each kept-float node the float activation its quantize–dequantize pair was made from, instead of the
+    pair's output; drop pairs nothing reads any more. Returns how many inputs were rewired. (Quantized with
+    ``QDQKeepRemovableActivations``: otherwise a Q's input can be a Gemm's output with its Relu folded into the Q.)
+
+    Without it, onnxruntime's own WeightBiasQuantization optimizer (on at every optimisation level) sees a float
+    Conv/Gemm whose input comes from a DequantizeLinear, and quantizes its float weights at load, per tensor: the
+    layer the user kept float runs int8 after all (measured: a planted-outlier Gemm kept float lost 82 points of
+    top-1 under ORT_ENABLE_BASIC and none with optimisations off)."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    kept = set(keep)
+    rewired = 0
+    for node in graph.node:
+        if node.name not in kept:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
+                rewired += 1
+    if rewired:
+        while True:  # a pair whose output nothing reads any more goes (Q once its DQ has gone)
+            read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+            dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                    and not set(n.output) & read]
+            if not dead:
+                break
+            for n in dead:
+                graph.node.remove(n)
+        used = {name for node in graph.node for name in node.input}
+        unused = [t for t in graph.initializer if t.name not in used]
+        for t in unused:
+            graph.initializer.remove(t)
+        onnx.save(model, str(path))
+    return rewired
+
+
+_FUSION_NAMES = re.compile(r"^gemm_(input|output)_(shape|reshape_arg)")
+
+
+def rename_fusion_names(path: Path) -> int:
+    """Rename the tensors pre-processing's MatMulAddFusion created (``gemm_input_shape``, ``gemm_input_reshape_arg``
+    …). A float MatMul + Add that --keep-float left unquantized is fused again when onnxruntime loads the file at
+    its full optimisation level, and that fusion's new initializers take the same names: the session then refuses
+    the file ("AddInitializedOrtValue Attempt to replace the existing tensor"; measured on a transformers BERT with
+    one encoder layer kept float). Returns how many names changed."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    names = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+    interface = {v.name for v in (*graph.input, *graph.output)}  # the model's own inputs and outputs keep theirs
+    renamed = {name: f"pre_{name}" for name in names - interface if _FUSION_NAMES.match(name)}
+    if not renamed:
+        return 0
+    for t in graph.initializer:
+        t.name = renamed.get(t.name, t.name)
+    for info in graph.value_info:
+        info.name = renamed.get(info.name, info.name)
+    for node in graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    onnx.save(model, str(path))
+    return len(renamed)
 
 
 INT4_BLOCK = 64  # weights per scale: 4.5 bits a weight (0.56× of int8 with its scales; 32 gives 0.62×, cosine +0.002)
@@ -209,6 +285,8 @@ class OnnxQuantize(Converter):
                                  reduce_range=reduce_range,
                                  # it rewrites a Gemm as <name>_MatMul + <name>_Add before it reads the list
                                  nodes_to_exclude=[*keep, *(f"{name}_MatMul" for name in keep)])
+                if keep:
+                    rename_fusion_names(out)
                 canonical_dim_params(out)  # pre-processing's shape inference numbers unknown dims per process
                 report.details["tool"] = "onnxruntime.quantization.quantize_dynamic (QInt8 weights, per-channel)"
             else:
@@ -219,7 +297,16 @@ class OnnxQuantize(Converter):
                     str(prepared), str(out), _Reader(step, prepared), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     nodes_to_exclude=[*float_heads, *keep], reduce_range=reduce_range,
+                    # a Relu/Clip the quantizer would fold into its Q stays a node, so the Q's input is the real
+                    # activation float_inputs() hands the kept nodes (numerically the same: the Q clamps anyway)
+                    extra_options={"QDQKeepRemovableActivations": True} if keep else None,
                 )
+                if keep and (rewired := float_inputs(out, keep)):
+                    report.details["float_inputs"] = (f"{rewired} input(s) of kept-float nodes read the float "
+                                                      "activation (onnxruntime would otherwise quantize their weights "
+                                                      "at load)")
+                if keep:
+                    rename_fusion_names(out)
                 canonical_dim_params(out)
                 report.details["tool"] = "onnxruntime.quantization.quantize_static (QDQ U8S8, per-channel weights)"
                 if float_heads:

@@ -20,7 +20,7 @@ from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import BackendError, UsageError, first_line, option
-from edgekit.toolkit.contract.layers import Layer, select
+from edgekit.toolkit.contract.layers import Layer, select, units
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -97,9 +97,11 @@ def keep_float_filter(module: torch.fx.GraphModule, step: StepInput,
     """The PT2E quantizer's node filter leaving ``--keep-float``'s layers unannotated (its ``set_module_name``
     takes no "no quantization" config), or None when nothing is kept."""
     patterns = step.options.keep_float
+    layers = {node.name: layer for node in module.graph.nodes if (layer := node_layer(node)) is not None}
+    if step.options.list_units:
+        report.units = units(layers.values())
     if not patterns:
         return None
-    layers = {node.name: layer for node in module.graph.nodes if (layer := node_layer(node)) is not None}
     chosen = select(patterns, list(layers.values()), origin=step.source_name)
     chosen_set = set(chosen)
     kept = {name for name, layer in layers.items() if layer in chosen_set}

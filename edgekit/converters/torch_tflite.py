@@ -29,8 +29,9 @@ from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, leav
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
+from edgekit.toolkit.contract.errors import UsageError
 from edgekit.toolkit.contract.iospec import cast_checked
-from edgekit.toolkit.contract.layers import Layer, select
+from edgekit.toolkit.contract.layers import Layer, select, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -91,9 +92,12 @@ def torch_layers(module: Any, ops: list[TFLiteOp]) -> list[tuple[Layer, TFLiteOp
 
 def kept_float_ops(module: Any, float_model: Path, step: StepInput, report: StepReport) -> list[TFLiteOp]:
     """The operators ``--keep-float`` names (a usage error for a pattern naming none), recorded in the details."""
-    if not step.options.keep_float:
+    if not (step.options.keep_float or step.options.list_units):
         return []
     layers = torch_layers(module, tflite_ops(float_model))
+    report.units = units(layer for layer, _ in layers)
+    if not step.options.keep_float:
+        return []
     chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name))
     kept = [(layer, op) for layer, op in layers if layer in chosen]
     report.details["keep_float"] = {"patterns": list(step.options.keep_float),
@@ -156,6 +160,10 @@ class TorchToTFLite(Converter):
                 samples.append({name: np.ascontiguousarray(cast_checked(
                     v, details[name]["dtype"], name=name, origin=str(step.path))) for name, v in pairs})
             calibration_result = engine.calibrate({SIGNATURE: samples})
+            if not calibration_result and keep:  # the quantizer then stops with "QSVs are required"
+                raise UsageError(f"{step.source_name}: --keep-float leaves every operator float: nothing is left to "
+                                 f"quantize in {step.quantize.value}",
+                                 hint="keep fewer layers float, or use --quantize none")
         result = engine.quantize(calibration_result, enable_progress_report=False)
         out.write_bytes(bytes(result.quantized_model))
         report.details["converter"] = f"litert_torch.convert + ai_edge_quantizer ({recipe_name})"

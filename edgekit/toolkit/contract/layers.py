@@ -31,6 +31,15 @@ class Layer:
     scopes: tuple[str, ...] = ()  # enclosing module paths, outermost first ("enc", "enc.fc_in")
 
 
+def units(layers: Iterable[Layer], weighted: Iterable[Layer] = ()) -> list[str]:
+    """The names one ``--keep-float`` pattern takes a single layer by, in the model's order: each layer's innermost
+    module path where it has one, and the name of each of ``weighted`` (operators with weights outside any
+    module). What an accuracy budget reverts, one at a time."""
+    heavy = {id(layer) for layer in weighted}
+    return list(dict.fromkeys(layer.scopes[-1] if layer.scopes else layer.name for layer in layers
+                              if layer.scopes or id(layer) in heavy))
+
+
 def _type_key(text: str) -> str:
     return text.replace("_", "").lower()
 
