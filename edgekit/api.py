@@ -113,13 +113,16 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
             calibration: str | None = None, calibration_samples: int = 100, output: PathLike | None = None,
             force: bool = False, via: Format | str | None = None, nhwc: bool = False, script: bool = False,
             opset: int | None = None, input_shapes: Shapes = None, input_ranges: Ranges = None,
-            data: str | None = None, validate: bool = True, keep_float: Sequence[str] = (), trust: bool = False,
+            data: str | None = None, validate: bool = True, keep_float: Sequence[str] = (),
+            min_cosine: float | None = None, max_accuracy_drop: float | None = None, trust: bool = False,
             timeout: float | None = None, memory_limit_mb: int | None = None,
             isolate: bool = True) -> ConversionResult:
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
     (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
-    ``keep_float``: layer paths, globs or op types the quantizer leaves in float."""
+    ``keep_float``: layer paths, globs or op types the quantizer leaves in float. ``min_cosine`` /
+    ``max_accuracy_drop`` (points of top-1): an accuracy budget — layers are left float, most costly first,
+    until the quantized model meets it (``.passed``); the search is in the sidecar's ``extra.budget``."""
     from edgekit.conversion import convert as convert_model
     from edgekit.converters.base import ConvertOptions
 
@@ -128,9 +131,19 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
     to_format = _value(Format, to, "to", output_formats())
     via_format = _value(Format, via, "via") if via is not None else None
     shapes, ranges = _shapes(input_shapes), _ranges(input_ranges)
+    budget = None
+    if min_cosine is not None or max_accuracy_drop is not None:
+        from edgekit.budget import Budget
+
+        budget = Budget(min_cosine, max_accuracy_drop)
 
     def work() -> ConversionResult:
         with _factory_as_file(str(source), shapes) as path:
+            if budget is not None:
+                from edgekit.budget import budgeted_convert
+
+                return budgeted_convert(path, to_format, options, budget, output=output, force=force, via=via_format,
+                                        input_shapes=shapes, input_ranges=ranges, data=data).result
             return convert_model(path, to_format, options, output=output, force=force, via=via_format,
                                  input_shapes=shapes, input_ranges=ranges, validation_data=data)
 

@@ -311,7 +311,8 @@ _FORMATS_HELP = ", ".join(f.value for f in output_formats())
 def convert(
     model: str = typer.Argument(..., show_default=False, help="Model file, SavedModel directory, or "
                                 "package.module:factory (with --input-shape)."),
-    to: str = typer.Option(..., "--to", metavar="FORMAT", help=f"{_FORMATS_HELP}."),
+    to: str | None = typer.Option(None, "--to", metavar="FORMAT", help=f"{_FORMATS_HELP} (required unless "
+                                  "--recipe gives it)."),
     quantize: str = typer.Option("none", "--quantize", metavar="MODE", help=f"{quant_mode_help()} (see `edgekit "
                                  "routes` for what each route supports)."),
     calibration: str | None = typer.Option(None, "--calibration", help="digits, FILE.npz, IMAGE_DIR or random; "
@@ -336,6 +337,13 @@ def convert(
     keep_float: list[str] = typer.Option([], "--keep-float", metavar="PATTERN", help="Leave matching layers "
                                          "float when quantizing: a layer/module path (head, enc.fc_in), a glob, "
                                          "or an op type (LayerNorm, Softmax); repeatable."),
+    min_cosine: float | None = typer.Option(None, "--min-cosine", metavar="C", help="Accuracy budget: leave the "
+                                            "costliest layers float until every output's cosine is ≥ C."),
+    max_accuracy_drop: float | None = typer.Option(None, "--max-accuracy-drop", metavar="POINTS", help="Accuracy "
+                                                   "budget on labelled data: at most POINTS of top-1 lost."),
+    recipe: Path | None = typer.Option(None, "--recipe", metavar="SIDECAR", help="Make the artifact a sidecar "
+                                       "records again (its --to, --via, --quantize, --keep-float, calibration): "
+                                       "the same bytes from the same source."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model: edgekit convert model.pt2 --to tflite.
@@ -348,12 +356,18 @@ def convert(
     from edgekit.toolkit.contract.domains import parse_input_ranges
     from edgekit.toolkit.contract.iospec import parse_input_shapes
 
+    made: dict[str, Any] = {"to": to, "via": via, "quantize": quantize, "calibration": calibration,
+                            "calibration_samples": calibration_samples, "nhwc": nhwc, "script": script, "opset": opset,
+                            "keep_float": keep_float, "min_cosine": min_cosine, "max_accuracy_drop": max_accuracy_drop}
+    if recipe is not None:
+        made = _from_recipe(recipe, made, model)
+    elif to is None:
+        raise UsageError("convert needs --to FORMAT", hint=f"one of: {_FORMATS_HELP}; or --recipe SIDECAR")
     with _frameworks_quiet("convert"):
-        result = convert_model(model, to=to, quantize=quantize, calibration=calibration,
-                               calibration_samples=calibration_samples, output=output, force=force, via=via,
-                               nhwc=nhwc, script=script, opset=opset, input_shapes=parse_input_shapes(input_shape),
+        result = convert_model(model, **made, output=output, force=force,
+                               input_shapes=parse_input_shapes(input_shape),
                                input_ranges=parse_input_ranges(input_range), data=data, validate=validate,
-                               keep_float=keep_float, **_limits())
+                               **_limits())
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
@@ -361,7 +375,31 @@ def convert(
     else:
         render_convert(result)
     failures = "; ".join(result.parity.failures()) if result.parity is not None else ""
+    if "budget" in result.artifact.extra:
+        kept = ", ".join(result.artifact.options.get("keep_float", [])) or "nothing"
+        _finish(result, f"accuracy budget not met: the best model found (kept float: {kept}) is kept, marked "
+                        f"failed in its sidecar: {failures}")
     _finish(result, f"parity FAIL (artifact kept, marked failed in its sidecar): {failures}")
+
+
+def _from_recipe(recipe: Path, given: dict[str, Any], model: str) -> dict[str, Any]:
+    """convert's options from a recorded recipe; an option that the recipe sets, given too, is a usage error."""
+    from edgekit.budget import read_recipe
+    from edgekit.toolkit.fsutil import sha256_of
+
+    defaults = {"to": None, "via": None, "quantize": "none", "calibration": None, "calibration_samples": 100,
+                "nhwc": False, "script": False, "opset": None, "keep_float": [], "min_cosine": None,
+                "max_accuracy_drop": None}
+    clash = [name for name, value in given.items() if value != defaults[name]]
+    if clash:
+        flags = ", ".join("--" + name.replace("_", "-") for name in clash)
+        raise UsageError(f"--recipe {recipe.name} sets {flags} itself", hint=f"drop {flags}, or drop --recipe")
+    read = read_recipe(recipe)
+    source = Path(model)
+    if read.source_sha256 and source.is_file() and sha256_of(source) != read.source_sha256:
+        typer.echo(f"edgekit: warning: {read.path.name} was recorded for another source file than {source.name} "
+                   "(sha256 differs): the artifact will not be the same file", err=True)
+    return read.to_kwargs()
 
 
 @app.command()

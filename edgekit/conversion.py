@@ -29,6 +29,7 @@ from edgekit.toolkit.sysinfo import package_versions
 
 if TYPE_CHECKING:
     from edgekit.validators.parity import ParityReport
+    from edgekit.validators.tolerances import Overrides
 
 CONVERSION_REPORT_VERSION = 1
 
@@ -100,9 +101,12 @@ def convert(
     input_ranges: dict[str, tuple[float, float]] | None = None,
     validation_data: str | None = None,
     validation_samples: int | None = None,
+    overrides: Overrides | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ConversionResult:
     """``validation_data``/``validation_samples``: what parity runs on (default: the source's own test
-    split, as ``edgekit validate`` chooses)."""
+    split, as ``edgekit validate`` chooses); ``overrides``: thresholds replacing the profile's (an accuracy
+    budget's); ``extra``: more facts for the sidecar's ``extra``."""
     start = time.perf_counter()
     options = options or ConvertOptions()
     if to not in output_formats():
@@ -132,10 +136,12 @@ def convert(
                     phase(f"loading and running the converted {to.value} model")
                     artifact, details = _verify(staged, out, to, source, route, options, reports)
                     phase("validating parity against the original")
-                    parity = (_validate(source, staged, options, validation_data, validation_samples)
+                    parity = (_validate(source, staged, options, validation_data, validation_samples, overrides)
                               if options.validate else None)
                     if parity is not None:
                         artifact = replace(artifact, extra={**artifact.extra, "parity": _parity_summary(parity)})
+                    if extra:
+                        artifact = replace(artifact, extra={**artifact.extra, **extra})
                     staged_sidecar.write_text(artifact.sidecar_text())
             else:
                 intermediate = Path(scratch) / f"step{index}{spec.to.spec.suffix}"
@@ -146,7 +152,7 @@ def convert(
 
 
 def _validate(source: _Source, staged: Path, options: ConvertOptions, data: str | None,
-              samples: int | None) -> ParityReport:
+              samples: int | None, overrides: Overrides | None = None) -> ParityReport:
     """Parity of the new artifact against the original model (not an intermediate step), judged by the
     profile of the requested precision, on the original's own data when it has some."""
     from edgekit.validators.parity import DEFAULT_SAMPLES, validate
@@ -158,7 +164,8 @@ def _validate(source: _Source, staged: Path, options: ConvertOptions, data: str 
     ranges = {ts.name: (ts.domain.low, ts.domain.high) for ts in source.io_spec.inputs
               if ts.domain is not None and ts.domain.source == STATED}
     return validate(source.path, staged, data=data, samples=samples or DEFAULT_SAMPLES,
-                    profile=profile_for(options.quantize.value), input_shapes=shapes, input_ranges=ranges)
+                    profile=profile_for(options.quantize.value), overrides=overrides, input_shapes=shapes,
+                    input_ranges=ranges)
 
 
 def _parity_summary(report: ParityReport) -> dict[str, Any]:

@@ -248,7 +248,39 @@ def render_convert(result: ConversionResult) -> None:
                         f"({parity.accuracy['delta'] * 100:+.2f} points)")
         console.print(f"  parity    [{colour}]{parity.verdict}[/{colour}] (profile {parity.profile.value}, "
                       f"cosine {cosine:.6f}{accuracy}; {parity.data_source})")
+    if "budget" in artifact.extra:
+        render_budget(artifact.extra["budget"], artifact.options.get("keep_float", []))
     console.print(f"  sidecar   {sidecar_path(artifact.path)}")
+
+
+def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
+    """The accuracy budget's search, one line per measured conversion, then what was kept float."""
+    wanted = " and ".join(part for part in (
+        f"cosine ≥ {budget['budget']['min_cosine']}" if budget["budget"].get("min_cosine") is not None else "",
+        f"top-1 drop ≤ {budget['budget']['max_accuracy_drop']} pt"
+        if budget["budget"].get("max_accuracy_drop") is not None else "") if part)
+    console.print(f"  budget    {wanted}")
+    for trial in budget["trials"]:
+        drop = trial["accuracy_drop_points"]
+        figures = (f"cosine {trial['cosine']:.6f}" if trial["cosine"] is not None else "cosine -") + (
+            f", drop {drop:+.2f} pt" if drop is not None else "") + f", {human_bytes(trial['size_bytes'])}"
+        what = {"full": "everything quantized", "probe": f"probe: {trial['layer']} float",
+                "greedy": f"keep {trial['layer']} float", "undone": f"keep {trial['layer']} float: no better, undone"}
+        mark = "[green]✓[/green]" if trial["passed"] else " "
+        if trial.get("refused"):
+            figures = f"refused by the route ({trial['refused']})"
+        console.print(f"    {mark} {escape(what[trial['stage']])}: {escape(figures)}")
+    colour, verdict = ("green", "met") if budget["met"] else ("red", "NOT met (the best model found is kept)")
+    console.print(f"  budget    [{colour}]{verdict}[/{colour}]; kept float: {escape(', '.join(kept)) or 'nothing'}")
+    if "float" in budget:
+        def figures(trial: dict[str, Any]) -> str:
+            drop = trial["accuracy_drop_points"]
+            cosine = f"cosine {trial['cosine']:.6f}" if trial["cosine"] is not None else "cosine -"
+            return f"{human_bytes(trial['size_bytes'])}, {cosine}" + (f", drop {drop:+.2f} pt"
+                                                                     if drop is not None else "")
+
+        console.print(f"  figures   float {human_bytes(budget['float']['size_bytes'])}; fully quantized "
+                      f"{figures(budget['float']['full'])}; best {figures(budget['float']['best'])}")
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:

@@ -165,8 +165,8 @@ def validate(
         outputs.append(OutputParity("(outputs)", "(outputs)", (Check(
             "output_count", False, float(len(cand_spec.outputs)), float(len(ref_spec.outputs)),
             detail=f"candidate has {len(cand_spec.outputs)} outputs, the reference {len(ref_spec.outputs)}"),)))
-    accuracy, accuracy_check = _accuracy(outputs, ref_out, cand_out, cand_spec, labels, DEFAULTS[chosen],
-                                         list(adaptations))
+    accuracy, accuracy_check = _accuracy(outputs, ref_out, cand_out, cand_spec, labels,
+                                         (overrides or Overrides()).apply(DEFAULTS[chosen], "*"), list(adaptations))
     return ParityReport(str(reference), str(candidate), chosen, source, len(inputs), tuple(dict.fromkeys(adaptations)),
                         tuple(outputs), accuracy, accuracy_check, tuple(notes))
 

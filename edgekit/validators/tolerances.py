@@ -75,14 +75,23 @@ def profile_for(quantize: str) -> Profile:
 
 @dataclass(frozen=True)
 class Overrides:
-    """atol/rtol asked for: a value for all outputs and/or per output name."""
+    """atol/rtol asked for: a value for all outputs and/or per output name; and an accuracy budget
+    (``budget``: ``min_cosine``, ``max_accuracy_drop`` as a fraction), which replaces the profile's accuracy
+    criteria — cosine, top-1 agreement, accuracy drop — by the ones it names: a budget of cosine alone judges
+    cosine alone."""
 
     atol: float | None = None
     rtol: float | None = None
     atol_per_output: tuple[tuple[str, float], ...] = ()
     rtol_per_output: tuple[tuple[str, float], ...] = ()
+    budget: bool = False
+    min_cosine: float | None = None
+    max_accuracy_drop: float | None = None
 
     def apply(self, tolerance: Tolerance, output: str) -> Tolerance:
+        if self.budget:
+            tolerance = replace(tolerance, min_cosine=self.min_cosine, min_top1=None,
+                                max_accuracy_drop=self.max_accuracy_drop)
         atol = dict(self.atol_per_output).get(output, self.atol)
         rtol = dict(self.rtol_per_output).get(output, self.rtol)
         if atol is None and rtol is None:
