@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         inspect_model,
         keygen,
         package,
+        quant_report,
         run_pipeline,
         train,
         validate,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from edgekit.importing import ImportResult
     from edgekit.packaging import PackageResult, VerifyResult
     from edgekit.pipeline.report import PipelineReport
+    from edgekit.quant_report import QuantReport
     from edgekit.targets.bench import BenchReport
     from edgekit.toolkit.contract.errors import EdgekitError, ExitCode
     from edgekit.toolkit.contract.formats import Format
@@ -47,11 +49,12 @@ if TYPE_CHECKING:
 
 _WHERE = {
     **{name: "edgekit.api" for name in ("CheckResult", "bench", "check", "convert", "exit_code", "import_model",
-                                        "inspect_model", "keygen", "package", "run_pipeline", "train", "validate",
-                                        "verify_bundle")},
+                                        "inspect_model", "keygen", "package", "quant_report", "run_pipeline", "train",
+                                        "validate", "verify_bundle")},
     "ConversionResult": "edgekit.conversion", "ImportResult": "edgekit.importing",
     "PackageResult": "edgekit.packaging", "VerifyResult": "edgekit.packaging",
-    "PipelineReport": "edgekit.pipeline.report", "BenchReport": "edgekit.targets.bench",
+    "PipelineReport": "edgekit.pipeline.report", "QuantReport": "edgekit.quant_report",
+    "BenchReport": "edgekit.targets.bench",
     "EdgekitError": "edgekit.toolkit.contract.errors", "ExitCode": "edgekit.toolkit.contract.errors",
     "Format": "edgekit.toolkit.contract.formats", "QuantMode": "edgekit.toolkit.contract.options",
     "InspectReport": "edgekit.toolkit.reports", "TrainResult": "edgekit.training",
@@ -59,9 +62,10 @@ _WHERE = {
 }
 __all__ = [
     "BenchReport", "CheckResult", "ConversionResult", "EdgekitError", "ExitCode", "Format", "ImportResult",
-    "InspectReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "TrainResult", "VerifyResult",
+    "InspectReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "QuantReport", "TrainResult",
+    "VerifyResult",
     "__version__", "bench", "check", "convert", "exit_code", "import_model", "inspect_model", "keygen", "package",
-    "run_pipeline", "train", "validate", "verify_bundle",
+    "quant_report", "run_pipeline", "train", "validate", "verify_bundle",
 ]
 
 

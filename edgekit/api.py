@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from edgekit.pipeline.gate import Verdict
     from edgekit.pipeline.report import PipelineReport
     from edgekit.pipeline.run import Observer
+    from edgekit.quant_report import QuantReport
     from edgekit.targets.bench import BenchReport
     from edgekit.toolkit.contract.compat import CompatReport
     from edgekit.toolkit.contract.iospec import Dim
@@ -114,15 +115,17 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
             force: bool = False, via: Format | str | None = None, nhwc: bool = False, script: bool = False,
             opset: int | None = None, input_shapes: Shapes = None, input_ranges: Ranges = None,
             data: str | None = None, validate: bool = True, keep_float: Sequence[str] = (),
-            min_cosine: float | None = None, max_accuracy_drop: float | None = None, trust: bool = False,
-            timeout: float | None = None, memory_limit_mb: int | None = None,
+            min_cosine: float | None = None, max_accuracy_drop: float | None = None, layer_report: bool = False,
+            trust: bool = False, timeout: float | None = None, memory_limit_mb: int | None = None,
             isolate: bool = True) -> ConversionResult:
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
     (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
     ``keep_float``: layer paths, globs or op types the quantizer leaves in float. ``min_cosine`` /
     ``max_accuracy_drop`` (points of top-1): an accuracy budget — layers are left float, most costly first,
-    until the quantized model meets it (``.passed``); the search is in the sidecar's ``extra.budget``."""
+    until the quantized model meets it (``.passed``); the search is in the sidecar's ``extra.budget``.
+    ``layer_report``: each quantized layer's error against the float graph, in ``.quant_report`` (see
+    :func:`quant_report`)."""
     from edgekit.conversion import convert as convert_model
     from edgekit.converters.base import ConvertOptions
 
@@ -137,15 +140,34 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
 
         budget = Budget(min_cosine, max_accuracy_drop)
 
+    if layer_report and options.quantize is QuantMode.NONE:
+        raise UsageError(f"{option('layer_report')} reports quantization error, and nothing is quantized",
+                         hint=f"add {option('quantize', 'int8')} (or another mode)")
+
+    def made(path: str, chosen: ConvertOptions) -> ConversionResult:
+        if budget is not None:
+            from edgekit.budget import budgeted_convert
+
+            return budgeted_convert(path, to_format, chosen, budget, output=output, force=force, via=via_format,
+                                    input_shapes=shapes, input_ranges=ranges, data=data).result
+        return convert_model(path, to_format, chosen, output=output, force=force, via=via_format,
+                             input_shapes=shapes, input_ranges=ranges, validation_data=data)
+
     def work() -> ConversionResult:
         with _factory_as_file(str(source), shapes) as path:
-            if budget is not None:
-                from edgekit.budget import budgeted_convert
+            if not layer_report:
+                return made(path, options)
+            from dataclasses import replace
 
-                return budgeted_convert(path, to_format, options, budget, output=output, force=force, via=via_format,
-                                        input_shapes=shapes, input_ranges=ranges, data=data).result
-            return convert_model(path, to_format, options, output=output, force=force, via=via_format,
-                                 input_shapes=shapes, input_ranges=ranges, validation_data=data)
+            from edgekit.quant_report import TwinCollector, report_on
+            from edgekit.toolkit.fsutil import scratch_directory
+
+            with scratch_directory("edgekit-layers-") as scratch:
+                collect = TwinCollector(Path(scratch))
+                result = made(path, replace(options, tap=collect, list_units=True))
+                report = report_on(result, collect.twins, Path(path), result.artifact.path, Path(scratch), data=data,
+                                   input_shapes=shapes, input_ranges=ranges)
+            return replace(result, quant_report=report.to_dict())
 
     return _run(f"converting {source} to {to_format.value}", work, trust=trust, timeout=timeout,
                 memory_limit_mb=memory_limit_mb, isolate=isolate)
@@ -182,6 +204,18 @@ def validate(reference: PathLike, candidate: PathLike, *, data: str | None = Non
         reference, candidate, data=data, samples=samples, profile=chosen, overrides=overrides,
         input_ranges=ranges),
         trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
+
+
+def quant_report(model: PathLike, artifact: PathLike, *, data: str | None = None, samples: int = 32,
+                 trust: bool = False, timeout: float | None = None, memory_limit_mb: int | None = None,
+                 isolate: bool = True) -> QuantReport:
+    """Which layers cost ``artifact`` (an edgekit-quantized .tflite, .onnx or .pte) its accuracy against
+    ``model``, the source it was converted from: each layer's SQNR, cosine and max |Δ| against the float graph and
+    its estimated share of the final-output error, worst first (``.analysis.layers``; ``.to_dict()``)."""
+    from edgekit.quant_report import quant_report as report
+
+    return _run(f"reporting {artifact}'s layers", lambda: report(model, artifact, data=data, samples=samples),
+                trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
 def _tolerance(value: float | Mapping[str, float] | None, name: str) -> tuple[float | None, tuple]:
@@ -232,7 +266,8 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
                  device: Device | str = Device.CPU, threads: int = 1, min_seconds: float = 0.25,
                  epochs: int | None = None, seed: int = 0, force: bool = False, trust: bool = False,
                  executor: str = "process", jobs: int | None = None, ray_address: str | None = None,
-                 compat: Iterable[str] | str = "all", timeout: float | None = None,
+                 compat: Iterable[str] | str = "all", min_cosine: float | None = None,
+                 max_accuracy_drop: float | None = None, timeout: float | None = None,
                  memory_limit_mb: int | None = None, observer: Observer | None = None,
                  write_reports: bool = True) -> PipelineReport:
     """Every model (none: the digits CNN, trained in PyTorch and in Keras) through every route × mode asked
@@ -242,7 +277,9 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
     ``memory_limit_mb`` per cell marks one row ``crashed``), ``serial`` (in this process) or ``ray`` (Ray tasks
     on a local Ray, or on the cluster at ``ray_address``). ``process`` runs in this process when a framework
     is loaded here already (the report's ``executor_run`` says so). ``compat``: the compatibility targets (or
-    device profiles) each artifact is checked on, ``all`` (default) or ``none``; each row reports them."""
+    device profiles) each artifact is checked on, ``all`` (default) or ``none``; each row reports them.
+    ``min_cosine`` / ``max_accuracy_drop`` (points of top-1): an accuracy budget for every quantized row, as
+    :func:`convert` takes it; each such row records what stayed float and what it cost."""
     from dataclasses import replace
 
     from edgekit.pipeline.executors import ExecutorOptions
@@ -258,7 +295,8 @@ def run_pipeline(models: Iterable[PathLike] = (), *, out: PathLike, to: Iterable
     timing = replace(DEFAULT_BENCH, min_seconds=min_seconds, threads=threads, device=_value(Device, device, "device"))
     options = PipelineOptions(to=formats, quantize=modes, data=data, calibration=calibration, samples=samples,
                               epochs=epochs, seed=seed, bench=timing if bench else None, executor=cells,
-                              compat=_compat_targets(compat))
+                              compat=_compat_targets(compat), min_cosine=min_cosine,
+                              max_accuracy_drop=max_accuracy_drop)
     prepare_out(out, force)
     with trusting(trust):
         report = run([Path(m) for m in models], Path(out), options, force=force, observer=observer)
@@ -314,7 +352,7 @@ def check(config: PathLike = "edgekit.toml", *, force: bool = False, junit: Path
         executor=ExecutorOptions.parse(executor or cfg.executor, jobs=jobs if jobs is not None else cfg.jobs,
                                        ray_address=ray_address or cfg.ray_address, timeout=timeout,
                                        memory_mb=memory_limit_mb),
-        compat=cfg.compat_targets)
+        compat=cfg.compat_targets, min_cosine=cfg.min_cosine, max_accuracy_drop=cfg.max_accuracy_drop)
     extra = tuple(Path(p) if p is not None else None for p in (junit, write_baseline))
     prepare_out(cfg.out, force, *extra)
     with trusting(trust):

@@ -10,12 +10,14 @@ The search (every measurement a real conversion, on the route's own quantizer, j
 the same data):
 
 1. Quantize fully. Inside the budget: done, nothing kept float.
-2. Probe: for each layer the route's quantizer can leave float (``StepReport.units``: torch module paths, Keras
-   layers, ONNX weighted nodes), quantize with that one layer float and measure. A layer's *gain* is how much of
-   the full model's error reverting it alone removes.
-3. Greedy: take layers by their probe's error, best first, re-measuring after each; a revert that does not
-   improve on the best so far is taken back (one step back) and the next is tried; stop when inside the budget.
-   Layers whose probe gained nothing come last, not never: beside a layer already kept one can still help.
+2. Rank the layers the route's quantizer can leave float (``StepReport.units``: torch module paths, Keras
+   layers, ONNX weighted nodes) by the per-layer report of the fully quantized model (:mod:`edgekit.quant_report`:
+   the error each layer adds on the worst samples, read through the backend's own instrument from the very
+   conversion just measured, no extra conversion). Where no instrument can run, probe instead: one conversion per
+   layer with that layer alone float, ranked by the error left.
+3. Greedy: take layers in that order, re-measuring after each; a revert that does not improve on the best so far
+   is taken back (one step back) and the next is tried; stop when inside the budget. Layers the ranking gave no
+   share come last, not never: beside a layer already kept one can still help.
 4. Unreachable: exit 1 with the best model found and the float-vs-best figures.
 
 The chosen model is converted once more, from the recorded recipe (its options, ``keep_float`` included), into
@@ -34,6 +36,7 @@ from typing import Any
 
 from edgekit.conversion import ConversionResult, convert
 from edgekit.converters.base import ConvertOptions
+from edgekit.quant_report import TwinCollector, report_on
 from edgekit.toolkit.contract.errors import EdgekitError, UsageError, first_line, option
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import Dim
@@ -90,6 +93,7 @@ class Trial:
     passed: bool
     seconds: float
     refused: str | None = None  # the route refused this combination: why
+    p50: float | None = None  # seconds per single-batch inference, one thread (a short bench: a guide, not a figure)
 
     def shortfall(self, budget: Budget) -> float:
         """How far outside the budget (0 inside): what the search minimises. Points of drop and cosine
@@ -111,7 +115,8 @@ class Trial:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "layer": self.layer, "keep_float": list(self.keep), "cosine": self.cosine,
                 "accuracy_drop_points": self.drop, "size_bytes": self.size, "passed": self.passed,
-                "seconds": round(self.seconds, 2), **({"refused": self.refused} if self.refused else {})}
+                "seconds": round(self.seconds, 2), "p50_seconds": self.p50,
+                **({"refused": self.refused} if self.refused else {})}
 
 
 @dataclass
@@ -132,15 +137,28 @@ class BudgetResult:
                 "conversion": self.result.to_dict()}
 
 
-def _trial(stage: str, keep: tuple[str, ...], layer: str | None, result: ConversionResult,
-           seconds: float) -> Trial:
+def _p50(path: Path, data: str | None) -> float | None:
+    """A short single-thread bench of a trial's artifact (what keeping a layer float costs in time); None where
+    it cannot run (the trial's verdict does not depend on it)."""
+    from edgekit.targets.bench import BenchOptions, bench_one
+
+    try:
+        result = bench_one(path, BenchOptions(warmup=3, runs=20, min_seconds=0.1, max_seconds=5.0),
+                           data=data if data is not None and data.endswith(".npz") else None)
+    except Exception:
+        return None
+    return result.stats.p50
+
+
+def _trial(stage: str, keep: tuple[str, ...], layer: str | None, result: ConversionResult, seconds: float,
+           data: str | None = None) -> Trial:
     parity = result.parity
     assert parity is not None
     cosines = [o.metrics.cosine for o in parity.outputs if o.metrics is not None and o.metrics.cosine is not None
                and math.isfinite(o.metrics.cosine)]
     drop = -parity.accuracy["delta"] * 100 if parity.accuracy else None
     return Trial(stage, keep, layer, min(cosines) if cosines else None, drop,
-                 result.artifact.path.stat().st_size, parity.passed, seconds)
+                 result.artifact.path.stat().st_size, parity.passed, seconds, p50=_p50(result.artifact.path, data))
 
 
 def budgeted_convert(model: str | os.PathLike[str], to: Format, options: ConvertOptions, budget: Budget, *,
@@ -159,14 +177,14 @@ def budgeted_convert(model: str | os.PathLike[str], to: Format, options: Convert
     trials: list[Trial] = []
     suffix = to.spec.suffix
 
-    def measure(stage: str, keep: tuple[str, ...], layer: str | None, out: Path,
-                list_units: bool = False) -> tuple[Trial, ConversionResult]:
+    def measure(stage: str, keep: tuple[str, ...], layer: str | None, out: Path, list_units: bool = False,
+                tap: Any = None) -> tuple[Trial, ConversionResult]:
         phase(f"budget: quantizing with {', '.join(keep) or 'nothing'} float")
         start = time.perf_counter()
-        result = convert(model, to, replace(options, keep_float=keep, list_units=list_units), output=out,
+        result = convert(model, to, replace(options, keep_float=keep, list_units=list_units, tap=tap), output=out,
                          force=True, via=via, input_shapes=input_shapes, input_ranges=input_ranges,
                          validation_data=data, overrides=overrides)
-        return _trial(stage, keep, layer, result, time.perf_counter() - start), result
+        return _trial(stage, keep, layer, result, time.perf_counter() - start, data), result
 
     def attempt(stage: str, keep: tuple[str, ...], layer: str, out: Path) -> Trial:
         """A probe or greedy step; one the route refuses (a backend that rejects a partly quantized graph, every
@@ -184,9 +202,11 @@ def budgeted_convert(model: str | os.PathLike[str], to: Format, options: Convert
             on_trial(trial)
 
     base = tuple(options.keep_float)
+    ranking: dict[str, Any] = {}
     with scratch_directory("edgekit-budget-") as scratch:
         work = Path(scratch)
-        full, full_result = measure("full", base, None, work / f"full{suffix}", list_units=True)
+        twins = TwinCollector(work)
+        full, full_result = measure("full", base, None, work / f"full{suffix}", list_units=True, tap=twins)
         record(full)
         if budget.max_accuracy_drop is not None and full.drop is None:
             raise UsageError(f"{option('max_accuracy_drop')} needs labelled data, and "
@@ -198,24 +218,29 @@ def budgeted_convert(model: str | os.PathLike[str], to: Format, options: Convert
             if not units:
                 raise UsageError(f"{Path(model).name}: the {to.value} quantizer reports no layer it can leave float",
                                  hint="an accuracy budget needs --keep-float's support on this route")
-            probes = []
-            for i, unit in enumerate(units):
-                probe = attempt("probe", (*base, unit), unit, work / f"probe{i}{suffix}")
-                record(probe)
-                probes.append(probe)
-            # Every probe, best first: a layer that gains nothing alone can still help beside one already kept
-            # (a Linear whose input is quantized by its float neighbour's output), and the undo rule drops it if not.
-            ranked = sorted((p for p in probes if p.refused is None), key=lambda p: (p.error(budget), p.size))
+            ranking = _rank(twins, full_result, model, units, work, data, input_shapes, input_ranges)
+            if ranking.get("order"):  # the per-layer report's order, every layer verified by reverting it
+                order = ranking["order"]
+                first: dict[str, Trial] = {}
+            else:  # no instrument here: one conversion per layer measures what reverting it alone gains
+                probes = []
+                for i, unit in enumerate(units):
+                    probe = attempt("probe", (*base, unit), unit, work / f"probe{i}{suffix}")
+                    record(probe)
+                    probes.append(probe)
+                # Every probe, best first: a layer that gains nothing alone can still help beside one already kept
+                # (a Linear whose input is quantized by its float neighbour's output); the undo rule drops it if not.
+                ranked = sorted((p for p in probes if p.refused is None), key=lambda p: (p.error(budget), p.size))
+                order = [p.layer for p in ranked if p.layer is not None]
+                first = {p.layer: p for p in ranked if p.layer is not None}
             keep = base
-            for probe in ranked:
+            for unit in order:
                 if best.passed:
                     break
-                assert probe.layer is not None
-                if keep == base:  # the probe already measured the first revert
-                    candidate = replace(probe, stage="greedy")
+                if keep == base and unit in first:  # the probe already measured the first revert
+                    candidate = replace(first[unit], stage="greedy")
                 else:
-                    candidate = attempt("greedy", (*keep, probe.layer), probe.layer,
-                                        work / f"greedy{len(trials)}{suffix}")
+                    candidate = attempt("greedy", (*keep, unit), unit, work / f"greedy{len(trials)}{suffix}")
                 if candidate.refused is None and (candidate.error(budget) < best.error(budget)
                                                   or (candidate.passed and not best.passed)):
                     keep, best = candidate.keep, candidate
@@ -236,9 +261,34 @@ def budgeted_convert(model: str | os.PathLike[str], to: Format, options: Convert
                         input_shapes=input_shapes, input_ranges=input_ranges, validation_data=data,
                         overrides=overrides,
                         extra={"budget": {"budget": budget.to_dict(), "met": best.passed,
+                                          **({"ranking": ranking["report"]} if ranking else {}),
                                           "trials": [t.to_dict() for t in trials],
                                           **({"float": float_figures} if float_figures else {})}})
     return BudgetResult(budget, final, trials, final.passed, float_figures)
+
+
+RANKED_SHOWN = 20  # layers of the ranking the sidecar records
+
+
+def _rank(twins: TwinCollector, full: ConversionResult, model: str | os.PathLike[str], units: list[str], work: Path,
+          data: str | None, input_shapes: Any, input_ranges: Any) -> dict[str, Any]:
+    """The layers to revert, most costly first, by the per-layer report of the fully quantized model (the worst
+    samples' error each layer adds), then the layers it could not rank in the model's order; empty where the route
+    shows no float graph to compare with."""
+    if not twins.twins:
+        return {}
+    phase("budget: ranking the layers by their quantization error")
+    try:
+        report = report_on(full, twins.twins, Path(model), full.artifact.path, work, data=data,
+                           input_shapes=input_shapes, input_ranges=input_ranges)
+    except Exception as exc:  # an instrument that cannot run this graph: the probes rank it instead
+        return {"report": {"failed": first_line(exc, 160)}}
+    ranked = [layer.unit for layer in report.analysis.layers if layer.unit in units]
+    order = list(dict.fromkeys([*ranked, *units]))
+    return {"order": order, "report": {
+        "by": report.instrument, "share_method": report.to_dict()["share_method"],
+        "layers": [{"layer": layer.unit, "share": round(layer.share, 4), "sqnr_db": layer.figures["sqnr_db"]}
+                   for layer in report.analysis.layers if layer.unit in units][:RANKED_SHOWN]}}
 
 
 @dataclass(frozen=True)

@@ -344,6 +344,8 @@ def convert(
     recipe: Path | None = typer.Option(None, "--recipe", metavar="SIDECAR", help="Make the artifact a sidecar "
                                        "records again (its --to, --via, --quantize, --keep-float, calibration): "
                                        "the same bytes from the same source."),
+    layer_report: bool = typer.Option(False, "--layer-report", help="Also report each quantized layer's error "
+                                      "against the float graph (as quant-report does; in --json too)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Convert a model: edgekit convert model.pt2 --to tflite.
@@ -367,13 +369,17 @@ def convert(
         result = convert_model(model, **made, output=output, force=force,
                                input_shapes=parse_input_shapes(input_shape),
                                input_ranges=parse_input_ranges(input_range), data=data, validate=validate,
-                               **_limits())
+                               layer_report=layer_report, **_limits())
     for warning in result.warnings:
         typer.echo(f"edgekit: warning: {warning}", err=True)
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
         render_convert(result)
+        if result.quant_report is not None:
+            from edgekit.render import render_quant_report
+
+            render_quant_report(result.quant_report)
     failures = "; ".join(result.parity.failures()) if result.parity is not None else ""
     if "budget" in result.artifact.extra:
         kept = ", ".join(result.artifact.options.get("keep_float", [])) or "nothing"
@@ -500,6 +506,47 @@ def validate(
     _finish(report, f"parity FAIL: {'; '.join(report.failures())}")
 
 
+@app.command("quant-report")
+@handle_errors
+def quant_report(
+    model: Path = typer.Argument(..., show_default=False, help="The source the artifact was converted from."),
+    artifact: Path = typer.Argument(..., show_default=False, help="The quantized artifact (with its edgekit "
+                                    "sidecar, whose recipe is followed)."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz (one array per input name), digits, IMAGE_DIR "
+                                    "or random; default: the model's own test split."),
+    samples: int = typer.Option(32, "--samples", help="At most this many samples."),
+    top: int = typer.Option(15, "--top", help="Layers shown in the terminal (JSON and HTML hold all)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the versioned JSON report on stdout."),
+    json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the JSON report here."),
+    html_file: Path | None = typer.Option(None, "--html", metavar="FILE", help="Write an HTML page with the "
+                                          "layers' shares plotted."),
+    force: bool = typer.Option(False, "--force", help="Replace existing report files."),
+) -> None:
+    """Which layers cost a quantized model its accuracy: per layer SQNR, cosine, max |Δ| and share of the error.
+
+    Converts the model again by the artifact's recipe, runs the float graph the quantizer read beside the
+    quantized one through the backend's own instrument (LiteRT preserve-all-tensors, onnxruntime
+    qdq_loss_debug, torchao's numeric debugger) and ranks the layers, worst first. Exit 0 with a report.
+    """
+    from edgekit.api import quant_report as report_layers
+    from edgekit.render import render_quant_report
+    from edgekit.toolkit.fsutil import write_bytes_atomic
+
+    _check_outputs(force, json_file, html_file)
+    with _frameworks_quiet("quant-report"):
+        report = report_layers(model, artifact, data=data, samples=samples, **_limits())
+    data_out = report.to_dict()
+    if json_out:
+        typer.echo(jsonio.dumps(data_out))
+    else:
+        render_quant_report(data_out, top=top)
+    _write_json(json_file, data_out, force)
+    if html_file is not None:
+        from edgekit.quant_report import quant_report_html
+
+        write_bytes_atomic(html_file, quant_report_html(data_out).encode(), force=force)
+
+
 @app.command()
 @handle_errors
 def bench(
@@ -576,6 +623,10 @@ def pipeline(
     compat: str = typer.Option("all", "--compat", help="Compatibility targets each artifact is checked on (the "
                                "report's compat column): all, none, or comma-separated targets/device profiles, "
                                "e.g. tflite-gpu,onnx-nnapi (see edgekit compat)."),
+    min_cosine: float | None = typer.Option(None, "--min-cosine", metavar="C", help="Accuracy budget for every "
+                                            "quantized row (as convert's): layers left float until cosine ≥ C."),
+    max_accuracy_drop: float | None = typer.Option(None, "--max-accuracy-drop", metavar="POINTS", help="Accuracy "
+                                                   "budget on labelled data: at most POINTS of top-1 lost per row."),
 ) -> None:
     """Model → every applicable route × precision: convert, validate, bench, report.
 
@@ -596,7 +647,8 @@ def pipeline(
         report = run_pipeline(models or [], out=out, to=to, quantize=quantize, data=data, calibration=calibration,
                               samples=samples, bench=bench, device=device, threads=threads, min_seconds=min_seconds,
                               epochs=epochs, seed=seed, force=force, executor=executor, jobs=jobs,
-                              ray_address=ray_address, compat=compat, observer=progress.observer, **_limits())
+                              ray_address=ray_address, compat=compat, min_cosine=min_cosine,
+                              max_accuracy_drop=max_accuracy_drop, observer=progress.observer, **_limits())
         progress.show(report, report_paths(out))
     _finish(report)
 

@@ -42,6 +42,7 @@ class ConversionResult:
     warnings: tuple[str, ...]
     details: ModelDetails
     parity: ParityReport | None = None  # None with --no-validate
+    quant_report: dict[str, Any] | None = None  # convert --layer-report: each layer's quantization error
 
     @property
     def passed(self) -> bool:
@@ -64,6 +65,7 @@ class ConversionResult:
             "io_spec": self.artifact.io_spec.to_dict(),
             "delegation": self.details.delegation,
             "parity": self.parity.to_dict() if self.parity is not None else None,
+            **({"quant_report": self.quant_report} if self.quant_report is not None else {}),
         }
 
 

@@ -260,10 +260,18 @@ def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
         f"top-1 drop ≤ {budget['budget']['max_accuracy_drop']} pt"
         if budget["budget"].get("max_accuracy_drop") is not None else "") if part)
     console.print(f"  budget    {wanted}")
+    ranking = budget.get("ranking") or {}
+    if ranking.get("layers"):
+        shown = ", ".join(f"{layer['layer']} {100 * layer['share']:.0f}%" for layer in ranking["layers"][:5])
+        console.print(f"  ranked    by the layers' share of the error ({escape(ranking['by'])}): {escape(shown)}"
+                      + (" …" if len(ranking["layers"]) > 5 else ""))
+    elif ranking.get("failed"):
+        console.print(f"  ranked    by probing each layer (the per-layer report failed: {escape(ranking['failed'])})")
     for trial in budget["trials"]:
         drop = trial["accuracy_drop_points"]
         figures = (f"cosine {trial['cosine']:.6f}" if trial["cosine"] is not None else "cosine -") + (
-            f", drop {drop:+.2f} pt" if drop is not None else "") + f", {human_bytes(trial['size_bytes'])}"
+            f", drop {drop:+.2f} pt" if drop is not None else "") + f", {human_bytes(trial['size_bytes'])}" + (
+            f", p50 {human_seconds(trial['p50_seconds'])}" if trial.get("p50_seconds") is not None else "")
         what = {"full": "everything quantized", "probe": f"probe: {trial['layer']} float",
                 "greedy": f"keep {trial['layer']} float", "undone": f"keep {trial['layer']} float: no better, undone"}
         mark = "[green]✓[/green]" if trial["passed"] else " "
@@ -281,6 +289,39 @@ def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
 
         console.print(f"  figures   float {human_bytes(budget['float']['size_bytes'])}; fully quantized "
                       f"{figures(budget['float']['full'])}; best {figures(budget['float']['best'])}")
+
+
+def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
+    """The worst layers first: share of the final error, SQNR, cosine, max |Δ|; the instrument and notes."""
+    def number(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    cells = [[escape(layer["layer"]) + ("" if layer["keep_float"] else " [dim](no --keep-float unit)[/dim]"),
+              escape(", ".join(layer["ops"][:4]) + ("…" if len(layer["ops"]) > 4 else "")),
+              f"{100 * layer['share']:.1f}%", number(layer["sqnr_db"], ".1f"), number(layer["cosine"], ".5f"),
+              number(layer["max_abs_diff"], ".4g"), "int" if layer["quantized"] else "float"]
+             for layer in report["layers"][:top]]
+    _emit_table(("layer", "ops", "share", "SQNR dB", "cosine", "max |Δ|", "stored"), cells,
+                title=f"Per-layer quantization error: {Path(report['artifact']).name} ({report['quantize']}), "
+                      "worst first")
+    more = len(report["layers"]) - top
+    if more > 0:
+        console.print(f"  … {more} more layers (--top, --json)")
+    explained = report.get("explained")
+    console.print(f"  quantizer {escape(report['quantizer'])}; tensors by {escape(report['instrument'])}")
+    console.print(f"  data      {escape(report['data'])}; {report['matched_tensors']} of {report['graph_tensors']} "
+                  "tensors paired")
+    console.print(f"  share     {escape(report['share_method'])}" + (
+        f"; their sum is {explained:.2f}× the measured final error" if explained is not None else ""))
+    for name, figures in report["instrumented_outputs"].items():
+        deployed = next(iter(report["deployed"].get("outputs", {}).values()), {}) if report["deployed"] else {}
+        console.print(f"  output    {escape(name)}: cosine {number(figures['cosine'], '.5f')} instrumented"
+                      + (f", {deployed['cosine']:.5f} deployed" if deployed.get("cosine") is not None else ""))
+    if not report["same_bytes"]:
+        console.print("  [yellow]the recipe did not make the artifact's bytes again: these are the re-made "
+                      "model's layers[/yellow]")
+    for note in report["notes"]:
+        console.print(f"  note      {escape(note)}")
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
@@ -461,7 +502,7 @@ def render_info(data: dict[str, Any]) -> None:
 
 
 def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Console | None = None) -> None:
-    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, count_line, table_cells
+    from edgekit.pipeline.report import TABLE_COLUMNS, RowStatus, budget_lines, count_line, table_cells
 
     out = target or console
     colours = {RowStatus.PASSED: "green", RowStatus.PARITY_FAILED: "red", RowStatus.CONVERSION_FAILED: "yellow",
@@ -480,6 +521,8 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
         rows.append(cells)
     _emit_table(TABLE_COLUMNS, rows, title="edgekit pipeline", right=("size", "p50", "p90", "vs eager"),
                 key=(0, 1, 2), headings=[f"{cells[0]} → {cells[1]} {cells[2]}" for cells in rows], out=out)
+    for line in budget_lines(report):
+        out.print(f"  budget {escape(line)}")
     for row in report.rows:
         if row.status is not RowStatus.PASSED:
             out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {row.label}: {row.reason}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 import pytest
 from conftest import run_edgekit
 
@@ -43,42 +42,9 @@ def test_the_search_minimises_the_drop_when_asked_and_one_minus_cosine_otherwise
 
 @pytest.fixture(scope="module")
 def mlps(tmp_path_factory):
-    import torch
-    from sklearn.datasets import load_digits
+    from tiny_models import outlier_mlps
 
-    digits = load_digits()
-    x, y = (digits.data / 16.0).astype("float32"), digits.target
-    torch.manual_seed(0)
-
-    class MLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc2, self.head = torch.nn.Linear(64, 32), torch.nn.Linear(32, 32), torch.nn.Linear(32, 10)
-
-        def forward(self, x):
-            return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-    model = MLP()
-    with torch.no_grad():
-        model.fc1.weight[5], model.fc1.bias[5] = 0.0, -1.0
-    optimiser = torch.optim.Adam(model.parameters(), 1e-2)
-    inputs, labels = torch.from_numpy(x[:1500]), torch.from_numpy(y[:1500])
-    for _ in range(300):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
-        optimiser.step()
-    model.eval()
-    directory = tmp_path_factory.mktemp("budget")
-    example = (torch.from_numpy(x[:1]),)
-    torch.export.save(torch.export.export(model, example), str(directory / "clean.pt2"))
-    with torch.no_grad():
-        planted = model(torch.from_numpy(x[1500:]))
-        model.fc2.weight[:, 5] = 1000 * model.fc2.weight.abs().max()
-        assert torch.equal(model(torch.from_numpy(x[1500:])), planted)  # the outlier changes no output
-    torch.export.save(torch.export.export(model, example), str(directory / "outlier.pt2"))
-    np.savez(directory / "test.npz", x=x[1500:], labels=y[1500:])
-    np.savez(directory / "calib.npz", x=x[:200])
-    return directory
+    return outlier_mlps(tmp_path_factory.mktemp("budget"))
 
 
 def _budgeted(mlps, source, to, out, *args):
@@ -105,8 +71,11 @@ def test_the_budget_keeps_exactly_the_outlier_layer_float_and_nothing_without_it
     budget = _budget(out)
     full = budget["trials"][0]
     assert full["stage"] == "full" and full["accuracy_drop_points"] > 30  # the outlier wrecks plain int8
-    probes = {t["layer"]: t["accuracy_drop_points"] for t in budget["trials"] if t["stage"] == "probe"}
-    assert set(probes) == {"fc1", "fc2", "head"} and min(probes, key=probes.get) == "fc2"
+    # the per-layer report of the full model ranks the outlier first, and its one revert meets the budget
+    ranking = budget["ranking"]["layers"]
+    assert ranking[0]["layer"] == "fc2" and ranking[0]["share"] > 0.8, ranking
+    assert {layer["layer"] for layer in ranking} == {"fc1", "fc2", "head"}
+    assert [t["stage"] for t in budget["trials"]] == ["full", "greedy"]
     assert budget["met"] and json.loads((tmp_path / f"outlier{suffix}.edgekit.json").read_text())[
         "options"]["keep_float"] == ["fc2"]
     clean = tmp_path / f"clean{suffix}"
@@ -154,3 +123,45 @@ def test_budget_refusals_are_one_line_usage_errors(mlps, tmp_path):
     assert clash.returncode == 2 and "--recipe" in clash.stderr and "--quantize" in clash.stderr
     missing = run_edgekit("convert", mlps / "outlier.pt2", "--recipe", tmp_path / "none.edgekit.json")
     assert missing.returncode == 3 and "sidecar" in missing.stderr
+
+
+def test_edgekit_toml_takes_a_budget_for_the_pipeline(tmp_path):
+    from edgekit.pipeline.gate import parse_config
+
+    config = parse_config({"pipeline": {"max_accuracy_drop": 2, "min_cosine": 0.99},
+                           "thresholds": {"max_accuracy_drop": 0.02}}, tmp_path / "edgekit.toml")
+    assert (config.max_accuracy_drop, config.min_cosine) == (2.0, 0.99)
+    assert config.thresholds.max_accuracy_drop == 0.02  # the gate's threshold is another thing (a fraction)
+    for bad in ({"min_cosine": 2}, {"max_accuracy_drop": -1}, {"max_accuracy_drop": True}, {"min_cosine": "x"}):
+        with pytest.raises(UsageError, match="pipeline"):
+            parse_config({"pipeline": bad}, tmp_path / "edgekit.toml")
+
+
+def test_the_pipeline_report_says_what_stayed_float_and_what_it_cost():
+    from edgekit.pipeline.report import PipelineReport, Row, RowStatus, budget_lines, markdown
+
+    row = Row("outlier", "tflite", "int8", RowStatus.PASSED, size_bytes=10_444, cosine=0.986, accuracy_delta=-0.0034,
+              kept_float=("fc2",), budget={"met": True, "full_size_bytes": 7_885, "full_cosine": -0.0325,
+                                           "full_accuracy_drop_points": 81.82, "conversions": 3})
+    plain = Row("outlier", "tflite", "fp32", RowStatus.PASSED)
+    report = PipelineReport((), (plain, row), (), {}, {}, 1.0, "2026-12-03T00:00:00Z", "0")
+    lines = budget_lines(report)
+    assert lines == ["outlier → tflite int8: budget met; kept float: fc2; 10.2 KiB (fully quantized 7.7 KiB); "
+                     "cosine -0.03250 → 0.98600; top-1 drop 81.82 → 0.34 pt; 3 conversions"]
+    assert "### Accuracy budget: what stayed float" in markdown(report) and lines[0] in markdown(report)
+    assert Row.from_dict(row.to_dict()) == row
+
+
+@pytest.mark.slow
+def test_check_runs_the_budget_edgekit_toml_asks_for(mlps, tmp_path):
+    (tmp_path / "edgekit.toml").write_text(
+        f'[pipeline]\nmodels = ["{mlps / "outlier.pt2"}"]\nto = ["onnx"]\nquantize = ["int8"]\n'
+        f'data = "{mlps / "test.npz"}"\ncalibration = "{mlps / "calib.npz"}"\ncompat = []\nmax_accuracy_drop = 2\n'
+        '[thresholds]\nmax_accuracy_drop = 0.02\n')
+    result = run_edgekit("check", "--config", tmp_path / "edgekit.toml")
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    report = json.loads((tmp_path / "edgekit-check" / "report.json").read_text())
+    row = report["rows"][0]
+    assert row["kept_float"] == ["fc2"] and row["budget"]["met"] and row["budget"]["full_accuracy_drop_points"] > 30
+    assert report["options"]["budget"] == {"min_cosine": None, "max_accuracy_drop": 2.0}
+    assert "kept float: fc2" in (tmp_path / "edgekit-check" / "report.md").read_text()

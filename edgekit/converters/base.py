@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class ConvertOptions:
     # Fill StepReport.units, the layers the quantizer could leave float (what an accuracy budget probes); not a
     # conversion option: it changes no byte of the artifact, and the sidecar does not record it.
     list_units: bool = field(default=False, compare=False)
+    # Called by a quantizing step with its Twin (the float graph it quantized, and each tensor's layer): what
+    # per-layer error reports read (quant-report, an accuracy budget's ranking). Not a conversion option either.
+    tap: Callable[[Twin], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.keep_float:
@@ -62,6 +66,23 @@ class ConvertOptions:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
                 "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,
                 "opset": self.opset, "validate": self.validate, "keep_float": list(self.keep_float)}
+
+
+@dataclass(frozen=True)
+class Twin:
+    """What a quantizing converter shows ``ConvertOptions.tap``: the float graph its quantizer read, so a per-layer
+    error report compares like with like (the quantized model's tensors keep that graph's names).
+
+    ``kind`` says what the rest holds: ``tflite`` and ``onnx`` a float model file (valid during the call: copy it),
+    ``pt2e`` the float and the converted (quantize–dequantize) torch modules of PT2E, whose nodes carry their
+    origin (torchao's numeric debugger pairs them). ``units`` maps each tensor (TFLite, ONNX) or graph node (PT2E)
+    to the name ``--keep-float`` takes its layer by."""
+
+    kind: str  # tflite | onnx | pt2e
+    tool: str  # the quantizer that made the candidate, as the report credits it
+    units: dict[str, str]
+    float_model: Path | None = None
+    modules: tuple[Any, Any] | None = None  # pt2e: (float GraphModule, converted GraphModule)
 
 
 @dataclass(frozen=True)

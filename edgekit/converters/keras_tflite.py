@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, quantize_weights, tflite_ops
-from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.toolkit.contract.errors import BackendError, UsageError, option
 from edgekit.toolkit.contract.formats import Format
-from edgekit.toolkit.contract.layers import Layer, select, units
+from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 from edgekit.toolkit.safety.policy import keras_safe_mode
@@ -257,13 +257,21 @@ class KerasToTFLite(Converter):
     def _kept(self, step: StepInput, scratch: Path, report: StepReport) -> tuple[list[TFLiteOp], bytes]:
         """The float model's operators ``--keep-float`` names (a usage error for a pattern naming none), and the
         float model."""
-        if not (step.options.keep_float or step.options.list_units):
+        if not (step.options.keep_float or step.options.list_units or step.options.tap):
             return [], b""
         (scratch / "float").mkdir()
         flatbuffer = self._convert(tf_converter(step, report, scratch / "float"), step, float_only=True)
         ops = tflite_ops(flatbuffer)
         layers, folded = keras_layers(step, scratch, ops)
         report.units = units((layer for layer, _ in layers), [layer for layer, op in layers if op.constants])
+        if step.options.tap is not None:
+            float_model = scratch / "float" / "float.tflite"
+            float_model.write_bytes(flatbuffer)
+            aeq = step.quantize is QuantMode.INT4 or (bool(step.options.keep_float) and step.quantize in AEQ_RECIPES)
+            tool = (f"ai_edge_quantizer ({AEQ_RECIPES[step.quantize]})" if aeq
+                    else "tf.lite.TFLiteConverter (MLIR quantizer)")
+            step.options.tap(Twin("tflite", tool, {name: unit_name(layer) for layer, op in layers
+                                                   for name in op.outputs}, float_model))
         if not step.options.keep_float:
             return [], flatbuffer
         chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name,

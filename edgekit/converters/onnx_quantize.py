@@ -17,9 +17,9 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit.converters._onnx import canonical_dim_params
-from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.toolkit.contract.errors import BackendError, first_line
-from edgekit.toolkit.contract.layers import Layer, select, units
+from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -114,6 +114,17 @@ def kept_float_nodes(step: StepInput, report: StepReport) -> list[str]:
     names = [layer.name for layer in chosen]
     report.details["keep_float"] = {"patterns": list(step.options.keep_float), "nodes": names}
     return names
+
+
+def show_twin(step: StepInput, model_path: Path, tool: str) -> None:
+    """Show ``ConvertOptions.tap`` the float graph the quantizer reads, each node output under its layer's
+    ``--keep-float`` name (nodes pre-processing made, absent from the source, under none)."""
+    if step.options.tap is None:
+        return
+    by_name = {layer.name: unit_name(layer) for layer in onnx_layers(step.path)}
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    step.options.tap(Twin("onnx", tool, {out: by_name[node.name] for node in graph.node if node.name in by_name
+                                         for out in node.output if out}, model_path))
 
 
 def float_inputs(path: Path, keep: list[str]) -> int:
@@ -250,6 +261,9 @@ class OnnxQuantize(Converter):
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         mode = step.quantize
         keep = kept_float_nodes(step, report)
+        if mode in (QuantMode.FP16, QuantMode.INT4):
+            show_twin(step, step.path, "onnxruntime.transformers.float16" if mode is QuantMode.FP16
+                      else "onnxruntime.quantization.matmul_nbits_quantizer")
         if mode is QuantMode.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -280,6 +294,8 @@ class OnnxQuantize(Converter):
                 if fused:
                     report.warnings.append(f"--keep-float: pre-processing fused {len(fused)} of the matched nodes "
                                            f"into others, which are quantized as usual: {', '.join(fused[:5])}")
+            show_twin(step, prepared, "onnxruntime.quantization." + ("quantize_dynamic" if mode is QuantMode.DYNAMIC
+                                                                      else "quantize_static (QDQ)"))
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True,
                                  reduce_range=reduce_range,

@@ -16,11 +16,11 @@ import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.exir import to_edge_transform_and_lower
 
-from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import BackendError, UsageError, first_line, option
-from edgekit.toolkit.contract.layers import Layer, select, units
+from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -142,7 +142,14 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
         names = step.io_spec.input_names
         for feed in step.calibration.feeds:
             prepared(*(torch.from_numpy(feed[n]) for n in names))
-    return torch.export.export(convert_pt2e(prepared), args)
+    converted = convert_pt2e(prepared)
+    if step.options.tap is not None:
+        # a fresh module of the same program: its nodes and the converted ones share their origin (from_node)
+        reference = program.module()
+        step.options.tap(Twin("pt2e", "PT2E XNNPACKQuantizer (convert_pt2e's quantize–dequantize graph)",
+                              {node.name: unit_name(layer) for node in reference.graph.nodes
+                               if (layer := node_layer(node)) is not None}, modules=(reference, converted)))
+    return torch.export.export(converted, args)
 
 
 class _HalfInside(torch.nn.Module):

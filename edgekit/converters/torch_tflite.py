@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from edgekit.converters._ai_edge import FP16_RECIPE, INT4_RECIPE, TFLiteOp, leave_float, recipe, tflite_ops
-from edgekit.converters.base import Converter, StepInput, StepReport
+from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import UsageError
 from edgekit.toolkit.contract.iospec import cast_checked
-from edgekit.toolkit.contract.layers import Layer, select, units
+from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
 
@@ -91,11 +91,15 @@ def torch_layers(module: Any, ops: list[TFLiteOp]) -> list[tuple[Layer, TFLiteOp
 
 
 def kept_float_ops(module: Any, float_model: Path, step: StepInput, report: StepReport) -> list[TFLiteOp]:
-    """The operators ``--keep-float`` names (a usage error for a pattern naming none), recorded in the details."""
-    if not (step.options.keep_float or step.options.list_units):
+    """The operators ``--keep-float`` names (a usage error for a pattern naming none), recorded in the details;
+    the float model shown to ``ConvertOptions.tap``."""
+    if not (step.options.keep_float or step.options.list_units or step.options.tap):
         return []
     layers = torch_layers(module, tflite_ops(float_model))
     report.units = units(layer for layer, _ in layers)
+    if step.options.tap is not None:
+        step.options.tap(Twin("tflite", f"ai_edge_quantizer ({RECIPES[step.quantize]})",
+                              {name: unit_name(layer) for layer, op in layers for name in op.outputs}, float_model))
     if not step.options.keep_float:
         return []
     chosen = set(select(step.options.keep_float, [layer for layer, _ in layers], origin=step.source_name))

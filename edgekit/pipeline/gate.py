@@ -9,6 +9,9 @@ and every violated threshold is listed by name with the measured value.
     out = "edgekit-check"
     compat = ["all"]                # compat targets reported per row (default all; the required ones always)
 
+    min_cosine = 0.995              # optional: an accuracy budget for every quantized row (as convert's
+    max_accuracy_drop = 0.5         # --min-cosine / --max-accuracy-drop; here in points: 0.5 = half a point)
+
     [thresholds]                    # apply to every artifact …
     min_accuracy = 0.95
     max_accuracy_drop = 0.01        # fraction: 0.01 = one point
@@ -40,7 +43,7 @@ from edgekit.toolkit.contract.options import QuantMode
 
 DEFAULT_CONFIG = "edgekit.toml"
 PIPELINE_KEYS = {"models", "to", "quantize", "data", "calibration", "out", "threads", "min_seconds", "samples",
-                 "epochs", "seed", "executor", "jobs", "ray_address", "compat"}
+                 "epochs", "seed", "executor", "jobs", "ray_address", "compat", "min_cosine", "max_accuracy_drop"}
 INTEGER_RANGES = {"threads": (1, 1024), "samples": (1, 10_000_000), "epochs": (1, 100_000), "seed": (0, 2**32 - 1),
                   "jobs": (1, 1024)}
 EXECUTORS = ("serial", "process", "ray")
@@ -99,6 +102,8 @@ class CheckConfig:
     jobs: int | None = None
     ray_address: str | None = None
     compat: tuple[str, ...] = ("all",)
+    min_cosine: float | None = None  # [pipeline]: an accuracy budget for every quantized row …
+    max_accuracy_drop: float | None = None  # … in points of top-1 (convert's --max-accuracy-drop)
 
     @property
     def needs_latency(self) -> bool:
@@ -170,6 +175,12 @@ def parse_config(data: dict[str, Any], path: Path) -> CheckConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise UsageError(f"{path}: [pipeline] {key} must be an integer from {low} to {high}, got {value!r}")
             updates[key] = value
+        elif key in ("min_cosine", "max_accuracy_drop"):  # the accuracy budget's ranges (edgekit.budget.Budget)
+            low, high, what = (-1.0, 1.0, "a cosine") if key == "min_cosine" else (0.0, 100.0, "points of top-1")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise UsageError(f"{path}: [pipeline] {key} must be {what} from {low:g} to {high:g}, got {value!r}",
+                                 hint="e.g. max_accuracy_drop = 0.5 (half a point) or min_cosine = 0.995")
+            updates[key] = float(value)
         else:  # min_seconds
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
                 raise UsageError(f"{path}: [pipeline] {key} must be a finite number ≥ 0, got {value!r}")

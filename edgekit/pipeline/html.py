@@ -13,7 +13,16 @@ import html
 import io
 from typing import Any
 
-from edgekit.pipeline.report import TABLE_COLUMNS, PipelineReport, Row, RowStatus, count_line, table_cells, timed_on
+from edgekit.pipeline.report import (
+    TABLE_COLUMNS,
+    PipelineReport,
+    Row,
+    RowStatus,
+    budget_lines,
+    count_line,
+    table_cells,
+    timed_on,
+)
 from edgekit.toolkit.units import human_seconds
 
 FORMAT_MARKERS = {"tflite": "o", "onnx": "s", "torchscript": "^", "executorch": "D"}
@@ -193,6 +202,11 @@ def html_report(report: PipelineReport) -> str:
         parts.append("<h2>Failures</h2><ul>")
         parts += [f"<li><b>{esc(r.label)}</b> ({r.status.value}): {esc(r.reason)}</li>" for r in problems]
         parts += [f"<li><b>check</b>: {esc(v)}</li>" for v in report.violations]
+        parts.append("</ul>")
+    kept = budget_lines(report)
+    if kept:
+        parts.append("<h2>Accuracy budget: what stayed float</h2><ul>")
+        parts += [f"<li>{esc(line)}</li>" for line in kept]
         parts.append("</ul>")
     parts += [f'<p class="muted">{esc(line)}</p>' for line in timed_on(report)]
     parts.append("<h2>Plots</h2>")

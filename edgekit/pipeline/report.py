@@ -91,6 +91,8 @@ class Row:
     notes: tuple[str, ...] = ()
     bench_node: str | None = None  # "hostname · CPU model" of the machine that timed it
     bench_window: tuple[float, float] | None = None  # when it held that node's bench slot (Unix seconds)
+    kept_float: tuple[str, ...] = ()  # an accuracy budget's choice: the layers left float
+    budget: dict[str, Any] | None = None  # with a budget: met, and the fully quantized model's size and figures
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -112,7 +114,7 @@ class Row:
                       "compat": dict(data.get("compat", {})),
                       "error_percentiles": tuple(percentiles) if percentiles is not None else None,
                       "latency": Latency.from_dict(latency) if latency else None,
-                      "notes": tuple(data.get("notes", ())),
+                      "notes": tuple(data.get("notes", ())), "kept_float": tuple(data.get("kept_float", ())),
                       "bench_window": tuple(data["bench_window"]) if data.get("bench_window") else None})
 
 
@@ -173,6 +175,32 @@ def fmt_error(row: Row) -> str:
         return "-"
     cosine = "" if row.cosine is None else f" / {row.cosine:.5f}"
     return f"{row.max_abs:.3g}{cosine}"
+
+
+def budget_lines(report: PipelineReport) -> list[str]:
+    """For each row an accuracy budget chose for: what stayed float and what it cost against the fully quantized
+    model (size, cosine, top-1 drop), or that it was not met."""
+    lines = []
+    for row in report.rows:
+        budget = row.budget
+        if budget is None:
+            continue
+        if "note" in budget:
+            lines.append(f"{row.label}: {budget['note']}")
+            continue
+        full_cosine, drop = budget.get("full_cosine"), budget.get("full_accuracy_drop_points")
+        figures = []
+        if budget.get("full_size_bytes") is not None and row.size_bytes is not None:
+            figures.append(f"{human_bytes(row.size_bytes)} (fully quantized {human_bytes(budget['full_size_bytes'])})")
+        if full_cosine is not None and row.cosine is not None:
+            figures.append(f"cosine {full_cosine:.5f} → {row.cosine:.5f}")
+        if drop is not None and row.accuracy_delta is not None:
+            figures.append(f"top-1 drop {drop:.2f} → {-row.accuracy_delta * 100:.2f} pt")
+        kept = ", ".join(row.kept_float) or "nothing"
+        verdict = "budget met" if budget.get("met") else "budget NOT met (best model kept)"
+        lines.append(f"{row.label}: {verdict}; kept float: {kept}; {'; '.join(figures)}; "
+                     f"{budget.get('conversions', 1)} conversions")
+    return lines
 
 
 def fmt_speedup(value: float | None) -> str:
@@ -236,6 +264,10 @@ def markdown(report: PipelineReport) -> str:
         cells[3] = {"passed": "✅ passed", "parity-failed": "❌ parity", "conversion-failed": "⛔ conversion",
                     "crashed": "💥 crashed"}[row.status.value]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    kept = budget_lines(report)
+    if kept:
+        lines += ["", "### Accuracy budget: what stayed float", ""]
+        lines += [f"- {_md_escape(line)}" for line in kept]
     problems = [r for r in report.rows if r.status is not RowStatus.PASSED]
     if problems or report.violations:
         lines += ["", "### Failures", ""]

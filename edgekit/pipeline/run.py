@@ -53,6 +53,9 @@ class PipelineOptions:
     seed: int = 0
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     compat: tuple[str, ...] = ("all",)  # compat targets (or profiles) each artifact is checked on; () for none
+    # an accuracy budget for every quantized row (convert --min-cosine / --max-accuracy-drop, points of top-1)
+    min_cosine: float | None = None
+    max_accuracy_drop: float | None = None
 
     def __post_init__(self) -> None:
         from edgekit.targets.compat import parse_targets
@@ -66,6 +69,15 @@ class PipelineOptions:
             raise UsageError(f"{option('to')} and {option('quantize')} each need at least one value")
         if self.samples < 1:
             raise UsageError(f"{option('samples')} must be ≥ 1, got {self.samples}")
+        self.budget  # noqa: B018 (a budget out of range fails here, before any row)
+
+    @property
+    def budget(self) -> Any:
+        if self.min_cosine is None and self.max_accuracy_drop is None:
+            return None
+        from edgekit.budget import Budget
+
+        return Budget(self.min_cosine, self.max_accuracy_drop)
 
     def to_dict(self) -> dict[str, Any]:
         bench = self.bench
@@ -74,7 +86,9 @@ class PipelineOptions:
                 "bench": None if bench is None else {"warmup": bench.warmup, "runs": bench.runs,
                                                      "min_seconds": bench.min_seconds, "device": bench.device.value},
                 "threads": bench.threads if bench else None, "epochs": self.epochs, "seed": self.seed,
-                "compat": list(self.compat), **self.executor.to_dict()}
+                "compat": list(self.compat),
+                "budget": {"min_cosine": self.min_cosine, "max_accuracy_drop": self.max_accuracy_drop}
+                if self.budget is not None else None, **self.executor.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -352,9 +366,13 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
     base = Row(job.source.name, job.to.value, job.quant.value, RowStatus.CONVERSION_FAILED)
     data = _given_data(job.source, options)
     convert_options = ConvertOptions(quantize=job.quant, calibration=options.calibration or data)
+    budgeted: dict[str, Any] = {}
     try:
-        result = convert(job.source.path, job.to, convert_options, output=job.output, force=force,
-                         validation_data=data, validation_samples=options.samples)
+        if options.budget is not None and job.quant is not QuantMode.NONE:
+            result, budgeted = _budgeted(job, convert_options, options, data, force)
+        else:
+            result = convert(job.source.path, job.to, convert_options, output=job.output, force=force,
+                             validation_data=data, validation_samples=options.samples)
     except EdgekitError as exc:
         return replace(base, reason=exc.one_line())
     except Exception as exc:  # a converter's own failure must not stop the other rows
@@ -375,6 +393,8 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
         error_percentiles=metrics[0].abs_error_percentiles if metrics else None,
         delegation=delegation_summary(result.details.delegation),
         notes=tuple(result.warnings),
+        kept_float=tuple(result.artifact.options.get("keep_float", ())) if budgeted else (),
+        budget=budgeted or None,
     )
     row = _compat(row, job, options)
     if options.bench is None:
@@ -388,6 +408,27 @@ def row_cell(job: Job, options: PipelineOptions, force: bool) -> Row:
         return replace(row, notes=(*row.notes, f"bench failed: {type(exc).__name__}: {first_line(exc)}"))
     return replace(row, latency=latency, delegation=delegation or row.delegation, notes=(*row.notes, *notes),
                    bench_node=window.node, bench_window=(window.started, window.ended))
+
+
+def _budgeted(job: Job, convert_options: Any, options: PipelineOptions, data: str | None,
+              force: bool) -> tuple[Any, dict[str, Any]]:
+    """The row's conversion inside the accuracy budget, and what keeping layers float cost against the fully
+    quantized model (its size and figures); a route that can leave no layer float converts plainly, noted."""
+    from edgekit.budget import budgeted_convert
+    from edgekit.conversion import convert
+
+    try:
+        found = budgeted_convert(job.source.path, job.to, convert_options, options.budget, output=job.output,
+                                 force=force, data=data)
+    except UsageError as exc:
+        if "no layer it can leave float" not in exc.message and "--keep-float" not in exc.message:
+            raise
+        result = convert(job.source.path, job.to, convert_options, output=job.output, force=force,
+                         validation_data=data, validation_samples=options.samples)
+        return result, {"met": result.passed, "note": f"no budget search: {exc.message}"}
+    full = found.trials[0]
+    return found.result, {"met": found.met, "full_size_bytes": full.size, "full_cosine": full.cosine,
+                          "full_accuracy_drop_points": full.drop, "conversions": len(found.trials) + 1}
 
 
 def _compat(row: Row, job: Job, options: PipelineOptions) -> Row:

@@ -147,8 +147,8 @@ def validate(
                       input_ranges=input_ranges, input_shapes=input_shapes) as ref_rt, \
             open_runtime(candidate, io_hint=cand_sidecar.io_spec if cand_sidecar else None) as cand_rt:
         chosen = _profile(profile, cand_sidecar, cand_rt)
-        inputs, labels, source = _inputs(ref_rt.io_spec, ref_sidecar, cand_sidecar, data, samples)
-        adapt, adaptations = _input_adapter(ref_rt.io_spec, cand_rt.io_spec)
+        inputs, labels, source = parity_inputs(ref_rt.io_spec, ref_sidecar, cand_sidecar, data, samples)
+        adapt, adaptations = input_adapter(ref_rt.io_spec, cand_rt.io_spec)
         ref_out, cand_out = _run_all(ref_rt, cand_rt, inputs, adapt, reference)
         ref_spec, cand_spec = ref_rt.io_spec, cand_rt.io_spec
     pairs, notes = _match_outputs(ref_spec, cand_spec)
@@ -182,7 +182,7 @@ def _profile(profile: Profile, sidecar: Artifact | None, runtime: Any) -> Profil
     return Profile.FP16 if "float16" in dtypes else Profile.FP32
 
 
-def _inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact | None, data: str | None,
+def parity_inputs(spec: IOSpec, ref_sidecar: Artifact | None, cand_sidecar: Artifact | None, data: str | None,
             samples: int) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
     """Real data first: the reference's (or candidate's) own test split, else --data, else seeded random."""
     own = next((s.data_path for s in (ref_sidecar, cand_sidecar) if s is not None and s.data_path is not None
@@ -218,7 +218,7 @@ def _through_preprocessing(data: str, spec: IOSpec, sidecar: Artifact | None, sa
     return list(found.feeds), labels, found.source
 
 
-def _input_adapter(ref: IOSpec, cand: IOSpec):
+def input_adapter(ref: IOSpec, cand: IOSpec):
     """How to turn a reference feed into a candidate feed, and what that took (stated in the report)."""
     if len(ref.inputs) != len(cand.inputs):
         raise InvalidInputError(f"the candidate takes {len(cand.inputs)} inputs, the reference {len(ref.inputs)}",

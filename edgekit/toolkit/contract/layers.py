@@ -36,8 +36,13 @@ def units(layers: Iterable[Layer], weighted: Iterable[Layer] = ()) -> list[str]:
     module path where it has one, and the name of each of ``weighted`` (operators with weights outside any
     module). What an accuracy budget reverts, one at a time."""
     heavy = {id(layer) for layer in weighted}
-    return list(dict.fromkeys(layer.scopes[-1] if layer.scopes else layer.name for layer in layers
+    return list(dict.fromkeys(unit_name(layer) for layer in layers
                               if layer.scopes or id(layer) in heavy))
+
+
+def unit_name(layer: Layer) -> str:
+    """The name ``--keep-float`` takes ``layer``'s unit by: its innermost module path, else its own name."""
+    return layer.scopes[-1] if layer.scopes else layer.name
 
 
 def _type_key(text: str) -> str:
