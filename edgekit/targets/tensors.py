@@ -220,6 +220,17 @@ class PT2ETap(Tap):
                                        tuple(n.name for n in node.all_input_nodes), (node.name,)))
         output = next(node for node in float_module.graph.nodes if node.op == "output")
         self.outputs = [n.name for n in output.all_input_nodes]
+        # a node of the converted module is quantized when a quantize op reads its output or its weights come
+        # dequantized from stored integers (a layer kept float reads quantized activations, but is not)
+        def named(node: Any, word: str) -> bool:
+            return word in str(getattr(node, "target", ""))
+
+        # (the logger of a node whose output is quantized may sit on its dequantize: that reads the stored value)
+        self._quantized = {node.name for node in converted.graph.nodes if node.op == "call_function" and (
+            named(node, "dequantize_per_tensor")
+            or any(named(user, "quantize") and not named(user, "dequantize") for user in node.users)
+            or any(named(arg, "dequantize") and arg.args and getattr(arg.args[0], "op", "") == "get_attr"
+                   for arg in node.all_input_nodes))}
 
     def pairs(self, feed: dict[str, np.ndarray]) -> dict[str, Pair]:
         import torch
@@ -245,7 +256,8 @@ class PT2ETap(Tap):
             result = summary.results[0]
             if isinstance(result.ref, torch.Tensor) and result.ref.is_floating_point():
                 found[summary.ref_node_name] = Pair(result.ref.detach().float().numpy(),
-                                                    result.actual.detach().float().numpy(), True)
+                                                    result.actual.detach().float().numpy(),
+                                                    summary.actual_node_name in self._quantized)
         return found
 
 

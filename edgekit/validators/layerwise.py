@@ -220,5 +220,5 @@ def analyse(nodes: Sequence[_Node], outputs: Sequence[str], errors: Mapping[str,
     final = {name: errors[name].figures() for name in outputs if name in errors}
     final_nsr = max((errors[name].nsr(worst) for name in outputs if name in errors), default=0.0)
     explained = total / final_nsr if final_nsr > 0 and math.isfinite(final_nsr) and not infinite else None
-    tensors = len({out for node in nodes for out in node.outputs})
-    return Analysis(layers, final, final_nsr, explained, len(errors), tensors, worst, count)
+    made = {out for node in nodes for out in node.outputs}
+    return Analysis(layers, final, final_nsr, explained, len(made & set(errors)), len(made), worst, count)
