@@ -75,6 +75,8 @@ def converted(source: Path, target: str, quant: str = "none") -> Path:
     from edgekit.toolkit.stdio import framework_output_to_stderr
 
     out = default_output(source, Format(target), QuantMode(quant))
+    # the Keras and torch twins of a model share a stem: their artifacts must not share a file
+    out = out.with_name(f"{source.stem}.{source.suffix.lstrip('.')}{out.name.removeprefix(source.stem)}")
     fingerprint = code_fingerprint(CONVERSION_CODE, _stamp(source).read_text(), target, quant)
     if not _current(out, fingerprint):
         print(f"converting {source.name} → {target} ({quant}) …", file=sys.stderr)

@@ -3,6 +3,9 @@ native tools' way), and alternating blocks, so that what a script compares sees 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,3 +49,18 @@ def alternating(timers: Sequence[Callable[[], np.ndarray]], rounds: int,
                 time.sleep(pause)
             into.append(timer())
     return blocks
+
+
+RESULT = "TRIAL "  # the line a benchmark's worker mode prints its measurement on
+
+
+def fresh_trials(command: list[str], trials: int) -> list[dict]:
+    """``trials`` runs of ``command`` (a benchmark script in its worker mode, printing one ``RESULT`` line of
+    JSON), each in a fresh process; framework chatter passes to stderr."""
+    found = []
+    for number in range(1, trials + 1):
+        print(f"trial {number}/{trials} …", file=sys.stderr, flush=True)
+        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+        (line,) = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
+        found.append(json.loads(line.removeprefix(RESULT)))
+    return found

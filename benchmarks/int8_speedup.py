@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,12 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _models import converted, mobilenet
-from _timing import alternating, prepared
+from _timing import RESULT, alternating, fresh_trials, prepared
 
 TFLITE_TARGET = 1.8
 TFLITE = "TFLite (Keras → TFLiteConverter)"
 DYNAMIC = "TFLite dynamic-range int8"
-RESULT = "TRIAL "
 
 
 def build(args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
@@ -76,13 +74,7 @@ def run_trials(args: argparse.Namespace, pairs: dict[str, tuple[Path, Path]]) ->
     spec = json.dumps({name: [str(p) for p in paths] for name, paths in pairs.items()})
     command = [sys.executable, __file__, "--worker", spec, "--threads", str(args.threads),
                "--rounds", str(args.rounds), "--runs-per-block", str(args.runs_per_block)]
-    trials = []
-    for number in range(1, args.trials + 1):
-        print(f"trial {number}/{args.trials} …", file=sys.stderr, flush=True)
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        (line,) = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
-        trials.append(json.loads(line.removeprefix(RESULT)))
-    return trials
+    return fresh_trials(command, args.trials)
 
 
 def summarise(trials: list[dict], name: str) -> tuple[float, float, list[float]]:

@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from conftest import run_edgekit, strict_json
 
+from edgekit.targets.tensors import Node, Pair
 from edgekit.validators.layerwise import TensorError, accumulate, analyse, worst_samples
 
 
-@dataclass(frozen=True)
-class N:
-    name: str
-    kind: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+def N(name: str, kind: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Node:
+    return Node(name, kind, inputs, outputs)
 
 
-@dataclass(frozen=True)
-class P:
-    float: np.ndarray
-    quantized: np.ndarray
-    is_quantized: bool = True
+def P(ref: np.ndarray, cand: np.ndarray, is_quantized: bool = True) -> Pair:
+    return Pair(ref, cand, is_quantized)
 
 
 def _samples(noise: dict[str, float], count: int = 16, seed: int = 0):
