@@ -286,7 +286,7 @@ def _rank(twins: TwinCollector, full: ConversionResult, model: str | os.PathLike
     ranked = [layer.unit for layer in report.analysis.layers if layer.unit in units]
     order = list(dict.fromkeys([*ranked, *units]))
     return {"order": order, "report": {
-        "by": report.instrument, "share_method": report.to_dict()["share_method"],
+        "by": report.instrument, "share_method": report.share_method,
         "layers": [{"layer": layer.unit, "share": round(layer.share, 4), "sqnr_db": layer.figures["sqnr_db"]}
                    for layer in report.analysis.layers if layer.unit in units][:RANKED_SHOWN]}}
 

@@ -87,6 +87,11 @@ class QuantReport:
     deployed: dict[str, Any]  # parity of the artifact on its runtime: per output cosine, and the verdict
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def share_method(self) -> str:
+        return ("first-order: the noise-to-signal ratio each layer adds over its inputs', ÷ the sum, on the "
+                f"{len(self.analysis.worst_samples)} worst samples")
+
     def to_dict(self) -> dict[str, Any]:
         a = self.analysis
         return {"edgekit_report": "quant-report", "version": QUANT_REPORT_VERSION, "model": str(self.model),
@@ -94,8 +99,7 @@ class QuantReport:
                 "keep_float": self.keep_float, "quantizer": self.tool, "instrument": self.instrument,
                 "data": self.data_source, "samples": a.samples,
                 "same_bytes": self.same_bytes,
-                "share_method": "first-order: the noise-to-signal ratio each layer adds over its inputs', ÷ the sum, "
-                                f"on the {len(a.worst_samples)} worst samples",
+                "share_method": self.share_method,
                 "explained": None if a.explained is None else round(a.explained, 3),
                 "matched_tensors": a.matched, "graph_tensors": a.tensors,
                 "instrumented_outputs": a.final, "deployed": self.deployed,
