@@ -67,7 +67,7 @@ def mobilenet(work: Path, framework: str, size: int | None = None) -> Path:
     return path
 
 
-def converted(source: Path, target: str, quant: str = "none") -> Path:
+def converted(source: Path, target: str, quant: str = "none", quantizer: str | None = None) -> Path:
     from edgekit.conversion import convert, default_output
     from edgekit.converters.base import ConvertOptions
     from edgekit.toolkit.contract.formats import Format
@@ -77,11 +77,13 @@ def converted(source: Path, target: str, quant: str = "none") -> Path:
     out = default_output(source, Format(target), QuantMode(quant))
     # the Keras and torch twins of a model share a stem: their artifacts must not share a file
     out = out.with_name(f"{source.stem}.{source.suffix.lstrip('.')}{out.name.removeprefix(source.stem)}")
-    fingerprint = code_fingerprint(CONVERSION_CODE, _stamp(source).read_text(), target, quant)
+    if quantizer is not None:  # another tool's model of the same mode is another file
+        out = out.with_name(f"{out.stem}.{quantizer}{out.suffix}")
+    fingerprint = code_fingerprint(CONVERSION_CODE, _stamp(source).read_text(), target, quant, quantizer or "")
     if not _current(out, fingerprint):
         print(f"converting {source.name} → {target} ({quant}) …", file=sys.stderr)
         with framework_output_to_stderr():
-            convert(source, Format(target), ConvertOptions(quantize=QuantMode(quant), validate=False), output=out,
-                    force=True)
+            convert(source, Format(target), ConvertOptions(quantize=QuantMode(quant), validate=False,
+                                                           quantizer=quantizer), output=out, force=True)
         _stamp(out).write_text(fingerprint)
     return out

@@ -6,8 +6,9 @@ activations are a real model's), converted from the torch source to TFLite, ONNX
 - float, full ``--quantize int8``, and int8 inside ``--min-cosine C`` (default 0.999: tighter than the int8
   profile's 0.99, so the budget has something to choose), with the layers it kept float;
 - for TFLite, the int8 model of each quantization path edgekit drives: TFLiteConverter's MLIR quantizer (from the
-  Keras twin of the model) and ai-edge-quantizer (from the torch source through litert-torch), with how much of
-  each graph XNNPACK takes.
+  Keras twin of the model), ai-edge-quantizer (from the torch source through litert-torch) and PT2E lowered by
+  litert-torch (``--quantizer pt2e``; integer I/O only), float and integer I/O, with how much of each graph XNNPACK
+  takes.
 
 p50 is single-batch, one thread, the models of a route timed in interleaved blocks within a process and the
 whole measurement repeated in ``--trials`` fresh processes (the median printed, the range beside it): on this VM
@@ -34,6 +35,15 @@ from _models import code_fingerprint, converted, mobilenet
 from _timing import RESULT, alternating, fresh_trials, prepared
 
 ROUTES = ("tflite", "onnx", "executorch")
+
+
+def tflite_paths(keras_source: Path, torch_source: Path) -> list[tuple[str, Path, str, str | None]]:
+    """Each TFLite int8 path of the stack: (label, source, --quantize, --quantizer)."""
+    return [("TFLiteConverter int8 (Keras)", keras_source, "int8", None),
+            ("TFLiteConverter int8-io (Keras)", keras_source, "int8-io", None),
+            ("ai-edge-quantizer int8 (torch)", torch_source, "int8", None),
+            ("ai-edge-quantizer int8-io (torch)", torch_source, "int8-io", "ai-edge-quantizer"),
+            ("PT2E int8-io (torch, litert-torch)", torch_source, "int8-io", "pt2e")]
 
 
 def digits_cnn(work: Path, framework: str) -> Path:
@@ -136,11 +146,14 @@ def main() -> int:
             groups[key] = [str(plain), str(full), str(chosen)]
             facts[key] = [{"label": "float"}, {"label": "int8"},
                           {"label": f"int8, cosine ≥ {args.min_cosine}", **search}]
-        paths = [converted(keras_source, "tflite", "int8"), converted(torch_source, "tflite", "int8")]
+        paths = [converted(torch_source, "tflite"), *(converted(source, "tflite", mode, tool)
+                                                      for _, source, mode, tool in tflite_paths(keras_source,
+                                                                                                torch_source))]
         key = f"{model} · TFLite int8 paths"
         groups[key] = [str(p) for p in paths]
-        facts[key] = [{"label": "TFLiteConverter (Keras)", "reference": str(keras_source)},
-                      {"label": "ai-edge-quantizer (torch)", "reference": str(torch_source)}]
+        facts[key] = [{"label": "float (torch)", "reference": str(torch_source)},
+                      *({"label": label, "reference": str(source)}
+                        for label, source, _, _ in tflite_paths(keras_source, torch_source))]
         for key in (f"{model} · {route}" for route in ROUTES):
             for fact, path in zip(facts[key], groups[key], strict=True):
                 fact["cosine"] = parity_cosine(torch_source, Path(path))

@@ -115,13 +115,16 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
             force: bool = False, via: Format | str | None = None, nhwc: bool = False, script: bool = False,
             opset: int | None = None, input_shapes: Shapes = None, input_ranges: Ranges = None,
             data: str | None = None, validate: bool = True, keep_float: Sequence[str] = (),
+            quantizer: str | None = None,
             min_cosine: float | None = None, max_accuracy_drop: float | None = None, layer_report: bool = False,
             trust: bool = False, timeout: float | None = None, memory_limit_mb: int | None = None,
             isolate: bool = True) -> ConversionResult:
     """Convert ``source`` (a model file, a SavedModel directory, or ``package.module:factory`` with
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
     (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
-    ``keep_float``: layer paths, globs or op types the quantizer leaves in float. ``min_cosine`` /
+    ``keep_float``: layer paths, globs or op types the quantizer leaves in float. ``quantizer``: the quantization
+    tool where a route has several (``pt2e`` for torch → TFLite int8-io/dynamic; default the route's first, see
+    ``routes``). ``min_cosine`` /
     ``max_accuracy_drop`` (points of top-1): an accuracy budget — layers are left float, most costly first,
     until the quantized model meets it (``.passed``); the search is in the sidecar's ``extra.budget``.
     ``layer_report``: each quantized layer's error against the float graph, in ``.quant_report`` (see
@@ -130,7 +133,7 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
     from edgekit.converters.base import ConvertOptions
 
     options = ConvertOptions(_value(QuantMode, quantize, "quantize"), calibration, calibration_samples, nhwc,
-                             script, opset, validate, tuple(keep_float))
+                             script, opset, validate, tuple(keep_float), quantizer)
     to_format = _value(Format, to, "to", output_formats())
     via_format = _value(Format, via, "via") if via is not None else None
     shapes, ranges = _shapes(input_shapes), _ranges(input_ranges)

@@ -307,7 +307,7 @@ class Recipe:
         o = self.options
         return {"to": self.to, "via": self.via, "quantize": o.quantize, "calibration": o.calibration,
                 "calibration_samples": o.calibration_samples, "nhwc": o.nhwc, "script": o.script, "opset": o.opset,
-                "keep_float": o.keep_float,
+                "keep_float": o.keep_float, "quantizer": o.quantizer,
                 "min_cosine": self.budget.min_cosine if self.budget else None,
                 "max_accuracy_drop": self.budget.max_accuracy_drop if self.budget else None}
 
@@ -329,7 +329,8 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
         o = record.options
         options = ConvertOptions(QuantMode(o.get("quantize", "none")), o.get("calibration"),
                                  int(o.get("calibration_samples", 100)), bool(o.get("nhwc", False)),
-                                 bool(o.get("script", False)), o.get("opset"), True, tuple(o.get("keep_float", ())))
+                                 bool(o.get("script", False)), o.get("opset"), True, tuple(o.get("keep_float", ())),
+                                 o.get("quantizer"))
         formats = [Format(f) for f in record.route]
         recorded = (record.extra.get("budget") or {}).get("budget")
         budget = Budget(recorded.get("min_cosine"), recorded.get("max_accuracy_drop")) if recorded else None

@@ -337,6 +337,9 @@ def convert(
     keep_float: list[str] = typer.Option([], "--keep-float", metavar="PATTERN", help="Leave matching layers "
                                          "float when quantizing: a layer/module path (head, enc.fc_in), a glob, "
                                          "or an op type (LayerNorm, Softmax); repeatable."),
+    quantizer: str | None = typer.Option(None, "--quantizer", metavar="TOOL", help="The quantization tool, where "
+                                         "a route has several: pt2e (torch → tflite int8-io, dynamic, through "
+                                         "litert-torch); default: the route's first (edgekit routes)."),
     min_cosine: float | None = typer.Option(None, "--min-cosine", metavar="C", help="Accuracy budget: leave the "
                                             "costliest layers float until every output's cosine is ≥ C."),
     max_accuracy_drop: float | None = typer.Option(None, "--max-accuracy-drop", metavar="POINTS", help="Accuracy "
@@ -360,7 +363,8 @@ def convert(
 
     made: dict[str, Any] = {"to": to, "via": via, "quantize": quantize, "calibration": calibration,
                             "calibration_samples": calibration_samples, "nhwc": nhwc, "script": script, "opset": opset,
-                            "keep_float": keep_float, "min_cosine": min_cosine, "max_accuracy_drop": max_accuracy_drop}
+                            "keep_float": keep_float, "quantizer": quantizer, "min_cosine": min_cosine,
+                            "max_accuracy_drop": max_accuracy_drop}
     if recipe is not None:
         made = _from_recipe(recipe, made, model)
     elif to is None:
@@ -394,7 +398,7 @@ def _from_recipe(recipe: Path, given: dict[str, Any], model: str) -> dict[str, A
     from edgekit.toolkit.fsutil import sha256_of
 
     defaults = {"to": None, "via": None, "quantize": "none", "calibration": None, "calibration_samples": 100,
-                "nhwc": False, "script": False, "opset": None, "keep_float": [], "min_cosine": None,
+                "nhwc": False, "script": False, "opset": None, "keep_float": [], "quantizer": None, "min_cosine": None,
                 "max_accuracy_drop": None}
     clash = [name for name, value in given.items() if value != defaults[name]]
     if clash:

@@ -116,7 +116,7 @@ def convert(
         raise UsageError(f"{option('to', to.value)}: a conversion does not write {to.spec.label}",
                          hint=f"it writes: {supported}")
     source = _load_source(Path(model), input_shapes or {}, input_ranges or {})
-    route = plan(source.sniffed.format, to, options.quantize, via=via)
+    route = plan(source.sniffed.format, to, options.quantize, via=via, quantizer=options.quantizer)
     out = Path(output) if output is not None else default_output(source.path, to, options.quantize)
     _check_output(out, to, source.path, force)
     calibration = _calibration(options, source)

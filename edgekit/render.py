@@ -325,11 +325,12 @@ def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
-    cells = [[row["source"], row["to"], escape(row["converter"]), ", ".join(row["quantize"]), _status(row["missing"])]
-             for row in rows]
-    _emit_table(("source", "to", "converter", "quantize", "status"), cells,
+    cells = [[row["source"], row["to"], escape(row["converter"]), ", ".join(row["quantize"]),
+              row.get("quantizer") or "-", _status(row["missing"])] for row in rows]
+    _emit_table(("source", "to", "converter", "quantize", "quantizer", "status"), cells,
                 title="Conversion routes (edgekit convert MODEL --to FORMAT --quantize MODE)", key=(0, 1), sep=" → ")
-    console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx.")
+    console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx. Where an edge "
+                  "has several quantizers, the first listed is the default; --quantizer TOOL picks another.")
 
 
 def render_bench(report: BenchReport) -> None:

@@ -69,3 +69,27 @@ def test_the_onnx_importer_is_a_first_hop_only_unless_asked_with_via():
     assert "via='onnx'" in refused.value.hint
     assert names(plan(F.KERAS, F.EXECUTORCH, Q.INT8, via=F.ONNX)) == [
         ("keras", "onnx"), ("onnx", "torch-exported"), ("torch-exported", "executorch")]
+
+
+def test_a_route_takes_its_first_quantizer_unless_another_is_asked_for():
+    default = plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO)
+    assert [s.quantizer for s in default] == ["ai-edge-quantizer"]
+    chosen = plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO, quantizer="pt2e")
+    assert names(chosen) == [("torch-exported", "tflite")] and chosen[0].impl.endswith("TorchToTFLitePT2E")
+    # the tool picks the quantizing edge only: ONNX → TFLite reaches it through the float importer edge
+    assert [s.quantizer for s in plan(F.ONNX, F.TFLITE, Q.DYNAMIC, quantizer="pt2e")] == ["", "pt2e"]
+    assert plan(F.KERAS, F.TFLITE, Q.INT4, quantizer="ai-edge-quantizer")[0].quantizer == "ai-edge-quantizer"
+
+
+def test_a_quantizer_that_cannot_make_the_mode_names_those_that_can():
+    with pytest.raises(UsageError) as excinfo:
+        plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8, quantizer="pt2e")
+    message = str(excinfo.value)
+    assert "quantizer='pt2e' does not make tflite from torch-exported in quantize='int8'" in message
+    assert "ai-edge-quantizer (fp16, dynamic, int8, int8-io, int16x8, int4); pt2e (dynamic, int8-io)" in message
+    with pytest.raises(UsageError, match="onnx from keras is quantized by: onnxruntime"):
+        plan(F.KERAS, F.ONNX, Q.INT8, quantizer="tflite-converter")
+    with pytest.raises(UsageError, match="no such quantizer.*one of: ai-edge-quantizer, tflite-converter, pt2e"):
+        plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8, quantizer="nncf")
+    with pytest.raises(UsageError, match="nothing is quantized"):
+        plan(F.TORCH_EXPORTED, F.TFLITE, Q.NONE, quantizer="pt2e")

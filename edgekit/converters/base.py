@@ -41,6 +41,7 @@ class ConvertOptions:
     opset: int | None = None  # onnx: opset version; None: the exporter's default
     validate: bool = True  # parity against the original on its own data, verdict in the sidecar
     keep_float: tuple[str, ...] = ()  # layer paths, globs or op types the quantizer leaves in float
+    quantizer: str | None = None  # the quantization tool (registry.QUANTIZERS); None: the route's default
     # Fill StepReport.units, the layers the quantizer could leave float (what an accuracy budget probes); not a
     # conversion option: it changes no byte of the artifact, and the sidecar does not record it.
     list_units: bool = field(default=False, compare=False)
@@ -65,7 +66,8 @@ class ConvertOptions:
     def to_dict(self) -> dict[str, Any]:
         return {"quantize": self.quantize.value, "calibration": self.calibration,
                 "calibration_samples": self.calibration_samples, "nhwc": self.nhwc, "script": self.script,
-                "opset": self.opset, "validate": self.validate, "keep_float": list(self.keep_float)}
+                "opset": self.opset, "validate": self.validate, "keep_float": list(self.keep_float),
+                "quantizer": self.quantizer}
 
 
 @dataclass(frozen=True)

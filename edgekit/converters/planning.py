@@ -8,7 +8,7 @@ from collections import deque
 from edgekit.toolkit.contract.errors import UsageError, option
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.options import QuantMode
-from edgekit.toolkit.contract.registry import CONVERTERS, ConverterSpec, Registry
+from edgekit.toolkit.contract.registry import CONVERTERS, QUANTIZERS, ConverterSpec, Registry
 
 MAX_HOPS = 3
 # Re-importing ONNX into torch is a route's first hop only (the source is ONNX): a Keras or TFLite model is not
@@ -34,19 +34,37 @@ def plan(
     quant: QuantMode = QuantMode.NONE,
     *,
     via: Format | None = None,
+    quantizer: str | None = None,
     registry: Registry[ConverterSpec] = CONVERTERS,
 ) -> list[ConverterSpec]:
-    """The converters to run in order. Intermediate steps are float; only the last one quantizes."""
+    """The converters to run in order. Intermediate steps are float; only the last one quantizes, with
+    ``quantizer`` (a spec's ``quantizer``) where one is asked for, else the first the registry lists."""
     if via is not None:
         if via in (source, to):
             raise UsageError(f"{option('via', via.value)} must differ from the source format and the one asked for")
-        return _require(source, via, QuantMode.NONE, registry) + _require(via, to, quant, registry)
-    return _require(source, to, quant, registry)
+        return _require(source, via, QuantMode.NONE, registry) + _require(via, to, quant, registry, quantizer)
+    return _require(source, to, quant, registry, quantizer)
 
 
 def _require(
-    source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]
+    source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec], quantizer: str | None = None
 ) -> list[ConverterSpec]:
+    if quantizer is not None:
+        if quant is QuantMode.NONE:
+            raise UsageError(f"{option('quantizer', quantizer)} picks a quantization tool, and nothing is quantized",
+                             hint=f"add {option('quantize', 'int8')} (or another mode)")
+        if quantizer not in QUANTIZERS:
+            raise UsageError(f"{option('quantizer', quantizer)}: no such quantizer",
+                             hint=f"one of: {', '.join(QUANTIZERS)}")
+        route = _search(source, to, quant, registry, quantizer)
+        if route is None:
+            offered = [f"{name} ({', '.join(modes)})" for name in QUANTIZERS
+                       if (modes := [m.value for m in QuantMode if m is not QuantMode.NONE
+                                     and _search(source, to, m, registry, name) is not None])]
+            raise UsageError(f"{option('quantizer', quantizer)} does not make {to.value} from {source.value} in "
+                             f"{option('quantize', quant.value)}",
+                             hint=f"{to.value} from {source.value} is quantized by: {'; '.join(offered) or 'none'}")
+        return route
     route = _search(source, to, quant, registry)
     if route is None:
         raise UsageError(
@@ -66,9 +84,10 @@ def _vias(source: Format, to: Format, quant: QuantMode, registry: Registry[Conve
             and _search(via, to, quant, registry) is not None]
 
 
-def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec]
-            ) -> list[ConverterSpec] | None:
-    """Breadth-first over formats; a same-format edge (e.g. onnx→onnx quantization) may close a route."""
+def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[ConverterSpec],
+            quantizer: str | None = None) -> list[ConverterSpec] | None:
+    """Breadth-first over formats; a same-format edge (e.g. onnx→onnx quantization) may close a route; with
+    ``quantizer``, a quantizing last edge is one of that tool's."""
     edges: dict[Format, list[ConverterSpec]] = {}
     for spec in registry:
         edges.setdefault(spec.source, []).append(spec)
@@ -80,8 +99,9 @@ def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[Con
                       if not route or (spec.source, spec.to) not in FIRST_HOP_ONLY]
         for spec in candidates:
             # A route never comes back to its source format through others (onnx → torch → onnx).
-            if spec.to is to and quant in spec.quant_modes and (route or spec.source is not spec.to
-                                                                or quant is not QuantMode.NONE) and (
+            tool_ok = quantizer is None or quant is QuantMode.NONE or spec.quantizer == quantizer
+            if spec.to is to and quant in spec.quant_modes and tool_ok and (
+                    route or spec.source is not spec.to or quant is not QuantMode.NONE) and (
                     not route or to is not source):
                 return [*route, spec]
         if len(route) >= MAX_HOPS:

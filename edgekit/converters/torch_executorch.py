@@ -9,18 +9,18 @@ quantizer's node filter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.exir import to_edge_transform_and_lower
 
+from edgekit.converters._pt2e import integer_scalars_as_constants, keep_float_filter, node_layer
 from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
 from edgekit.toolkit.contract.errors import BackendError, UsageError, first_line, option
-from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
+from edgekit.toolkit.contract.layers import unit_name
 from edgekit.toolkit.contract.options import QuantMode
 
 DELEGATE_CALL = "executorch_call_delegate"
@@ -46,68 +46,6 @@ def explicit_pool_strides(program: torch.export.ExportedProgram) -> int:
     if fixed:
         program.graph_module.recompile()
     return fixed
-
-
-INTEGER_ARITHMETIC = {"add", "sub", "rsub", "mul", "div", "floor_divide", "remainder"}
-
-
-def integer_scalars_as_constants(module: torch.fx.GraphModule) -> int:
-    """Give integer arithmetic's scalar operands a constant of the tensor's own dtype.
-
-    PT2E's prepare turns every scalar operand into a float32 tensor constant, so ``arange(n) + 1`` (the
-    position ids of a transformer) becomes float and the index op it feeds fails ("tensors used as
-    indices must be long, int, byte or bool tensors"). A constant made here first keeps it integer.
-    """
-    made = 0
-    for node in list(module.graph.nodes):
-        value = node.meta.get("val")
-        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload) \
-                or not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype == torch.bool \
-                or node.target.__name__.split(".")[0] not in INTEGER_ARITHMETIC:
-            continue
-        args = list(node.args)
-        for index, arg in enumerate(args[1:], start=1):
-            if isinstance(arg, int) and not isinstance(arg, bool):
-                name = f"_edgekit_integer_operand_{made}"
-                module.register_buffer(name, torch.tensor(arg, dtype=value.dtype))
-                with module.graph.inserting_before(node):
-                    args[index] = module.graph.get_attr(name)
-                args[index].meta["val"] = torch.tensor(arg, dtype=value.dtype)
-                made += 1
-        node.args = tuple(args)
-    if made:
-        module.recompile()
-    return made
-
-
-def node_layer(node: torch.fx.Node) -> Layer | None:
-    """A graph node as ``--keep-float`` sees it: its innermost module path (the node's name at the top level),
-    the op and module classes around it, and its enclosing module paths."""
-    if node.op != "call_function":
-        return None
-    stack = [(path, kind) for path, kind in (node.meta.get("nn_module_stack") or {}).values() if path]
-    classes = [(kind if isinstance(kind, str) else kind.__qualname__).rsplit(".", 1)[-1] for _, kind in stack]
-    op = getattr(node.target, "__name__", str(node.target)).split(".")[0]
-    name = stack[-1][0] if stack else node.name
-    return Layer(name, (op, *classes), tuple(path for path, _ in stack))
-
-
-def keep_float_filter(module: torch.fx.GraphModule, step: StepInput,
-                      report: StepReport) -> Callable[[torch.fx.Node], bool] | None:
-    """The PT2E quantizer's node filter leaving ``--keep-float``'s layers unannotated (its ``set_module_name``
-    takes no "no quantization" config), or None when nothing is kept."""
-    patterns = step.options.keep_float
-    layers = {node.name: layer for node in module.graph.nodes if (layer := node_layer(node)) is not None}
-    if step.options.list_units:
-        report.units = units(layers.values())
-    if not patterns:
-        return None
-    chosen = select(patterns, list(layers.values()), origin=step.source_name)
-    chosen_set = set(chosen)
-    kept = {name for name, layer in layers.items() if layer in chosen_set}
-    report.details["keep_float"] = {"patterns": list(patterns),
-                                    "modules": list(dict.fromkeys(layer.name for layer in chosen))}
-    return lambda node: node.name not in kept
 
 
 def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tuple,

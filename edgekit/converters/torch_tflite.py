@@ -19,7 +19,7 @@ instead).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +171,77 @@ class TorchToTFLite(Converter):
         result = engine.quantize(calibration_result, enable_progress_report=False)
         out.write_bytes(bytes(result.quantized_model))
         report.details["converter"] = f"litert_torch.convert + ai_edge_quantizer ({recipe_name})"
+
+
+def _filtered_quantizer(base: type, keep: Callable[[Any], bool] | None) -> Any:
+    """litert-torch's PT2EQuantizer whose pattern annotators also skip the nodes ``keep`` rejects (``--keep-float``)."""
+    if keep is None:
+        return base()
+
+    class Filtered(base):  # type: ignore[misc, valid-type]
+        def _annotate_all_static_patterns(self, model: Any, config: Any, filter_fn: Any = None) -> Any:
+            return super()._annotate_all_static_patterns(model, config, _both(filter_fn, keep))
+
+        def _annotate_all_dynamic_patterns(self, model: Any, config: Any, filter_fn: Any = None) -> Any:
+            return super()._annotate_all_dynamic_patterns(model, config, _both(filter_fn, keep))
+
+    return Filtered()
+
+
+def _both(first: Callable[[Any], bool] | None, second: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return second if first is None else lambda node: first(node) and second(node)
+
+
+class TorchToTFLitePT2E(Converter):
+    """The PT2E path (``--quantizer pt2e``): litert-torch's PT2EQuantizer annotates the exported graph (per-channel
+    symmetric int8 weights; activations static int8 calibrated with histogram observers, or quantized at run
+    time in ``dynamic``), torchao's ``prepare_pt2e``/``convert_pt2e`` make the quantize–dequantize graph and
+    litert-torch lowers it to TFLite's int8 kernels. Static models take and return int8: the quantize of each
+    input and the dequantize of each output become the graph's I/O, with their scale and zero point (``int8-io``;
+    ``int8`` with float I/O is ai-edge-quantizer's, the route's default). ``--keep-float`` leaves the matching
+    modules' nodes unannotated: the quantizer's per-module configs take no "leave float" entry, so every pattern
+    annotator it runs gets the node filter too."""
+
+    keeps_float = True
+
+    def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        import litert_torch
+        import torch
+        from litert_torch.quantize import pt2e_quantizer
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        from edgekit.converters._pt2e import integer_scalars_as_constants, keep_float_filter, node_layer
+
+        module = load_exported_program(step.path).module()
+        args = example_inputs(step)
+        nhwc = _image_inputs(step) if step.options.nhwc else []
+        if nhwc:
+            module = litert_torch.to_channel_last_io(module, args=nhwc)
+            args = tuple(a.permute(0, 2, 3, 1).contiguous() if i in nhwc else a for i, a in enumerate(args))
+            report.details["io_layout"] = "nhwc"
+        dynamic = step.quantize is QuantMode.DYNAMIC
+        graph = torch.export.export(module, args).module()
+        integer_scalars_as_constants(graph)
+        quantizer = _filtered_quantizer(pt2e_quantizer.PT2EQuantizer, keep_float_filter(graph, step, report))
+        quantizer.set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+        prepared = prepare_pt2e(graph, quantizer)
+        if dynamic:
+            prepared(*args)
+        else:
+            assert step.calibration is not None
+            for feed in step.calibration.feeds:
+                values = [torch.from_numpy(np.ascontiguousarray(feed[name])) for name in step.io_spec.input_names]
+                prepared(*(v.permute(0, 2, 3, 1).contiguous() if i in nhwc else v for i, v in enumerate(values)))
+        converted = convert_pt2e(prepared, fold_quantize=False)
+        if step.options.tap is not None:
+            reference = torch.export.export(module, args).module()
+            step.options.tap(Twin("pt2e", "litert-torch PT2EQuantizer (convert_pt2e's quantize–dequantize graph)",
+                                  {node.name: unit_name(layer) for node in reference.graph.nodes
+                                   if (layer := node_layer(node)) is not None}, modules=(reference, converted)))
+        litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(out))
+        scheme = "int8 weights per channel, " + ("activations quantized at run time" if dynamic
+                                                  else "int8 activations calibrated (histogram observers)")
+        report.details["converter"] = f"litert_torch.convert + PT2E (litert_torch PT2EQuantizer: {scheme})"
+        if not dynamic:
+            report.details["io"] = "int8 (the inputs' quantize and the outputs' dequantize are the graph's I/O)"

@@ -226,11 +226,16 @@ class PT2ETap(Tap):
             return word in str(getattr(node, "target", ""))
 
         # (the logger of a node whose output is quantized may sit on its dequantize: that reads the stored value)
+        def stored(arg: Any) -> bool:  # a weight: dequantize(int constant), or dequantize(quantize(constant))
+            source = arg.args[0] if named(arg, "dequantize") and arg.args else None
+            if getattr(source, "op", "") == "call_function" and named(source, "quantize") and source.args:
+                source = source.args[0]  # convert_pt2e(fold_quantize=False) keeps the weight's quantize
+            return getattr(source, "op", "") == "get_attr"
+
         self._quantized = {node.name for node in converted.graph.nodes if node.op == "call_function" and (
             named(node, "dequantize_per_tensor")
             or any(named(user, "quantize") and not named(user, "dequantize") for user in node.users)
-            or any(named(arg, "dequantize") and arg.args and getattr(arg.args[0], "op", "") == "get_attr"
-                   for arg in node.all_input_nodes))}
+            or any(stored(arg) for arg in node.all_input_nodes))}
 
     def pairs(self, feed: dict[str, np.ndarray]) -> dict[str, Pair]:
         import torch

@@ -71,6 +71,8 @@ class ConverterSpec:
     requires: tuple[str, ...]
     quant_modes: tuple[QuantMode, ...] = (QuantMode.NONE,)
     description: str = ""
+    # The quantization tool its quantized modes use, as --quantizer names it (QUANTIZERS); "" for a float edge.
+    quantizer: str = ""
 
     @property
     def key(self) -> tuple[Format, Format, str]:
@@ -81,7 +83,8 @@ class ConverterSpec:
     def to_dict(self) -> dict[str, Any]:
         """What `routes` and `info` report, with availability checked here (no import)."""
         return {"source": self.source.value, "to": self.to.value, "converter": self.name,
-                "quantize": [q.value for q in self.quant_modes], "missing": self.missing()}
+                "quantize": [q.value for q in self.quant_modes], "quantizer": self.quantizer or None,
+                "missing": self.missing()}
 
     def missing(self) -> list[str]:
         return missing_modules(self.requires)
@@ -166,21 +169,26 @@ CONVERTERS: Registry[ConverterSpec] = Registry(
                       "edgekit.converters.torch_torchscript:TorchToTorchScript", ("torch",)),
         ConverterSpec(Format.TORCH_EXPORTED, Format.EXECUTORCH, "ExecuTorch + XNNPACK (PT2E quantization)",
                       "edgekit.converters.torch_executorch:TorchToExecuTorch", ("torch", "executorch", "torchao"),
-                      (QuantMode.NONE, QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT4)),
+                      (QuantMode.NONE, QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT4),
+                      quantizer="pt2e"),
         ConverterSpec(Format.TORCH_EXPORTED, Format.TFLITE, "litert-torch + ai-edge-quantizer",
                       "edgekit.converters.torch_tflite:TorchToTFLite",
                       ("torch", "litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
                       (QuantMode.NONE, QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT8_IO,
-                       QuantMode.INT16X8, QuantMode.INT4)),
-        ConverterSpec(Format.KERAS, Format.TFLITE, "TFLiteConverter", _KERAS_TFLITE, ("tensorflow", "keras"),
-                      _ALL_TFLITE),
-        ConverterSpec(Format.KERAS_H5, Format.TFLITE, "TFLiteConverter", _KERAS_TFLITE, ("tensorflow", "keras"),
-                      _ALL_TFLITE),
-        ConverterSpec(Format.SAVEDMODEL, Format.TFLITE, "TFLiteConverter (SavedModel)", _KERAS_TFLITE,
-                      ("tensorflow",), _ALL_TFLITE),
+                       QuantMode.INT16X8, QuantMode.INT4), quantizer="ai-edge-quantizer"),
+        # The other quantizer of the same edge, taken only with --quantizer pt2e (benchmarks/quant_budget.py
+        # measures both): litert-torch lowers a convert_pt2e graph to TFLite int8 kernels, integer I/O included.
+        ConverterSpec(Format.TORCH_EXPORTED, Format.TFLITE, "litert-torch PT2E (PT2EQuantizer)",
+                      "edgekit.converters.torch_tflite:TorchToTFLitePT2E",
+                      ("torch", "litert_torch", "torchao", "ai_edge_litert"), (QuantMode.INT8_IO, QuantMode.DYNAMIC),
+                      quantizer="pt2e"),
+        *(ConverterSpec(fmt, Format.TFLITE, name, _KERAS_TFLITE, requires, _ALL_TFLITE, quantizer="tflite-converter")
+          for fmt, name, requires in ((Format.KERAS, "TFLiteConverter", ("tensorflow", "keras")),
+                                      (Format.KERAS_H5, "TFLiteConverter", ("tensorflow", "keras")),
+                                      (Format.SAVEDMODEL, "TFLiteConverter (SavedModel)", ("tensorflow",)))),
         # int4: TFLiteConverter has no 4-bit mode; its float model goes through ai-edge-quantizer.
         *(ConverterSpec(fmt, Format.TFLITE, "TFLiteConverter + ai-edge-quantizer (int4 weights)", _KERAS_TFLITE,
-                        requires, (QuantMode.INT4,))
+                        requires, (QuantMode.INT4,), quantizer="ai-edge-quantizer")
           for fmt, requires in ((Format.KERAS, ("tensorflow", "keras", "ai_edge_quantizer")),
                                 (Format.KERAS_H5, ("tensorflow", "keras", "ai_edge_quantizer")),
                                 (Format.SAVEDMODEL, ("tensorflow", "ai_edge_quantizer")))),
@@ -197,9 +205,13 @@ CONVERTERS: Registry[ConverterSpec] = Registry(
                       "edgekit.converters.tflite_onnx:TFLiteToOnnx", ("tensorflow", "tf2onnx", "onnx")),
         ConverterSpec(Format.ONNX, Format.ONNX, "onnxruntime.quantization / float16",
                       "edgekit.converters.onnx_quantize:OnnxQuantize", ("onnx", "onnxruntime"),
-                      (QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT4)),
+                      (QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT4), quantizer="onnxruntime"),
     ],
 )
+
+
+# --quantizer: the quantization tools edgekit drives, each on the edges whose spec names it.
+QUANTIZERS = ("ai-edge-quantizer", "tflite-converter", "pt2e", "onnxruntime")
 
 
 def runtime_for(fmt: Format) -> RuntimeSpec:
