@@ -106,6 +106,18 @@ def trial(groups: dict[str, list[str]], rounds: int, runs_per_block: int) -> dic
     return result
 
 
+def cpu() -> str:
+    """The host's CPU model and the int8 dot-product extensions it has (int8 kernels are slower than fp32 without)."""
+    import platform
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    dot = [f for f in flags if "vnni" in f or f.startswith("amx")]
+    return f"{model}, {', '.join(dot) if dot else 'no VNNI/AMX'}"
+
+
 def delegated(delegation: dict) -> str:
     if "delegated_operators" in delegation:
         return f"XNNPACK {delegation['delegated_operators']}/{delegation['operators']} ops"
@@ -166,10 +178,10 @@ def main() -> int:
 
     print(f"single batch, 1 thread; {args.trials} processes × {args.rounds} interleaved rounds × "
           f"{args.runs_per_block} runs; p50 = median over processes (range beside it); cosine: parity against the "
-          "source on its own test split")
+          f"source on its own test split; CPU: {cpu()}")
     for key, paths in groups.items():
         print(f"\n{key}")
-        print(f"  {'model':<32} {'size':>9} {'p50 ms':>8} {'range':>13} {'vs first':>8} {'cosine':>9}  "
+        print(f"  {'model':<36} {'size':>9} {'p50 ms':>8} {'range':>13} {'vs first':>8} {'cosine':>9}  "
               f"{'delegation':<24} kept float")
         first = None
         for index, (path, fact) in enumerate(zip(paths, facts[key], strict=True)):
@@ -180,7 +192,7 @@ def main() -> int:
             if "kept" in fact:
                 kept += f" ({fact['conversions']} conversions, {fact['seconds']:.0f} s" + (
                     ")" if fact["met"] else ", NOT met)")
-            print(f"  {fact['label']:<32} {Path(path).stat().st_size / 1024:>7.1f}KB {p50 * 1e3:>8.3f} "
+            print(f"  {fact['label']:<36} {Path(path).stat().st_size / 1024:>7.1f}KB {p50 * 1e3:>8.3f} "
                   f"{min(p50s) * 1e3:>6.3f}–{max(p50s) * 1e3:<6.3f} {first / p50:>7.2f}× {fact['cosine']:>9.6f}  "
                   f"{delegated(trials[0][key]['delegation'][index]):<24} {kept}")
     return 0

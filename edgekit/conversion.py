@@ -117,6 +117,9 @@ def convert(
                          hint=f"it writes: {supported}")
     source = _load_source(Path(model), input_shapes or {}, input_ranges or {})
     route = plan(source.sniffed.format, to, options.quantize, via=via, quantizer=options.quantizer)
+    if options.quantize is not QuantMode.NONE and route[-1].quantizer:
+        # the tool that made it is the recipe's, so `--recipe` makes it again when a route's default changes
+        options = replace(options, quantizer=route[-1].quantizer)
     out = Path(output) if output is not None else default_output(source.path, to, options.quantize)
     _check_output(out, to, source.path, force)
     calibration = _calibration(options, source)

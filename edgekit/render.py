@@ -326,11 +326,14 @@ def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
     cells = [[row["source"], row["to"], escape(row["converter"]), ", ".join(row["quantize"]),
-              row.get("quantizer") or "-", _status(row["missing"])] for row in rows]
+              (row.get("quantizer") or "-") + (f" (default: {', '.join(row['default_for'])})"
+                                               if row.get("default_for") else ""),
+              _status(row["missing"])] for row in rows]
     _emit_table(("source", "to", "converter", "quantize", "quantizer", "status"), cells,
                 title="Conversion routes (edgekit convert MODEL --to FORMAT --quantize MODE)", key=(0, 1), sep=" → ")
     console.print("Routes compose: e.g. keras → onnx → int8 onnx, torch-exported → onnx → fp16 onnx. Where an edge "
-                  "has several quantizers, the first listed is the default; --quantizer TOOL picks another.")
+                  "has several quantizers, the first listed is the default unless another says it is for that "
+                  "mode; --quantizer TOOL picks one.")
 
 
 def render_bench(report: BenchReport) -> None:

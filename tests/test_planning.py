@@ -72,10 +72,15 @@ def test_the_onnx_importer_is_a_first_hop_only_unless_asked_with_via():
 
 
 def test_a_route_takes_its_first_quantizer_unless_another_is_asked_for():
-    default = plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO)
-    assert [s.quantizer for s in default] == ["ai-edge-quantizer"]
-    chosen = plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO, quantizer="pt2e")
-    assert names(chosen) == [("torch-exported", "tflite")] and chosen[0].impl.endswith("TorchToTFLitePT2E")
+    # int8-io goes to PT2E (default_for: measured the fastest that passes), the other modes to the first listed
+    assert [s.quantizer for s in plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO)] == ["pt2e"]
+    assert [s.quantizer for s in plan(F.TORCH_EXPORTED, F.TFLITE, Q.DYNAMIC)] == ["ai-edge-quantizer"]
+    chosen = plan(F.TORCH_EXPORTED, F.TFLITE, Q.INT8_IO, quantizer="ai-edge-quantizer")
+    assert names(chosen) == [("torch-exported", "tflite")] and chosen[0].impl.endswith(":TorchToTFLite")
+    chosen = plan(F.TORCH_EXPORTED, F.TFLITE, Q.DYNAMIC, quantizer="pt2e")
+    assert chosen[0].impl.endswith("TorchToTFLitePT2E")
+    # a float route is not affected, nor is another edge's default
+    assert plan(F.TORCH_EXPORTED, F.TFLITE, Q.NONE)[0].impl.endswith(":TorchToTFLite")
     # the tool picks the quantizing edge only: ONNX → TFLite reaches it through the float importer edge
     assert [s.quantizer for s in plan(F.ONNX, F.TFLITE, Q.DYNAMIC, quantizer="pt2e")] == ["", "pt2e"]
     assert plan(F.KERAS, F.TFLITE, Q.INT4, quantizer="ai-edge-quantizer")[0].quantizer == "ai-edge-quantizer"

@@ -74,7 +74,7 @@ def test_a_litert_torch_int8_io_tflite_converts_to_onnx_exactly(samples, tmp_pat
     """A .tflite from another converter (litert-torch + ai-edge-quantizer: other op and tensor names)."""
     tflite = tmp_path / "torch.int8-io.tflite"
     made = run_edgekit("convert", samples[Format.TORCH_EXPORTED], "--to", "tflite", "--quantize", "int8-io",
-                       "--calibration", "random", "-o", tflite)
+                       "--quantizer", "ai-edge-quantizer", "--calibration", "random", "-o", tflite)
     assert tflite.is_file(), made.stderr[-2000:]  # its own parity verdict (random weights and data) is not the point
     result = run_edgekit("convert", tflite, "--to", "onnx", "-o", tmp_path / "torch.onnx", "--json")
     assert result.returncode == 0, result.stderr[-2000:]

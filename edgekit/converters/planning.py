@@ -97,6 +97,7 @@ def _search(source: Format, to: Format, quant: QuantMode, registry: Registry[Con
         here, route = queue.popleft()
         candidates = [spec for spec in edges.get(here, [])
                       if not route or (spec.source, spec.to) not in FIRST_HOP_ONLY]
+        candidates.sort(key=lambda spec: quant not in spec.default_for)  # stable: else the registry's order
         for spec in candidates:
             # A route never comes back to its source format through others (onnx → torch → onnx).
             tool_ok = quantizer is None or quant is QuantMode.NONE or spec.quantizer == quantizer

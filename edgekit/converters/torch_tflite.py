@@ -110,19 +110,28 @@ def kept_float_ops(module: Any, float_model: Path, step: StepInput, report: Step
     return [op for _, op in kept]
 
 
+def _source(step: StepInput, report: StepReport) -> tuple[Any, tuple, list[int]]:
+    """The program's module and batch-1 example inputs, wrapped to take channels-last images with ``--nhwc`` (the
+    indices of the inputs it permutes)."""
+    import litert_torch
+
+    module = load_exported_program(step.path).module()
+    args = example_inputs(step)
+    nhwc = _image_inputs(step) if step.options.nhwc else []
+    if nhwc:
+        module = litert_torch.to_channel_last_io(module, args=nhwc)
+        args = tuple(a.permute(0, 2, 3, 1).contiguous() if i in nhwc else a for i, a in enumerate(args))
+        report.details["io_layout"] = "nhwc"
+    return module, args, nhwc
+
+
 class TorchToTFLite(Converter):
     keeps_float = True  # ai-edge-quantizer NO_QUANTIZE rules on the kept operators' scopes
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
         import litert_torch
 
-        module = load_exported_program(step.path).module()
-        args = example_inputs(step)
-        nhwc = _image_inputs(step) if step.options.nhwc else []
-        if nhwc:
-            module = litert_torch.to_channel_last_io(module, args=nhwc)
-            args = tuple(a.permute(0, 2, 3, 1).contiguous() if i in nhwc else a for i, a in enumerate(args))
-            report.details["io_layout"] = "nhwc"
+        module, args, nhwc = _source(step, report)
         if step.quantize is QuantMode.NONE:
             litert_torch.convert(module, args).export(str(out))
             report.details["converter"] = "litert_torch.convert"
@@ -213,13 +222,7 @@ class TorchToTFLitePT2E(Converter):
 
         from edgekit.converters._pt2e import integer_scalars_as_constants, keep_float_filter, node_layer
 
-        module = load_exported_program(step.path).module()
-        args = example_inputs(step)
-        nhwc = _image_inputs(step) if step.options.nhwc else []
-        if nhwc:
-            module = litert_torch.to_channel_last_io(module, args=nhwc)
-            args = tuple(a.permute(0, 2, 3, 1).contiguous() if i in nhwc else a for i, a in enumerate(args))
-            report.details["io_layout"] = "nhwc"
+        module, args, nhwc = _source(step, report)
         dynamic = step.quantize is QuantMode.DYNAMIC
         graph = torch.export.export(module, args).module()
         integer_scalars_as_constants(graph)

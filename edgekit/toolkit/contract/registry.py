@@ -73,6 +73,9 @@ class ConverterSpec:
     description: str = ""
     # The quantization tool its quantized modes use, as --quantizer names it (QUANTIZERS); "" for a float edge.
     quantizer: str = ""
+    # The modes in which it goes before the edge's other converters (else the registry's order decides): where
+    # benchmarks/quant_budget.py measured it the fastest that passes parity.
+    default_for: tuple[QuantMode, ...] = ()
 
     @property
     def key(self) -> tuple[Format, Format, str]:
@@ -84,7 +87,7 @@ class ConverterSpec:
         """What `routes` and `info` report, with availability checked here (no import)."""
         return {"source": self.source.value, "to": self.to.value, "converter": self.name,
                 "quantize": [q.value for q in self.quant_modes], "quantizer": self.quantizer or None,
-                "missing": self.missing()}
+                "default_for": [q.value for q in self.default_for], "missing": self.missing()}
 
     def missing(self) -> list[str]:
         return missing_modules(self.requires)
@@ -176,12 +179,13 @@ CONVERTERS: Registry[ConverterSpec] = Registry(
                       ("torch", "litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
                       (QuantMode.NONE, QuantMode.FP16, QuantMode.DYNAMIC, QuantMode.INT8, QuantMode.INT8_IO,
                        QuantMode.INT16X8, QuantMode.INT4), quantizer="ai-edge-quantizer"),
-        # The other quantizer of the same edge, taken only with --quantizer pt2e (benchmarks/quant_budget.py
-        # measures both): litert-torch lowers a convert_pt2e graph to TFLite int8 kernels, integer I/O included.
+        # The same edge's other quantizer: litert-torch lowers a convert_pt2e graph to TFLite int8 kernels, integer
+        # I/O included. The int8-io default (benchmarks/quant_budget.py: at 224² as fast as ai-edge-quantizer's and
+        # it passes parity, cosine 0.9979 vs 0.9777; on a small BERT 0.99987 vs 0.966); dynamic with --quantizer pt2e.
         ConverterSpec(Format.TORCH_EXPORTED, Format.TFLITE, "litert-torch PT2E (PT2EQuantizer)",
                       "edgekit.converters.torch_tflite:TorchToTFLitePT2E",
                       ("torch", "litert_torch", "torchao", "ai_edge_litert"), (QuantMode.INT8_IO, QuantMode.DYNAMIC),
-                      quantizer="pt2e"),
+                      quantizer="pt2e", default_for=(QuantMode.INT8_IO,)),
         *(ConverterSpec(fmt, Format.TFLITE, name, _KERAS_TFLITE, requires, _ALL_TFLITE, quantizer="tflite-converter")
           for fmt, name, requires in ((Format.KERAS, "TFLiteConverter", ("tensorflow", "keras")),
                                       (Format.KERAS_H5, "TFLiteConverter", ("tensorflow", "keras")),
