@@ -123,8 +123,8 @@ def convert(source: PathLike, *, to: Format | str, quantize: QuantMode | str = "
     ``input_shapes``) to ``to``, planning the route; written atomically with its sidecar. With ``validate``
     (default) parity against the original decides ``.passed`` — a FAIL keeps the artifact, marked failed.
     ``keep_float``: layer paths, globs or op types the quantizer leaves in float. ``quantizer``: the quantization
-    tool where a route has several (``pt2e`` for torch → TFLite int8-io/dynamic; default the route's first, see
-    ``routes``). ``min_cosine`` /
+    tool where a route has several (torch → TFLite: ``ai-edge-quantizer``, or ``pt2e`` for int8-io, its default,
+    and dynamic); None takes the route's default for the mode (see ``routes``). ``min_cosine`` /
     ``max_accuracy_drop`` (points of top-1): an accuracy budget — layers are left float, most costly first,
     until the quantized model meets it (``.passed``); the search is in the sidecar's ``extra.budget``.
     ``layer_report``: each quantized layer's error against the float graph, in ``.quant_report`` (see

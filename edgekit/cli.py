@@ -338,15 +338,15 @@ def convert(
                                          "float when quantizing: a layer/module path (head, enc.fc_in), a glob, "
                                          "or an op type (LayerNorm, Softmax); repeatable."),
     quantizer: str | None = typer.Option(None, "--quantizer", metavar="TOOL", help="The quantization tool, where "
-                                         "a route has several: pt2e (torch → tflite int8-io, dynamic, through "
-                                         "litert-torch); default: the route's first (edgekit routes)."),
+                                         "a route has several: torch → tflite has ai-edge-quantizer (every mode) "
+                                         "and pt2e (int8-io, its default; dynamic); see edgekit routes."),
     min_cosine: float | None = typer.Option(None, "--min-cosine", metavar="C", help="Accuracy budget: leave the "
                                             "costliest layers float until every output's cosine is ≥ C."),
     max_accuracy_drop: float | None = typer.Option(None, "--max-accuracy-drop", metavar="POINTS", help="Accuracy "
                                                    "budget on labelled data: at most POINTS of top-1 lost."),
     recipe: Path | None = typer.Option(None, "--recipe", metavar="SIDECAR", help="Make the artifact a sidecar "
-                                       "records again (its --to, --via, --quantize, --keep-float, calibration): "
-                                       "the same bytes from the same source."),
+                                       "records again (its --to, --via, --quantize, --quantizer, --keep-float, "
+                                       "calibration): the same bytes from the same source."),
     layer_report: bool = typer.Option(False, "--layer-report", help="Also report each quantized layer's error "
                                       "against the float graph (as quant-report does; in --json too)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -38,7 +38,8 @@ def plan(
     registry: Registry[ConverterSpec] = CONVERTERS,
 ) -> list[ConverterSpec]:
     """The converters to run in order. Intermediate steps are float; only the last one quantizes, with
-    ``quantizer`` (a spec's ``quantizer``) where one is asked for, else the first the registry lists."""
+    ``quantizer`` (a spec's ``quantizer``) where one is asked for, else the edge's default for ``quant`` (a spec
+    whose ``default_for`` has it, else the first the registry lists)."""
     if via is not None:
         if via in (source, to):
             raise UsageError(f"{option('via', via.value)} must differ from the source format and the one asked for")
