@@ -3,8 +3,9 @@ ExecuTorch (XNNPACKQuantizer) and torch → TFLite through litert-torch's PT2EQu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from edgekit.converters.base import StepInput, StepReport
@@ -70,3 +71,12 @@ def keep_float_filter(module: torch.fx.GraphModule, step: StepInput,
     report.details["keep_float"] = {"patterns": list(patterns),
                                     "modules": list(dict.fromkeys(layer.name for layer in chosen))}
     return lambda node: node.name not in kept
+
+
+def calibrate(prepared: torch.fx.GraphModule, step: StepInput, nhwc: Sequence[int] = ()) -> None:
+    """Run ``prepare_pt2e``'s observers over the calibration feeds, in the contract's input order (the inputs at
+    ``nhwc`` permuted channels-last, as the module wrapped for ``--nhwc`` takes them)."""
+    assert step.calibration is not None
+    for feed in step.calibration.feeds:
+        values = [torch.from_numpy(np.ascontiguousarray(feed[name])) for name in step.io_spec.input_names]
+        prepared(*(v.permute(0, 2, 3, 1).contiguous() if i in nhwc else v for i, v in enumerate(values)))

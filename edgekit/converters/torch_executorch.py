@@ -15,7 +15,7 @@ import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.exir import to_edge_transform_and_lower
 
-from edgekit.converters._pt2e import integer_scalars_as_constants, keep_float_filter, node_layer
+from edgekit.converters._pt2e import calibrate, integer_scalars_as_constants, keep_float_filter, node_layer
 from edgekit.converters.base import Converter, StepInput, StepReport, Twin
 from edgekit.converters.torch_onnx import example_inputs
 from edgekit.targets._torch import load_exported_program
@@ -76,10 +76,7 @@ def _quantized(program: torch.export.ExportedProgram, step: StepInput, args: tup
     if dynamic:
         prepared(*args)
     else:
-        assert step.calibration is not None
-        names = step.io_spec.input_names
-        for feed in step.calibration.feeds:
-            prepared(*(torch.from_numpy(feed[n]) for n in names))
+        calibrate(prepared, step)
     converted = convert_pt2e(prepared)
     if step.options.tap is not None:
         # a fresh module of the same program: its nodes and the converted ones share their origin (from_node)

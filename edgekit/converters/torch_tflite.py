@@ -220,7 +220,7 @@ class TorchToTFLitePT2E(Converter):
         from litert_torch.quantize.quant_config import QuantConfig
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        from edgekit.converters._pt2e import integer_scalars_as_constants, keep_float_filter, node_layer
+        from edgekit.converters._pt2e import calibrate, integer_scalars_as_constants, keep_float_filter, node_layer
 
         module, args, nhwc = _source(step, report)
         dynamic = step.quantize is QuantMode.DYNAMIC
@@ -232,10 +232,7 @@ class TorchToTFLitePT2E(Converter):
         if dynamic:
             prepared(*args)
         else:
-            assert step.calibration is not None
-            for feed in step.calibration.feeds:
-                values = [torch.from_numpy(np.ascontiguousarray(feed[name])) for name in step.io_spec.input_names]
-                prepared(*(v.permute(0, 2, 3, 1).contiguous() if i in nhwc else v for i, v in enumerate(values)))
+            calibrate(prepared, step, nhwc)
         converted = convert_pt2e(prepared, fold_quantize=False)
         if step.options.tap is not None:
             reference = torch.export.export(module, args).module()
