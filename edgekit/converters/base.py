@@ -48,6 +48,10 @@ class ConvertOptions:
     # Called by a quantizing step with its Twin (the float graph it quantized, and each tensor's layer): what
     # per-layer error reports read (quant-report, an accuracy budget's ranking). Not a conversion option either.
     tap: Callable[[Twin], None] | None = field(default=None, compare=False, repr=False)
+    # torch → executorch: lower a debug program whose every op's value is also an output (ExecuTorch's
+    # intermediate-output taps; the specs in StepReport.details["taps"]), what localize reads. Not a conversion
+    # option: nobody ships that program, and the sidecar does not record it.
+    debug_taps: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.keep_float:

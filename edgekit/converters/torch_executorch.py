@@ -116,6 +116,21 @@ def _fp16_refused(step: StepInput, exc: Exception) -> BackendError:
                              "(their converters cast at the tensor level)")
 
 
+def _tapped(program: torch.export.ExportedProgram, report: StepReport) -> list[dict]:
+    """Tap every op's output in place (FULL_TENSOR: the value itself, appended to the program's outputs; taps
+    survive partitioning, so a delegate returns them too). The specs go to the step's details."""
+    from executorch.devtools.intermediate_output_tap import FULL_TENSOR, select_all_call_function, tap_intermediate_outputs_
+
+    users = len(program.graph_signature.user_outputs)
+    _, specs = tap_intermediate_outputs_(program, rules=[(select_all_call_function(), FULL_TENSOR)],
+                                         error_on_empty=False)
+    taps = [{"node_name": s.node_name, "op_target": s.op_target, "output_index": s.output_index,
+             "module_path": s.module_path, "module_class": s.module_class} for s in specs]
+    report.details["taps"] = taps
+    report.details["user_outputs"] = users
+    return taps
+
+
 class TorchToExecuTorch(Converter):
     keeps_float = True  # the PT2E quantizer's node filter
 
@@ -141,6 +156,7 @@ class TorchToExecuTorch(Converter):
         if patched:
             report.details["max_pool2d_strides_made_explicit"] = patched
         total = sum(1 for n in program.graph.nodes if n.op == "call_function")
+        taps = _tapped(program, report) if step.options.debug_taps else None
         try:
             lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
             report.details["backend"] = "XNNPACK"
@@ -156,6 +172,10 @@ class TorchToExecuTorch(Converter):
                     raise _fp16_refused(step, fallback) from None
                 raise
             report.details["backend"] = "portable (fallback)"
+        if taps is not None:
+            from executorch.devtools.intermediate_output_tap import strip_taps_
+
+            strip_taps_(lowered)
         graph = lowered.exported_program().graph
         remaining = [n for n in graph.nodes if n.op == "call_function" and "getitem" not in str(n.target)]
         portable = sum(1 for n in remaining if DELEGATE_CALL not in str(n.target))

@@ -1,0 +1,352 @@
+"""Where a conversion's numbers part from its original's: pairing two traces' intermediate values and finding the
+origin of the divergence (numpy only; :mod:`edgekit.targets.traces` captures the values).
+
+**Pairing.** A reference value and a candidate value are partners when the candidate's name says so — the same
+name (torch.onnx keeps FX node names, a quantizer keeps its float graph's), or a scope the converter left in it
+(the torch module path in ``pkg.torch.onnx.name_scopes``; litert-torch's ``pkg.Class_attr/…`` locations; a Keras
+layer name as a segment of a TFLite or tf2onnx name, with TensorFlow's ``_N`` uniquifier) — and the shapes agree,
+exactly or up to a layout permutation (NCHW ↔ NHWC, NCW ↔ NWC). Quantized candidate tensors arrive dequantized with
+their own scale and zero point. Where a name admits several partners (a fused block's tensor names every module it
+absorbed; a scope holds several ops of one shape), the closest on the first sample wins: names narrow the choice to
+one scope, the values only say which op of it. A reference value whose module a paired candidate tensor names but
+that has no tensor of its own was **fused** into that pair (a Conv whose ReLU the converter folded in): it counts as
+matched, and the pair stands for both. ``matched_share`` is the share of reference values paired or fused.
+
+**Judging.** Each pair's error over all samples — SQNR, cosine, max |Δ| — judged under the candidate's precision
+profile at the tensor's own scale: fp32, max |Δ| ≤ atol·max(1, max|ref|) (parity's atol, 1e-4, grown with the
+tensor's range); fp16, int8, dynamic and int4, the profile's minimum cosine. Non-finite values always fail.
+
+**Origin.** A pair's feeders are the nearest paired values upstream in the reference graph. The origin is the first
+failing pair (in the reference's order) whose feeders all pass; a failing pair with a failing feeder upstream is
+*propagated*. Each pair also has the error it *adds*: its noise-to-signal ratio over the worst of its feeders',
+which ranks the layers whose own error dominates (quantization spreads error everywhere; the origin is only where
+the first threshold is crossed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgekit.validators.layerwise import TensorError
+
+LOCALIZE_VERSION = 1
+PERMUTATIONS = ((0, 2, 3, 1), (0, 3, 1, 2), (0, 2, 1), (0, 2, 3, 4, 1), (0, 4, 1, 2, 3))
+LAYOUTS = {(0, 2, 3, 1): "NCHW → NHWC", (0, 3, 1, 2): "NHWC → NCHW", (0, 2, 1): "NCW ↔ NWC",
+           (0, 2, 3, 4, 1): "NCDHW → NDHWC", (0, 4, 1, 2, 3): "NDHWC → NCDHW"}
+FP32_LAYER_ATOL = 1e-4
+
+
+class _Value(Protocol):
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    module_path: str | None
+    keys: tuple[tuple[str, str], ...]
+    scopes: tuple[str, ...]
+    quantized: bool
+
+
+def fits(ref: Sequence[int], cand: Sequence[int]) -> list[tuple[int, ...] | None]:
+    """The layouts in which a candidate shape holds a reference shape: None (same), or the permutation p with
+    candidate = reference.transpose(p)."""
+    ref, cand = tuple(ref), tuple(cand)
+    found: list[tuple[int, ...] | None] = [None] if ref == cand else []
+    for perm in PERMUTATIONS:
+        if len(perm) == len(ref) and tuple(ref[i] for i in perm) == cand and ref != cand:
+            found.append(perm)
+    return found
+
+
+def to_reference_layout(value: np.ndarray, perm: tuple[int, ...] | None) -> np.ndarray:
+    return value if perm is None else value.transpose(np.argsort(perm))
+
+
+def _segments(scope: str) -> list[str]:
+    return [s.split(":")[0] for s in scope.split("/") if s]
+
+
+def name_rank(ref: _Value, cand: _Value) -> int | None:
+    """0: the candidate carries the reference's own name; 1: it names the reference's scope; None: neither."""
+    if cand.name == ref.name:
+        return 0
+    for kind, key in ref.keys:
+        if kind == "module" and ("module:" + key in cand.scopes):
+            return 1
+        if kind == "litert" and key and any(s == key or s.endswith("/" + key) for s in cand.scopes):
+            return 1
+        if kind == "layer":
+            pattern = re.compile(re.escape(key) + r"(_\d+)?")
+            if any(pattern.fullmatch(seg) for s in cand.scopes for seg in _segments(s)):
+                return 1
+    if ref.module_path and getattr(cand, "module_path", None) == ref.module_path and ref.op == cand.op:
+        return 1
+    return None
+
+
+def _nsr(ref: np.ndarray, cand: np.ndarray) -> float:
+    r, c = ref.astype(np.float64).ravel(), cand.astype(np.float64).ravel()
+    signal = float(r @ r)
+    noise = float((r - c) @ (r - c))
+    if signal <= 0:
+        return 0.0 if noise <= 0 else math.inf
+    return noise / signal
+
+
+@dataclass(frozen=True)
+class Match:
+    reference: str
+    candidate: str
+    perm: tuple[int, ...] | None
+    how: str  # name | scope | output
+
+
+@dataclass
+class Pairing:
+    matches: list[Match]
+    fused: dict[str, str]  # reference value → the reference value of the pair it was fused into
+    unmatched: list[str]
+    considered: list[str]  # reference values with a float tensor (what matched_share is over)
+
+    @property
+    def matched_share(self) -> float:
+        if not self.considered:
+            return 0.0
+        return (len(self.matches) + len(self.fused)) / len(self.considered)
+
+
+def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref_outputs: Sequence[str],
+         cand_values: Sequence[_Value], cand_sample: Mapping[str, np.ndarray], cand_outputs: Sequence[str]) -> Pairing:
+    """Partners by name and shape, ties broken by closeness on one sample (module docstring)."""
+    considered = [v for v in ref_values if v.name in ref_sample and np.asarray(ref_sample[v.name]).dtype.kind == "f"]
+    present = [(i, c) for i, c in enumerate(cand_values)
+               if c.name in cand_sample and np.asarray(cand_sample[c.name]).dtype.kind == "f"]
+    output_of = dict(zip(ref_outputs, cand_outputs, strict=False))
+    options: list[tuple[int, float, int, _Value, _Value, tuple[int, ...] | None, str]] = []
+    for r in considered:
+        mine = []
+        rv = np.asarray(ref_sample[r.name])
+        for index, c in present:
+            rank = 0 if output_of.get(r.name) == c.name else name_rank(r, c)
+            if rank is None:
+                continue
+            how = "output" if output_of.get(r.name) == c.name else ("name" if rank == 0 else "scope")
+            cv = np.asarray(cand_sample[c.name])
+            for perm in fits(rv.shape, cv.shape):
+                mine.append((rank, _nsr(rv, to_reference_layout(cv, perm)), index, r, c, perm, how))
+        best = min((o[0] for o in mine), default=None)
+        options += [o for o in mine if o[0] == best]
+    options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
+    taken_ref: dict[str, Match] = {}
+    taken_cand: set[str] = set()
+    for _, _, _, r, c, perm, how in options:
+        if r.name in taken_ref or c.name in taken_cand:
+            continue
+        taken_ref[r.name] = Match(r.name, c.name, perm, how)
+        taken_cand.add(c.name)
+    order = {v.name: i for i, v in enumerate(considered)}
+    matches = sorted(taken_ref.values(), key=lambda m: order[m.reference])
+    by_cand = {c.name: c for _, c in present}
+    fused: dict[str, str] = {}
+    for r in considered:
+        if r.name in taken_ref:
+            continue
+        later = [m for m in matches if order[m.reference] > order[r.name] and name_rank(r, by_cand[m.candidate])]
+        if later:
+            fused[r.name] = later[0].reference
+    unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
+    return Pairing(matches, fused, unmatched, [v.name for v in considered])
+
+
+@dataclass
+class PairError(TensorError):
+    """A pair's error over the samples, with what the judgement reads beyond :class:`TensorError`."""
+
+    max_ref: float = 0.0
+    nonfinite: int = 0
+
+    def add_pair(self, ref: np.ndarray, cand: np.ndarray) -> None:
+        finite = np.isfinite(cand)
+        self.nonfinite += int((~finite).sum())
+        cand = np.where(finite, cand, 0.0)
+        self.add(ref, cand, False)
+        self.max_ref = max(self.max_ref, float(np.abs(ref).max()) if ref.size else 0.0)
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """How one pair is judged: the profile's minimum cosine, or (fp32) a max |Δ| at the tensor's scale."""
+
+    profile: str
+    min_cosine: float | None = None
+    atol: float | None = None
+
+    def judge(self, error: PairError) -> tuple[bool, str]:
+        if error.nonfinite:
+            return False, f"{error.nonfinite} non-finite values"
+        if self.atol is not None:
+            limit = self.atol * max(1.0, error.max_ref)
+            return error.max_abs <= limit, f"max |Δ| {error.max_abs:.3g} vs {limit:.3g}"
+        cosine = error.cosine
+        if cosine is None:  # an all-zero side: passes only if both are
+            both = error.float_energy <= 0 and error.quantized_energy <= 0
+            return both, "both zero" if both else "one side is all zeros"
+        assert self.min_cosine is not None
+        return cosine >= self.min_cosine, f"cosine {cosine:.6f} vs {self.min_cosine}"
+
+    def describe(self) -> str:
+        if self.atol is not None:
+            return f"{self.profile}: max |Δ| ≤ {self.atol:g}·max(1, max|ref|) per tensor"
+        return f"{self.profile}: cosine ≥ {self.min_cosine} per tensor"
+
+
+@dataclass
+class PairResult:
+    match: Match
+    reference: _Value
+    candidate: _Value
+    error: PairError
+    passed: bool
+    detail: str
+    feeders: list[str]
+    fused: list[str]
+    depth: int
+    head: _Value  # the first reference value of the pair's fused block (whose module a fault most likely sits in)
+    status: str = "pass"  # pass | origin (fails, its feeders pass; independent branches may have several) | propagated
+    added_nsr: float = 0.0
+    share: float = 0.0
+    local: dict[str, Any] | None = None  # the candidate op run alone on the reference's inputs (ONNX)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.match
+        return {"reference_name": m.reference, "candidate_name": m.candidate,
+                "module_path": self.head.module_path or self.reference.module_path, "op": self.head.op,
+                "reference_op": self.reference.op, "candidate_op": self.candidate.op,
+                "paired_by": m.how, "layout": LAYOUTS.get(m.perm) if m.perm else None,
+                "permutation": list(m.perm) if m.perm else None,
+                "dequantized": bool(self.candidate.quantized), "fused": self.fused, "feeders": self.feeders,
+                "depth": self.depth, "status": self.status, "passed": self.passed, "detail": self.detail,
+                "metrics": {**self.error.figures(), "max_abs_reference": _significant(self.error.max_ref),
+                            "nonfinite": self.error.nonfinite},
+                "added_nsr": _significant(self.added_nsr), "share": round(self.share, 4),
+                **({"local": self.local} if self.local is not None else {})}
+
+
+def _significant(value: float, digits: int = 6) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{digits}g}")
+
+
+def judge(pairing: Pairing, ref_values: Sequence[_Value], cand_values: Sequence[_Value],
+          errors: Mapping[str, PairError], rule: LayerRule) -> list[PairResult]:
+    """Every pair judged, its feeders found, the origin(s) and propagated failures marked, shares computed."""
+    by_name = {v.name: v for v in ref_values}
+    cand_by_name = {v.name: v for v in cand_values}
+    paired = {m.reference: m for m in pairing.matches}
+    memo: dict[str, list[str]] = {}
+
+    def feeders_of(name: str, depth: int = 0) -> list[str]:
+        """The nearest paired values upstream of ``name``'s inputs."""
+        if name in memo:
+            return memo[name]
+        memo[name] = []
+        found: list[str] = []
+        value = by_name.get(name)
+        for source in (value.inputs if value is not None else ()):
+            if source in paired:
+                found.append(source)
+            elif depth < 500:
+                found += feeders_of(source, depth + 1)
+        memo[name] = list(dict.fromkeys(found))
+        return memo[name]
+
+    fused_into: dict[str, list[str]] = {}
+    for name, into in pairing.fused.items():
+        fused_into.setdefault(into, []).append(name)
+    order = {v.name: i for i, v in enumerate(ref_values)}
+    results: dict[str, PairResult] = {}
+    for depth, m in enumerate(pairing.matches):
+        ref = by_name[m.reference]
+        error = errors[m.reference]
+        passed, detail = rule.judge(error)
+        block = sorted([m.reference, *fused_into.get(m.reference, [])], key=lambda n: order[n])
+        results[m.reference] = PairResult(m, ref, cand_by_name[m.candidate], error, passed, detail,
+                                          feeders_of(m.reference), [n for n in block if n != m.reference], depth,
+                                          by_name[block[0]])
+    failing_upstream: dict[str, bool] = {}
+    for m in pairing.matches:
+        result = results[m.reference]
+        upstream = any((not results[f].passed) or failing_upstream.get(f, False) for f in result.feeders)
+        failing_upstream[m.reference] = upstream
+        if result.passed:
+            continue
+        result.status = "propagated" if upstream else "origin"
+    total = 0.0
+    for result in results.values():
+        own = result.error.nsr()
+        inherited = max((results[f].error.nsr() for f in result.feeders), default=0.0)
+        added = own - inherited if math.isfinite(own) and math.isfinite(inherited) else 0.0
+        result.added_nsr = max(0.0, added)
+        total += result.added_nsr
+    for result in results.values():
+        result.share = result.added_nsr / total if total > 0 else 0.0
+    return [results[m.reference] for m in pairing.matches]
+
+
+def accumulate(pairing: Pairing, samples: Iterable[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]]
+               ) -> dict[str, PairError]:
+    """Each pair's error over the samples (reference run, candidate run)."""
+    errors = {m.reference: PairError() for m in pairing.matches}
+    for ref_run, cand_run in samples:
+        for m in pairing.matches:
+            if m.reference in ref_run and m.candidate in cand_run:
+                ref = np.asarray(ref_run[m.reference], np.float64)
+                cand = to_reference_layout(np.asarray(cand_run[m.candidate], np.float64), m.perm)
+                if ref.shape == cand.shape:
+                    errors[m.reference].add_pair(ref, cand)
+    return errors
+
+
+@dataclass
+class Localization:
+    pairs: list[PairResult]
+    pairing: Pairing
+    rule: LayerRule
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def origins(self) -> list[PairResult]:
+        return [p for p in self.pairs if p.status == "origin"]
+
+    @property
+    def origin(self) -> PairResult | None:
+        return next((p for p in self.pairs if p.status == "origin"), None)
+
+    def worst(self, top: int = 10) -> list[PairResult]:
+        """The pairs whose own (added) error is largest."""
+        ranked = sorted(self.pairs, key=lambda p: -p.added_nsr)
+        return [p for p in ranked if p.added_nsr > 0][:top]
+
+
+def model_explorer_data(localization: Localization, *, metric: str = "sqnr_db") -> dict[str, Any]:
+    """Model Explorer node data (the ``results``/``thresholds`` JSON ai-edge-quantizer's validator writes for it),
+    keyed by the candidate's tensor names: each pair's SQNR in dB, the colour scale red below 10 dB, green above
+    40 dB; the origin's tensor at −1000 so it stands out."""
+    results = {}
+    for p in localization.pairs:
+        value = p.error.figures().get(metric)
+        if value is None:
+            value = 200.0  # identical: no noise
+        if p.status == "origin":
+            value = -1000.0
+        results[p.match.candidate] = {"value": float(value) if math.isfinite(value) else -1000.0}
+    thresholds = [{"value": -1000, "bgColor": "rgb(160, 0, 0)"}, {"value": 10, "bgColor": "rgb(230, 80, 40)"},
+                  {"value": 20, "bgColor": "rgb(240, 170, 40)"}, {"value": 40, "bgColor": "rgb(200, 220, 60)"},
+                  {"value": 1000, "bgColor": "rgb(80, 190, 90)"}]
+    return {"results": results, "thresholds": thresholds}
