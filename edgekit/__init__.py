@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         import_model,
         inspect_model,
         keygen,
+        localize,
         package,
         quant_report,
         run_pipeline,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     )
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.localization import LocalizeReport
     from edgekit.packaging import PackageResult, VerifyResult
     from edgekit.pipeline.report import PipelineReport
     from edgekit.quant_report import QuantReport
@@ -49,9 +51,10 @@ if TYPE_CHECKING:
 
 _WHERE = {
     **{name: "edgekit.api" for name in ("CheckResult", "bench", "check", "convert", "exit_code", "import_model",
-                                        "inspect_model", "keygen", "package", "quant_report", "run_pipeline", "train",
-                                        "validate", "verify_bundle")},
+                                        "inspect_model", "keygen", "localize", "package", "quant_report", "run_pipeline",
+                                        "train", "validate", "verify_bundle")},
     "ConversionResult": "edgekit.conversion", "ImportResult": "edgekit.importing",
+    "LocalizeReport": "edgekit.localization",
     "PackageResult": "edgekit.packaging", "VerifyResult": "edgekit.packaging",
     "PipelineReport": "edgekit.pipeline.report", "QuantReport": "edgekit.quant_report",
     "BenchReport": "edgekit.targets.bench",
@@ -62,10 +65,10 @@ _WHERE = {
 }
 __all__ = [
     "BenchReport", "CheckResult", "ConversionResult", "EdgekitError", "ExitCode", "Format", "ImportResult",
-    "InspectReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "QuantReport", "TrainResult",
+    "InspectReport", "LocalizeReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "QuantReport", "TrainResult",
     "VerifyResult",
-    "__version__", "bench", "check", "convert", "exit_code", "import_model", "inspect_model", "keygen", "package",
-    "quant_report", "run_pipeline", "train", "validate", "verify_bundle",
+    "__version__", "bench", "check", "convert", "exit_code", "import_model", "inspect_model", "keygen", "localize",
+    "package", "quant_report", "run_pipeline", "train", "validate", "verify_bundle",
 ]
 
 

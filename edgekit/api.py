@@ -33,6 +33,7 @@ from edgekit.toolkit.contract.options import Device, Layout, QuantMode
 if TYPE_CHECKING:
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
+    from edgekit.localization import LocalizeReport
     from edgekit.inspection import InspectReport
     from edgekit.packaging import KeyPair, PackageResult, VerifyResult
     from edgekit.pipeline.gate import Verdict
@@ -219,6 +220,26 @@ def quant_report(model: PathLike, artifact: PathLike, *, data: str | None = None
 
     return _run(f"reporting {artifact}'s layers", lambda: report(model, artifact, data=data, samples=samples),
                 trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
+
+
+def localize(reference: PathLike, candidate: PathLike, *, data: str | None = None, samples: int = 32,
+             profile: str = "auto", taps: bool = False, taps_source: PathLike | None = None,
+             input_ranges: Ranges = None, trust: bool = False, timeout: float | None = None,
+             memory_limit_mb: int | None = None, isolate: bool = True) -> LocalizeReport:
+    """Where ``candidate`` (a conversion of ``reference``) parts from it: both run on the same inputs with every
+    intermediate value captured, the values paired by the names the converters keep (up to layout and
+    quantization) and judged under the candidate's precision profile. ``.origin`` is the first failing pair whose
+    feeders pass (None when none fails); ``.passed``; ``.to_dict()``. ``taps``: an ExecuTorch candidate is lowered
+    again from its source (``taps_source``, default the one its sidecar names) with every op's value tapped."""
+    from edgekit.localization import localize as run_localize
+    from edgekit.validators.tolerances import Profile
+
+    chosen = _value(Profile, profile, "profile", [p.value for p in Profile])
+    ranges = _ranges(input_ranges)
+    return _run(f"localizing {candidate} against {reference}", lambda: run_localize(
+        reference, candidate, data=data, samples=samples, profile=chosen.value, taps=taps, taps_source=taps_source,
+        input_ranges=ranges),
+        trust=trust, timeout=timeout, memory_limit_mb=memory_limit_mb, isolate=isolate)
 
 
 def _tolerance(value: float | Mapping[str, float] | None, name: str) -> tuple[float | None, tuple]:

@@ -481,6 +481,8 @@ def validate(
     json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the versioned JSON "
                                           "report here."),
     junit_file: Path | None = typer.Option(None, "--junit", help="Write JUnit XML (a test case per output and check)."),
+    localize_on_fail: bool = typer.Option(False, "--localize", help="On FAIL, run edgekit localize on the same data "
+                                          "and print where the numbers part (the layer, its module path)."),
     force: bool = typer.Option(False, "--force", help="Replace existing report files."),
 ) -> None:
     """Numerical parity of a converted model against its original: PASS (exit 0) or FAIL (exit 1).
@@ -507,7 +509,78 @@ def validate(
     _write_json(json_file, report.to_dict(), force)
     if junit_file is not None:
         write_bytes_atomic(junit_file, report.to_junit().encode(), force=force)
+    if localize_on_fail and not report.passed:
+        from edgekit.api import localize as localize_models
+        from edgekit.render import render_localize
+
+        with _frameworks_quiet("localize"):
+            found = localize_models(reference, candidate, data=data, samples=min(samples, 32), profile=profile.value,
+                                    input_ranges=parse_input_ranges(input_range), **_limits())
+        if json_out:
+            typer.echo(jsonio.dumps({"localize": found.to_dict()}))
+        else:
+            render_localize(found.to_dict())
     _finish(report, f"parity FAIL: {'; '.join(report.failures())}")
+
+
+@app.command()
+@handle_errors
+def localize(
+    reference: Path = typer.Argument(..., show_default=False, help="The original model (.pt2, .keras/.h5, .onnx, "
+                                     ".tflite)."),
+    candidate: Path = typer.Argument(..., show_default=False, help="Its conversion (.onnx, .tflite, .pte, .pt2)."),
+    data: str | None = typer.Option(None, "--data", help="FILE.npz (one array per input name), digits, IMAGE_DIR "
+                                    "or random; default: the model's own test split, else its synthetic inputs."),
+    samples: int = typer.Option(32, "--samples", help="At most this many samples."),
+    input_range: list[str] = typer.Option([], "--input-range", metavar="NAME=LOW:HIGH", help=_RANGE_HELP),
+    profile: Profile = typer.Option(Profile.AUTO, "--profile", help="auto (from the candidate's precision), fp32, "
+                                    "fp16, dynamic or int8: how each layer is judged."),
+    taps: bool = typer.Option(False, "--taps", help="ExecuTorch: lower the program again from its source by its "
+                              "recipe with every op's value tapped (intermediate_output_tap), to see inside delegates."),
+    taps_source: Path | None = typer.Option(None, "--taps-source", metavar="FILE", help="The .pt2 the program was "
+                                            "converted from (default: the one its sidecar names)."),
+    top: int = typer.Option(10, "--top", help="Layers shown in the terminal (JSON and HTML hold all)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the versioned JSON report on stdout."),
+    json_file: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the JSON report here."),
+    html_file: Path | None = typer.Option(None, "--html", metavar="FILE", help="Write an HTML page: the error of "
+                                          "every layer against its depth, the origin marked."),
+    me_file: Path | None = typer.Option(None, "--me-json", metavar="FILE", help="Write Model Explorer node data "
+                                        "(each candidate tensor's SQNR), to overlay on the candidate's graph."),
+    force: bool = typer.Option(False, "--force", help="Replace existing report files."),
+) -> None:
+    """Where a conversion's numbers part from its original's: the first layer that fails while its inputs pass.
+
+    Runs both on the same inputs with every intermediate value captured (FX interpreter, Keras layers, onnxruntime
+    with every node output, LiteRT with all tensors preserved, ExecuTorch taps), pairs them by the names converters
+    keep (up to NCHW/NHWC and quantization), judges each under the candidate's precision profile and names the
+    origin: reference and candidate names, module path, op. Exit 0 when no layer fails, 1 when one does.
+    """
+    from edgekit.api import localize as localize_models
+    from edgekit.render import render_localize
+    from edgekit.toolkit.contract.domains import parse_input_ranges
+    from edgekit.toolkit.fsutil import write_bytes_atomic
+
+    _check_outputs(force, json_file, html_file, me_file)
+    with _frameworks_quiet("localize"):
+        report = localize_models(reference, candidate, data=data, samples=samples, profile=profile.value, taps=taps,
+                                 taps_source=taps_source, input_ranges=parse_input_ranges(input_range), **_limits())
+    data_out = report.to_dict()
+    if json_out:
+        typer.echo(jsonio.dumps(data_out))
+    else:
+        render_localize(data_out, top=top)
+    _write_json(json_file, data_out, force)
+    if html_file is not None:
+        from edgekit.localization import localize_html
+
+        write_bytes_atomic(html_file, localize_html(data_out).encode(), force=force)
+    if me_file is not None:
+        from edgekit.validators.localize import model_explorer_data
+
+        _write_json(me_file, model_explorer_data(report.localization), force)
+    origin = data_out["origin"]
+    _finish(report, f"localize: {'origin ' + (origin['module_path'] or origin['reference_name']) if origin else 'the outputs differ'}"
+                    f" ({origin['reference_name'] + ' ↔ ' + origin['candidate_name'] if origin else 'no layer fails first'})")
 
 
 @app.command("quant-report")

@@ -324,6 +324,57 @@ def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
         console.print(f"  note      {escape(note)}")
 
 
+def render_localize(report: dict[str, Any], top: int = 10) -> None:
+    """The origin first, then the worst layers by the error they add; matching, instruments, deployed outputs."""
+    def number(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    def row(pair: dict[str, Any]) -> list[str]:
+        m = pair["metrics"]
+        colour = {"origin": "red", "propagated": "yellow"}.get(pair["status"], "green")
+        where = pair["module_path"] or pair["reference_name"]
+        cand = pair["candidate_name"]
+        cand = cand if len(cand) <= 40 else "…" + cand[-39:]
+        return [escape(where), escape(f"{pair['reference_name']} ↔ {cand}"), escape(pair["op"]),
+                escape(pair["layout"] or "-"), f"[{colour}]{pair['status']}[/{colour}]", number(m["sqnr_db"], ".1f"),
+                number(m["cosine"], ".5f"), number(m["max_abs_diff"], ".4g")]
+
+    pairs = {p["reference_name"]: p for p in report["pairs"]}
+    shown = [*report["origins"], *(n for n in report["worst"] if n not in report["origins"])][:top]
+    cells = [row(pairs[name]) for name in shown] if not report["passed"] else []
+    head = ("module", "reference ↔ candidate", "op", "layout", "status", "SQNR dB", "cosine", "max |Δ|")
+    if cells:
+        _emit_table(head, cells, title=f"Where {Path(report['candidate']).name} parts from "
+                                       f"{Path(report['reference']).name}: origin first, then the layers adding most "
+                                       "error")
+    origin = report["origin"]
+    if origin is not None:
+        local = origin.get("local")
+        console.print(f"[red]origin[/red]    {escape(origin['module_path'] or origin['reference_name'])} "
+                      f"({escape(origin['op'])}): reference {escape(origin['reference_name'])} ↔ candidate "
+                      f"{escape(origin['candidate_name'])}; {escape(origin['detail'])}"
+                      + (f"; fused with {escape(', '.join(origin['fused']))}" if origin["fused"] else ""))
+        if local and "metrics" in local:
+            console.print(f"  alone     {escape(local['meaning'])} ({escape(local['detail'])})")
+    elif report["passed"]:
+        console.print(f"[green]PASS[/green]      no pair fails ({escape(report['rule'])})")
+    unmatched = report["unmatched"]
+    console.print(f"  matched   {100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
+                  f"({report['matched']} paired, {len(report['fused'])} fused into a pair)"
+                  + (f"; unmatched: {escape(', '.join(unmatched[:8]))}{'…' if len(unmatched) > 8 else ''}"
+                     if unmatched else ""))
+    console.print(f"  rule      {escape(report['rule'])}; data {escape(report['data'])}")
+    console.print(f"  traced    reference: {escape(report['instruments']['reference'])}; candidate: "
+                  f"{escape(report['instruments']['candidate'])}")
+    for name, figures in report["deployed"].get("outputs", {}).items():
+        instrumented = figures.get("instrumented") or {}
+        console.print(f"  output    {escape(name)}: deployed {'PASS' if figures['passed'] else 'FAIL'} (cosine "
+                      f"{number(figures['cosine'], '.5f')}, max |Δ| {number(figures['max_abs_diff'], '.3g')}); "
+                      f"instrumented cosine {number(instrumented.get('cosine'), '.5f')}")
+    for note in report["notes"]:
+        console.print(f"  note      {escape(note)}")
+
+
 def render_routes(rows: list[dict[str, Any]]) -> None:
     cells = [[row["source"], row["to"], escape(row["converter"]), ", ".join(row["quantize"]),
               (row.get("quantizer") or "-") + (f" (default: {', '.join(row['default_for'])})"

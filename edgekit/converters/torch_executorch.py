@@ -156,6 +156,14 @@ class TorchToExecuTorch(Converter):
         if patched:
             report.details["max_pool2d_strides_made_explicit"] = patched
         total = sum(1 for n in program.graph.nodes if n.op == "call_function")
+        if step.options.debug_taps and step.quantize not in (QuantMode.NONE, QuantMode.FP16):
+            # measured (executorch 1.4.1): a tap between a quantized op and its quantize node breaks XNNPACK's
+            # dq → op → q pattern, the weight's dequantize_per_channel stays outside the delegate, and it has no
+            # portable kernel ("Missing out variants")
+            raise UsageError(f"{step.source_name}: ExecuTorch's taps break the XNNPACK partition of a program "
+                             f"quantized to {step.quantize.value}, so its inside cannot be tapped",
+                             hint="localize the float program with --taps, and the quantized one with quant-report "
+                                  "(torchao's numeric debugger on the same graph)")
         taps = _tapped(program, report) if step.options.debug_taps else None
         try:
             lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])

@@ -70,18 +70,24 @@ def _module_keys(stack: dict | None) -> tuple[str | None, tuple[tuple[str, str],
     entries = [v for v in stack.values() if isinstance(v, tuple) and len(v) >= 2]
     if not entries:
         return None, ()
-    path = str(entries[-1][0])
-    segments, parent = [], ""
+
+    def class_name(cls: Any) -> str:
+        return cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+
+    segments, parent, root = [], "", None
     for entry_path, cls in entries:
         entry_path = str(entry_path)
         if not entry_path:  # the root module: litert-torch's first segment, which the key leaves out
+            root = class_name(cls)
             continue
         relative = entry_path[len(parent) + 1:] if parent and entry_path.startswith(parent + ".") else entry_path
-        name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
-        segments.append(f"{name}_{relative}")
+        segments.append(f"{class_name(cls)}_{relative}")
         parent = entry_path
+    if not segments:  # an op of the root module's own forward: litert-torch names it by the root class alone
+        return None, ((("litert-root", root),) if root else ())
+    path = str(entries[-1][0])
     # litert-torch names a tensor "pkg.Root/pkg.Class_attr/…": the scope without the root
-    return path, (("module", path), *((("litert", "/".join(segments)),) if segments else ()))
+    return path, (("module", path), ("litert", "/".join(segments)))
 
 
 def torch_trace(program: Any, spec: IOSpec) -> Trace:
@@ -179,13 +185,31 @@ def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trac
     initializers = {i.name for i in graph.initializer}
     values, exposed = [], []
     outputs = [o.name for o in graph.output]
+    producer_of = {o: n for n in graph.node for o in n.output}
+    # QDQ: the value a quantize–dequantize pair hands on is the candidate's (ORT's quantizer also folds a Relu
+    # into the Gemm before it, whose raw output then carries the Relu's name and only its QDQ pair clamps it)
+    consumers: dict[str, list[Any]] = {}
     for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    after_qdq: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in initializers:
+            dq = [n for n in consumers.get(node.output[0], []) if n.op_type == "DequantizeLinear"]
+            if dq:
+                after_qdq[node.input[0]] = dq[0].output[0]
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            exposed += [o for o in node.output if o]
+            continue
         for out in node.output:
             if not out:
                 continue
             scopes, module = _onnx_scopes(node, out)
-            values.append(Value(out, node.op_type, tuple(i for i in node.input if i and i not in initializers),
-                                module, (("module", module),) if module else (), scopes, node.name or out))
+            values.append(Value(out, node.op_type, tuple(_through_qdq(i, producer_of) for i in node.input
+                                                         if i and i not in initializers),
+                                module, (("module", module),) if module else (), scopes, node.name or out,
+                                quantized=out in after_qdq))
             exposed.append(out)
     have = set(outputs)
     for name in exposed:
@@ -204,10 +228,23 @@ def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trac
         inputs = {i.name: given[n] for i, n in zip(session.get_inputs(), spec.input_names, strict=True)}
         found = {name: np.asarray(v) for name, v in zip(names, session.run(None, inputs), strict=True)
                  if isinstance(v, np.ndarray)}
+        for name, dequantized in after_qdq.items():
+            if dequantized in found:
+                found[name] = found[dequantized]
         return {**inputs, **found}  # the inputs too: a node run alone is fed them
 
     return Trace("onnx", "onnxruntime, every node output exposed, graph optimisation off", values, outputs, run,
                  path=path)
+
+
+def _through_qdq(name: str, producer_of: dict[str, Any]) -> str:
+    """The value a node reads, seen through the quantize–dequantize pairs in front of it."""
+    for _ in range(4):
+        node = producer_of.get(name)
+        if node is None or node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            return name
+        name = node.input[0]
+    return name
 
 
 def _dequantize(value: np.ndarray, details: dict[str, Any]) -> np.ndarray:

@@ -80,6 +80,8 @@ def name_rank(ref: _Value, cand: _Value) -> int | None:
             return 1
         if kind == "litert" and key and any(s == key or s.endswith("/" + key) for s in cand.scopes):
             return 1
+        if kind == "litert-root" and key in cand.scopes:
+            return 1
         if kind == "layer":
             pattern = re.compile(re.escape(key) + r"(_\d+)?")
             if any(pattern.fullmatch(seg) for s in cand.scopes for seg in _segments(s)):
