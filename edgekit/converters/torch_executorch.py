@@ -116,16 +116,50 @@ def _fp16_refused(step: StepInput, exc: Exception) -> BackendError:
                              "(their converters cast at the tensor level)")
 
 
+def _is_quantize(node: torch.fx.Node) -> bool:
+    name = str(node.target)
+    return "quantize" in name and "dequantize" not in name
+
+
+def _static_scale(node: torch.fx.Node) -> tuple[float, int] | None:
+    """A quantize node's scale and zero point when they are constants (static activation quantization)."""
+    if node.op != "call_function" or not _is_quantize(node) or len(node.args) < 3:
+        return None
+    scale, zero = node.args[1], node.args[2]
+    return (float(scale), int(zero)) if isinstance(scale, float) and isinstance(zero, int) else None
+
+
 def _tapped(program: torch.export.ExportedProgram, report: StepReport) -> list[dict]:
     """Tap every op's output in place (FULL_TENSOR: the value itself, appended to the program's outputs; taps
-    survive partitioning, so a delegate returns them too). The specs go to the step's details."""
-    from executorch.devtools.intermediate_output_tap import FULL_TENSOR, select_all_call_function, tap_intermediate_outputs_
+    survive partitioning, so a delegate returns them too). The specs go to the step's details.
 
+    In a statically quantized program an op's output goes into its quantize node (through a fused activation), and a
+    tap anywhere inside breaks XNNPACK's dq → op → q pattern (measured, executorch 1.4.1: the weight's
+    dequantize_per_channel then stays outside the delegate and has no portable kernel). There only the quantize
+    nodes are tapped — the int8
+    value the next op reads, with its scale and zero point, under the name of the op it quantizes. Quantize,
+    dequantize and qparams ops themselves are never tapped."""
+    from executorch.devtools.intermediate_output_tap import FULL_TENSOR, tap_intermediate_outputs_
+
+    static = any(_static_scale(n) is not None for n in program.graph.nodes)
+
+    def selected(node: torch.fx.Node) -> bool:
+        if node.op != "call_function" or not isinstance(node.meta.get("val"), torch.Tensor):
+            return False
+        if static:  # only the quantize nodes of ops' outputs: any other tap splits a fused dq → op → (act) → q
+            return _static_scale(node) is not None and node.args[0].op == "call_function"
+        name = str(node.target)
+        return "quantize" not in name and "choose_qparams" not in name
+
+    scales = {n.name: (n.args[0].name, _static_scale(n)) for n in program.graph.nodes if _static_scale(n)}
     users = len(program.graph_signature.user_outputs)
-    _, specs = tap_intermediate_outputs_(program, rules=[(select_all_call_function(), FULL_TENSOR)],
-                                         error_on_empty=False)
-    taps = [{"node_name": s.node_name, "op_target": s.op_target, "output_index": s.output_index,
-             "module_path": s.module_path, "module_class": s.module_class} for s in specs]
+    _, specs = tap_intermediate_outputs_(program, rules=[(selected, FULL_TENSOR)], error_on_empty=False)
+    taps = []
+    for s in specs:
+        source, qparams = scales.get(s.node_name, (s.node_name, None))
+        taps.append({"node_name": source, "op_target": s.op_target, "output_index": s.output_index,
+                     "module_path": s.module_path, "module_class": s.module_class,
+                     **({"scale": qparams[0], "zero_point": qparams[1]} if qparams else {})})
     report.details["taps"] = taps
     report.details["user_outputs"] = users
     return taps
@@ -156,14 +190,6 @@ class TorchToExecuTorch(Converter):
         if patched:
             report.details["max_pool2d_strides_made_explicit"] = patched
         total = sum(1 for n in program.graph.nodes if n.op == "call_function")
-        if step.options.debug_taps and step.quantize not in (QuantMode.NONE, QuantMode.FP16):
-            # measured (executorch 1.4.1): a tap between a quantized op and its quantize node breaks XNNPACK's
-            # dq → op → q pattern, the weight's dequantize_per_channel stays outside the delegate, and it has no
-            # portable kernel ("Missing out variants")
-            raise UsageError(f"{step.source_name}: ExecuTorch's taps break the XNNPACK partition of a program "
-                             f"quantized to {step.quantize.value}, so its inside cannot be tapped",
-                             hint="localize the float program with --taps, and the quantized one with quant-report "
-                                  "(torchao's numeric debugger on the same graph)")
         taps = _tapped(program, report) if step.options.debug_taps else None
         try:
             lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])

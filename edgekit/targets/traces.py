@@ -173,7 +173,7 @@ def _onnx_scopes(node: Any, value: str) -> tuple[tuple[str, ...], str | None]:
             parts = []
         module = parts[-2] if len(parts) >= 2 else None  # the last scope is the FX node itself
         return (("module:" + module,) if module else ()), module
-    return (value.split(":")[0],), None
+    return (value.split(":")[0].removesuffix("_QuantizeLinear_Input"),), None
 
 
 def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trace:
@@ -199,7 +199,7 @@ def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trac
             if dq:
                 after_qdq[node.input[0]] = dq[0].output[0]
     for node in graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not set(node.output) & set(outputs):
             exposed += [o for o in node.output if o]
             continue
         for out in node.output:
@@ -316,7 +316,8 @@ def executorch_trace(path: Path, spec: IOSpec, adapt: Callable, taps: list[dict[
     notes = []
     if taps:
         values = [Value(t["node_name"], _op_name(str(t.get("op_target", ""))), (), t.get("module_path"),
-                        scopes=(t["node_name"],)) for t in taps]
+                        scopes=(t["node_name"],), quantized="scale" in t) for t in taps]
+        qparams = {int(t["output_index"]): (float(t["scale"]), int(t["zero_point"])) for t in taps if "scale" in t}
         values += [Value(name, "output") for name in outputs]
         instrument = "ExecuTorch runtime, intermediate-output taps (every op's value a program output)"
         named = {int(t["output_index"]): t["node_name"] for t in taps}
@@ -325,7 +326,7 @@ def executorch_trace(path: Path, spec: IOSpec, adapt: Callable, taps: list[dict[
         label = ", ".join(calls) if calls else "portable kernels"
         values = [Value(name, "delegate call" if calls else "output") for name in outputs]
         instrument = f"ExecuTorch runtime, outputs only ({label})"
-        named = {}
+        named, qparams = {}, {}
         if calls:
             notes.append(f"{path.name} runs as {label}: a delegate computes its block as one call and shows only its "
                          "outputs; to see inside, convert with --debug-taps (ExecuTorch's intermediate-output taps) "
@@ -338,7 +339,11 @@ def executorch_trace(path: Path, spec: IOSpec, adapt: Callable, taps: list[dict[
         found = {name: np.asarray(result[i]) for i, name in enumerate(outputs) if i < len(result)}
         for index, name in named.items():
             if index < len(result):
-                found[name] = np.asarray(result[index])
+                value = np.asarray(result[index])
+                if index in qparams:
+                    scale, zero = qparams[index]
+                    value = (value.astype(np.float32) - zero) * scale
+                found[name] = value
         return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in found.items()}
 
     return Trace("executorch", instrument, values, outputs, run, notes, opaque=not taps, path=path)

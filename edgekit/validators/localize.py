@@ -10,7 +10,8 @@ their own scale and zero point. Where a name admits several partners (a fused bl
 absorbed; a scope holds several ops of one shape), the closest on the first sample wins: names narrow the choice to
 one scope, the values only say which op of it. A reference value whose module a paired candidate tensor names but
 that has no tensor of its own was **fused** into that pair (a Conv whose ReLU the converter folded in): it counts as
-matched, and the pair stands for both. ``matched_share`` is the share of reference values paired or fused.
+matched, and the pair stands for both; so does a value whose only reader is paired and that the candidate never
+materialised (a block fused without names, as an int8 ExecuTorch program shows it). ``matched_share`` is the share of reference values paired or fused.
 
 **Judging.** Each pair's error over all samples — SQNR, cosine, max |Δ| — judged under the candidate's precision
 profile at the tensor's own scale: fp32, max |Δ| ≤ atol·max(1, max|ref|) (parity's atol, 1e-4, grown with the
@@ -161,6 +162,20 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         later = [m for m in matches if order[m.reference] > order[r.name] and name_rank(r, by_cand[m.candidate])]
         if later:
             fused[r.name] = later[0].reference
+    # a value only the next op reads, which the candidate never materialised: fused into that op (an int8
+    # ExecuTorch program tapped at its quantize nodes shows a Conv+ReLU block by the ReLU's output alone)
+    readers: dict[str, list[str]] = {}
+    for v in ref_values:
+        for source in v.inputs:
+            readers.setdefault(source, []).append(v.name)
+    for r in reversed(considered):
+        if r.name in taken_ref or r.name in fused:
+            continue
+        only = readers.get(r.name, [])
+        if len(only) == 1 and r.name not in ref_outputs:
+            into = only[0] if only[0] in taken_ref else fused.get(only[0])
+            if into is not None:
+                fused[r.name] = into
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     return Pairing(matches, fused, unmatched, [v.name for v in considered])
 
