@@ -24,6 +24,7 @@ An instrumented run may compute with other kernels than the deployed one; the ca
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,10 +207,12 @@ def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trac
             if not out:
                 continue
             scopes, module = _onnx_scopes(node, out)
+            keys = (("module", module),) if module else ()
+            if node.name:  # edgekit's ONNX importer names a layer's torch module after its node
+                keys += (("attr", re.sub(r"\W", "_", node.name).strip("_")),)
             values.append(Value(out, node.op_type, tuple(_through_qdq(i, producer_of) for i in node.input
                                                          if i and i not in initializers),
-                                module, (("module", module),) if module else (), scopes, node.name or out,
-                                quantized=out in after_qdq))
+                                module, keys, scopes, node.name or out, quantized=out in after_qdq))
             exposed.append(out)
     have = set(outputs)
     for name in exposed:
@@ -278,6 +281,7 @@ def tflite_trace(path: Path, spec: IOSpec, adapt: Callable) -> Trace:
     made = set(indices) | {d["name"] for d in interp.get_input_details()}
     values = [Value(v.name, v.op, tuple(i for i in v.inputs if i in made), scopes=v.scopes, quantized=v.quantized)
               for v in values]
+    quantized = {v.name: v.quantized for v in values}
     outputs = [d["name"] for d in interp.get_output_details()]
     signatures = interp.get_signature_list()
     runner = interp.get_signature_runner(next(iter(signatures))) if len(signatures) == 1 else None
@@ -293,9 +297,11 @@ def tflite_trace(path: Path, spec: IOSpec, adapt: Callable) -> Trace:
         found = {}
         for name, index in indices.items():
             try:
-                found[name] = _dequantize(interp.get_tensor(index), details[index])
+                value = interp.get_tensor(index)
             except ValueError:  # a tensor the runtime never materialised
                 continue
+            found[name] = _dequantize(value, details[index]) if value.dtype.kind == "f" or quantized[name] \
+                else value.copy()
         return found
 
     return Trace("tflite", "LiteRT interpreter, experimental_preserve_all_tensors (builtin kernels, no XNNPACK)",

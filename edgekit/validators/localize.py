@@ -11,7 +11,9 @@ absorbed; a scope holds several ops of one shape), the closest on the first samp
 one scope, the values only say which op of it. A reference value whose module a paired candidate tensor names but
 that has no tensor of its own was **fused** into that pair (a Conv whose ReLU the converter folded in): it counts as
 matched, and the pair stands for both; so does a value whose only reader is paired and that the candidate never
-materialised (a block fused without names, as an int8 ExecuTorch program shows it). ``matched_share`` is the share of reference values paired or fused.
+materialised when that reader is an activation (an op + activation block fused without names, as an int8 ExecuTorch
+program shows it). A name-matched pair may also stand one activation later on either side (a converter fused the
+activation into the op's output, or split it off again: tf2onnx from TFLite). ``matched_share`` is the share of reference values paired or fused.
 
 **Judging.** Each pair's error over all samples — SQNR, cosine, max |Δ| — judged under the candidate's precision
 profile at the tensor's own scale: fp32, max |Δ| ≤ atol·max(1, max|ref|) (parity's atol, 1e-4, grown with the
@@ -41,6 +43,13 @@ PERMUTATIONS = ((0, 2, 3, 1), (0, 3, 1, 2), (0, 2, 1), (0, 2, 3, 4, 1), (0, 4, 1
 LAYOUTS = {(0, 2, 3, 1): "NCHW → NHWC", (0, 3, 1, 2): "NHWC → NCHW", (0, 2, 1): "NCW ↔ NWC",
            (0, 2, 3, 4, 1): "NCDHW → NDHWC", (0, 4, 1, 2, 3): "NDHWC → NCDHW"}
 FP32_LAYER_ATOL = 1e-4
+# elementwise activations converters fuse into the op before them (or split off it again)
+ACTIVATIONS = {"relu", "relu6", "hardtanh", "clamp", "clip", "sigmoid", "logistic", "tanh", "gelu", "silu",
+               "hardswish", "hard_swish", "leaky_relu", "leakyrelu", "elu", "prelu", "relu_n1_to_1", "activation"}
+
+
+def is_activation(op: str) -> bool:
+    return op.lower().removesuffix("_").split(".")[0] in ACTIVATIONS
 
 
 class _Value(Protocol):
@@ -82,6 +91,8 @@ def name_rank(ref: _Value, cand: _Value) -> int | None:
         if kind == "litert" and key and any(s == key or s.endswith("/" + key) for s in cand.scopes):
             return 1
         if kind == "litert-root" and key in cand.scopes:
+            return 1
+        if kind == "attr" and key and any(s.split("/")[-1].endswith("_" + key) for s in cand.scopes if "/" in s):
             return 1
         if kind == "layer":
             pattern = re.compile(re.escape(key) + r"(_\d+)?")
@@ -130,20 +141,45 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     present = [(i, c) for i, c in enumerate(cand_values)
                if c.name in cand_sample and np.asarray(cand_sample[c.name]).dtype.kind == "f"]
     output_of = dict(zip(ref_outputs, cand_outputs, strict=False))
+    by_cand = {c.name: c for _, c in present}
+    cand_index = {c.name: i for i, c in present}
+    ref_by_name = {v.name: v for v in considered}
+
+    def sole_activation_reader(name: str, values: Sequence[_Value]) -> _Value | None:
+        readers = [v for v in values if name in v.inputs]
+        return readers[0] if len(readers) == 1 and is_activation(readers[0].op) else None
+
     options: list[tuple[int, float, int, _Value, _Value, tuple[int, ...] | None, str]] = []
+
+    def add(r: _Value, c: _Value, rank: int, how: str, into: list) -> None:
+        rv, cv = np.asarray(ref_sample[r.name]), np.asarray(cand_sample[c.name])
+        for perm in fits(rv.shape, cv.shape):
+            into.append((rank, _nsr(rv, to_reference_layout(cv, perm)), cand_index[c.name], r, c, perm, how))
+
+    found: dict[str, list] = {r.name: [] for r in considered}
     for r in considered:
-        mine = []
-        rv = np.asarray(ref_sample[r.name])
-        for index, c in present:
+        for _, c in present:
             rank = 0 if output_of.get(r.name) == c.name else name_rank(r, c)
             if rank is None:
                 continue
             how = "output" if output_of.get(r.name) == c.name else ("name" if rank == 0 else "scope")
-            cv = np.asarray(cand_sample[c.name])
-            for perm in fits(rv.shape, cv.shape):
-                mine.append((rank, _nsr(rv, to_reference_layout(cv, perm)), index, r, c, perm, how))
-        best = min((o[0] for o in mine), default=None)
-        options += [o for o in mine if o[0] == best]
+            add(r, c, rank, how, found[r.name])
+            # a converter that fused the activation after r into r's op names the fused output after r; one that
+            # split an activation off names the op before it: either way the activation's value may be the partner
+            reader = sole_activation_reader(r.name, considered)
+            if reader is not None and reader.name in ref_by_name:
+                add(reader, c, rank, how + "+fused activation", found[reader.name])
+            # split off: the op's bias Add and activation as separate nodes after it (tf2onnx from TFLite)
+            tail = c
+            for _ in range(3):
+                readers = [v for _, v in present if tail.name in v.inputs]
+                if len(readers) != 1 or not (is_activation(readers[0].op) or readers[0].op in ("Add", "BiasAdd")):
+                    break
+                tail = readers[0]
+                add(r, tail, rank, how + "+split activation", found[r.name])
+    for r in considered:
+        best = min((o[0] for o in found[r.name]), default=None)
+        options += [o for o in found[r.name] if o[0] == best]
     options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
     taken_ref: dict[str, Match] = {}
     taken_cand: set[str] = set()
@@ -154,7 +190,6 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         taken_cand.add(c.name)
     order = {v.name: i for i, v in enumerate(considered)}
     matches = sorted(taken_ref.values(), key=lambda m: order[m.reference])
-    by_cand = {c.name: c for _, c in present}
     fused: dict[str, str] = {}
     for r in considered:
         if r.name in taken_ref:
@@ -162,7 +197,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         later = [m for m in matches if order[m.reference] > order[r.name] and name_rank(r, by_cand[m.candidate])]
         if later:
             fused[r.name] = later[0].reference
-    # a value only the next op reads, which the candidate never materialised: fused into that op (an int8
+    # an op only a paired activation reads, which the candidate never materialised: fused into it (an int8
     # ExecuTorch program tapped at its quantize nodes shows a Conv+ReLU block by the ReLU's output alone)
     readers: dict[str, list[str]] = {}
     for v in ref_values:
@@ -172,10 +207,9 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         if r.name in taken_ref or r.name in fused:
             continue
         only = readers.get(r.name, [])
-        if len(only) == 1 and r.name not in ref_outputs:
-            into = only[0] if only[0] in taken_ref else fused.get(only[0])
-            if into is not None:
-                fused[r.name] = into
+        if len(only) == 1 and r.name not in ref_outputs and only[0] in taken_ref \
+                and is_activation(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
+            fused[r.name] = only[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     return Pairing(matches, fused, unmatched, [v.name for v in considered])
 
