@@ -233,7 +233,8 @@ def _finish(reference: Path, candidate: Path, ref_trace: Any, cand_trace: Any, f
     if cand_trace.opaque:
         origin = localization.origin
         if origin is not None:
-            notes.append(f"the origin can be no finer than {origin.match.candidate}: {cand_trace.instrument}")
+            notes.append(f"the origin can be no finer than {origin.candidate.op}, which makes {origin.match.candidate}:"
+                         f" the divergence is somewhere inside that call")
     if pairing.matched_share < 0.5 and not cand_trace.opaque:
         notes.append(f"only {len(pairing.matches) + len(pairing.fused)} of the reference's {len(pairing.considered)} "
                      "values found a partner: the converter renamed them beyond what localize reads")
@@ -329,10 +330,10 @@ def _run_alone(onnx: Any, ort: Any, model: Any, node: Any, initializers: dict, f
                runs: list, rule: LayerRule, PairError: Any, to_reference_layout: Any) -> dict[str, Any]:
     from onnx import helper
 
-    inputs = []
-    for name in feeds_from:
-        inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    out = helper.make_tensor_value_info(result.match.candidate, onnx.TensorProto.UNDEFINED, None)
+    declared = {i.name: i for i in model.graph.input}
+    inputs = [declared[name] if kind == "input" else helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+              for name, (kind, _) in feeds_from.items()]
+    out = helper.make_tensor_value_info(result.match.candidate, onnx.TensorProto.FLOAT, None)
     used = [initializers[n] for n in node.input if n in initializers]
     graph = helper.make_graph([node], "alone", inputs, [out], initializer=used)
     single = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)

@@ -328,15 +328,16 @@ def executorch_trace(path: Path, spec: IOSpec, adapt: Callable, taps: list[dict[
         instrument = "ExecuTorch runtime, intermediate-output taps (every op's value a program output)"
         named = {int(t["output_index"]): t["node_name"] for t in taps}
     else:
-        calls = delegate_calls(path)
+        producers = delegate_calls(path)
+        values = [Value(name, producers.get(i, "portable kernels")) for i, name in enumerate(outputs)]
+        calls = sorted(set(producers.values()))
         label = ", ".join(calls) if calls else "portable kernels"
-        values = [Value(name, "delegate call" if calls else "output") for name in outputs]
         instrument = f"ExecuTorch runtime, outputs only ({label})"
         named, qparams = {}, {}
         if calls:
-            notes.append(f"{path.name} runs as {label}: a delegate computes its block as one call and shows only its "
-                         "outputs; to see inside, convert with --debug-taps (ExecuTorch's intermediate-output taps) "
-                         "and localize that program")
+            notes.append(f"{path.name} runs its ops inside {label}: a delegate shows only the outputs of its call, "
+                         "so localize cannot see inside it and reports at the granularity of the call; rerun with "
+                         "--taps to lower the program again with every op's value tapped")
 
     def run(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         given = adapt(feed)
@@ -361,16 +362,23 @@ def _op_name(target: str) -> str:
     return parts[1] if len(parts) >= 2 else target
 
 
-def delegate_calls(path: Path) -> list[str]:
-    """The delegate calls of a .pte's forward plan, as 'XnnpackBackend call 0'."""
+def delegate_calls(path: Path) -> dict[int, str]:
+    """Output index → the delegate call that makes it ('XnnpackBackend call 0'), from a .pte's forward plan."""
     from executorch.exir._serialize._program import deserialize_pte_binary
 
     program = deserialize_pte_binary(path.read_bytes()).program
     plan = next(p for p in program.execution_plan if p.name == "forward")
-    calls = []
+    made: dict[int, str] = {}
+    count = 0
     for chain in plan.chains:
         for instruction in chain.instructions:
             args = instruction.instr_args
             if type(args).__name__ == "DelegateCall":
-                calls.append(f"{plan.delegates[args.delegate_index].id} call {len(calls)}")
-    return calls
+                label = f"{plan.delegates[args.delegate_index].id} call {count}"
+                count += 1
+                for value in args.args:
+                    made[int(value)] = label
+            elif type(args).__name__ == "KernelCall":  # the last instruction to touch an output made it
+                for value in args.args:
+                    made[int(value)] = f"portable kernel {plan.operators[args.op_index].name}"
+    return {i: made[int(v)] for i, v in enumerate(plan.outputs) if int(v) in made}
