@@ -2,23 +2,28 @@
 origin of the divergence (numpy only; :mod:`edgekit.targets.traces` captures the values).
 
 **Pairing.** A reference value and a candidate value are partners when the candidate's name says so — the same
-name (torch.onnx keeps FX node names, a quantizer keeps its float graph's), or a scope the converter left in it
-(the torch module path in ``pkg.torch.onnx.name_scopes``; litert-torch's ``pkg.Class_attr/…`` locations; a Keras
-layer name as a segment of a TFLite or tf2onnx name, with TensorFlow's ``_N`` uniquifier) — and the shapes agree,
-exactly or up to a layout permutation (NCHW ↔ NHWC, NCW ↔ NWC). Quantized candidate tensors arrive dequantized with
-their own scale and zero point. Where a name admits several partners (a fused block's tensor names every module it
-absorbed; a scope holds several ops of one shape), the closest on the first sample wins: names narrow the choice to
-one scope, the values only say which op of it. A reference value whose module a paired candidate tensor names but
-that has no tensor of its own was **fused** into that pair (a Conv whose ReLU the converter folded in): it counts as
-matched, and the pair stands for both; so does a value whose only reader is paired and that the candidate never
-materialised when that reader is an activation (an op + activation block fused without names, as an int8 ExecuTorch
-program shows it). A value no name pairs is paired by position — the unpaired candidate value read from its input's
-partner with a shape that fits, closest first (a decomposition renamed it). A name-matched pair may also stand one activation later on either side (a converter fused the
-activation into the op's output, or split it off again: tf2onnx from TFLite). ``matched_share`` is the share of reference values paired or fused.
+name (torch.onnx keeps FX node names, a quantizer keeps its float graph's, ExecuTorch taps carry FX node names), or a
+scope the converter left in it (the torch module path in ``pkg.torch.onnx.name_scopes``; litert-torch's
+``pkg.Class_attr/…`` locations, matched segment by segment, so ``mid_block`` is never ``block``; a Keras layer name
+as a segment of a TFLite or tf2onnx name, with TensorFlow's ``_N`` uniquifier; edgekit's ONNX importer's module
+named after its node) — and the shapes agree, exactly or up to a layout permutation (NCHW ↔ NHWC, NCW ↔ NWC).
+Quantized candidate tensors arrive dequantized with their own scale and zero point.
+
+Where a name admits several partners (a fused block's tensor names every module it absorbed; a scope holds several
+ops of one shape; a square tensor fits both layouts), the closest on the first sample wins: the names narrow the
+choice to one scope, the values only say which op of it. A name-matched pair may stand one activation later on
+either side (a converter fused the activation into the op's output, or split it off again with the bias Add, as
+tf2onnx does from TFLite). A value no name pairs is paired by position: the unpaired candidate value read from its
+input's partner, with a shape that fits (a decomposition renamed it).
+
+A reference value whose module a paired candidate tensor names, but that has no tensor of its own, was **fused**
+into that pair (a Conv whose ReLU the converter folded in); so was an op only a paired activation reads that the
+candidate never materialised (an int8 ExecuTorch program tapped at its quantize nodes). A fused value counts as
+matched, and the pair stands for the block, named by its first module. ``matched_share`` is the share of reference
+values paired or fused.
 
 **Judging.** Each pair's error over all samples — SQNR, cosine, max |Δ| — judged under the candidate's precision
-profile at the tensor's own scale: fp32, max |Δ| ≤ atol·max(1, max|ref|) (parity's atol, 1e-4, grown with the
-tensor's range); fp16, int8, dynamic and int4, the profile's minimum cosine. Non-finite values always fail.
+profile at the tensor's own scale (:class:`LayerRule`). Non-finite values always fail.
 
 **Origin.** A pair's feeders are the nearest paired values upstream in the reference graph. The origin is the first
 failing pair (in the reference's order) whose feeders all pass; a failing pair with a failing feeder upstream is
@@ -49,8 +54,22 @@ ACTIVATIONS = {"relu", "relu6", "hardtanh", "clamp", "clip", "sigmoid", "logisti
                "hardswish", "hard_swish", "leaky_relu", "leakyrelu", "elu", "prelu", "relu_n1_to_1", "activation"}
 
 
+# ops a converter folds into the op before them: batch norms (into a Conv's weights), and what merely passes a value on
+FOLDABLE = {"batchnormalization", "batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm",
+            "getitem", "dropout", "identity", "alias", "clone", "contiguous", "detach"}
+IDENTITIES = {"dropout", "identity", "alias", "clone", "contiguous", "detach", "lift_fresh_copy"}
+
+
+def _op(op: str) -> str:
+    return op.lower().removesuffix("_").split(".")[0]
+
+
 def is_activation(op: str) -> bool:
-    return op.lower().removesuffix("_").split(".")[0] in ACTIVATIONS
+    return _op(op) in ACTIVATIONS
+
+
+def is_foldable(op: str) -> bool:
+    return _op(op) in ACTIVATIONS or _op(op) in FOLDABLE
 
 
 class _Value(Protocol):
@@ -146,9 +165,22 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     cand_index = {c.name: i for i, c in present}
     ref_by_name = {v.name: v for v in considered}
 
-    def sole_activation_reader(name: str, values: Sequence[_Value]) -> _Value | None:
-        readers = [v for v in values if name in v.inputs]
-        return readers[0] if len(readers) == 1 and is_activation(readers[0].op) else None
+    all_readers: dict[str, list[_Value]] = {}
+    for v in ref_values:
+        for source in v.inputs:
+            all_readers.setdefault(source, []).append(v)
+
+    def folded_after(name: str) -> list[_Value]:
+        """The chain of ops a converter folds into ``name``'s op (BatchNorm, activation, pass-throughs), each the
+        sole reader of the one before."""
+        chain, tail = [], name
+        for _ in range(4):
+            readers = all_readers.get(tail, [])
+            if len(readers) != 1 or not is_foldable(readers[0].op):
+                break
+            tail = readers[0].name
+            chain.append(readers[0])
+        return chain
 
     options: list[tuple[int, float, int, _Value, _Value, tuple[int, ...] | None, str]] = []
 
@@ -165,11 +197,12 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 continue
             how = "output" if output_of.get(r.name) == c.name else ("name" if rank == 0 else "scope")
             add(r, c, rank, how, found[r.name])
-            # a converter that fused the activation after r into r's op names the fused output after r; one that
-            # split an activation off names the op before it: either way the activation's value may be the partner
-            reader = sole_activation_reader(r.name, considered)
-            if reader is not None and reader.name in ref_by_name:
-                add(reader, c, rank, how + "+fused activation", found[reader.name])
+            # a converter that folded the BatchNorm and activation after r into r's op names the folded output
+            # after r; one that split an activation off names the op before it: either way the later value may be
+            # the partner
+            for reader in folded_after(r.name):
+                if reader.name in ref_by_name:
+                    add(reader, c, rank, how + "+fused activation", found[reader.name])
             # split off: the op's bias Add and activation as separate nodes after it (tf2onnx from TFLite)
             tail = c
             for _ in range(3):
@@ -201,7 +234,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         for _, c in present:
             if c.name not in taken_cand and partners & set(c.inputs):
                 add(r, c, 2, "position", near)
-        if near:
+        if len({o[4].name for o in near}) == 1:  # one candidate value only: else the position says nothing
             _, _, _, _, c, perm, how = min(near, key=lambda o: (o[1] if math.isfinite(o[1]) else 1e300, o[2]))
             taken_ref[r.name] = Match(r.name, c.name, perm, how)
             taken_cand.add(c.name)
@@ -220,12 +253,17 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     for v in ref_values:
         for source in v.inputs:
             readers.setdefault(source, []).append(v.name)
+    for r in considered:  # a pass-through (an eval-mode dropout) is its input's value: it stands with its input
+        if r.name not in taken_ref and r.name not in fused and _op(r.op) in IDENTITIES and len(r.inputs) == 1:
+            into = r.inputs[0] if r.inputs[0] in taken_ref else fused.get(r.inputs[0])
+            if into is not None:
+                fused[r.name] = into
     for r in reversed(considered):
         if r.name in taken_ref or r.name in fused:
             continue
         only = readers.get(r.name, [])
         if len(only) == 1 and r.name not in ref_outputs and only[0] in taken_ref \
-                and is_activation(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
+                and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
             fused[r.name] = only[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     return Pairing(matches, fused, unmatched, [v.name for v in considered])
