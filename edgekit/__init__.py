@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
 _WHERE = {
     **{name: "edgekit.api" for name in ("CheckResult", "bench", "check", "convert", "exit_code", "import_model",
-                                        "inspect_model", "keygen", "localize", "package", "quant_report", "run_pipeline",
-                                        "train", "validate", "verify_bundle")},
+                                        "inspect_model", "keygen", "localize", "package", "quant_report",
+                                        "run_pipeline", "train", "validate", "verify_bundle")},
     "ConversionResult": "edgekit.conversion", "ImportResult": "edgekit.importing",
     "LocalizeReport": "edgekit.localization",
     "PackageResult": "edgekit.packaging", "VerifyResult": "edgekit.packaging",
@@ -65,8 +65,8 @@ _WHERE = {
 }
 __all__ = [
     "BenchReport", "CheckResult", "ConversionResult", "EdgekitError", "ExitCode", "Format", "ImportResult",
-    "InspectReport", "LocalizeReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "QuantReport", "TrainResult",
-    "VerifyResult",
+    "InspectReport", "LocalizeReport", "PackageResult", "ParityReport", "PipelineReport", "QuantMode", "QuantReport",
+    "TrainResult", "VerifyResult",
     "__version__", "bench", "check", "convert", "exit_code", "import_model", "inspect_model", "keygen", "localize",
     "package", "quant_report", "run_pipeline", "train", "validate", "verify_bundle",
 ]

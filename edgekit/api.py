@@ -33,8 +33,8 @@ from edgekit.toolkit.contract.options import Device, Layout, QuantMode
 if TYPE_CHECKING:
     from edgekit.conversion import ConversionResult
     from edgekit.importing import ImportResult
-    from edgekit.localization import LocalizeReport
     from edgekit.inspection import InspectReport
+    from edgekit.localization import LocalizeReport
     from edgekit.packaging import KeyPair, PackageResult, VerifyResult
     from edgekit.pipeline.gate import Verdict
     from edgekit.pipeline.report import PipelineReport

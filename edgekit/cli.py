@@ -536,7 +536,8 @@ def localize(
     profile: Profile = typer.Option(Profile.AUTO, "--profile", help="auto (from the candidate's precision), fp32, "
                                     "fp16, dynamic or int8: how each layer is judged."),
     taps: bool = typer.Option(False, "--taps", help="ExecuTorch: lower the program again from its source by its "
-                              "recipe with every op's value tapped (intermediate_output_tap), to see inside delegates."),
+                              "recipe with every op's value tapped (intermediate_output_tap), to see inside "
+                              "delegates."),
     taps_source: Path | None = typer.Option(None, "--taps-source", metavar="FILE", help="The .pt2 the program was "
                                             "converted from (default: the one its sidecar names)."),
     top: int = typer.Option(10, "--top", help="Layers shown in the terminal (JSON and HTML hold all)."),
@@ -579,8 +580,14 @@ def localize(
 
         _write_json(me_file, model_explorer_data(report.localization), force)
     origin = data_out["origin"]
-    _finish(report, f"localize: {'origin ' + (origin['module_path'] or origin['reference_name']) if origin else 'the outputs differ'}"
-                    f" ({origin['reference_name'] + ' ↔ ' + origin['candidate_name'] if origin else 'no layer fails first'})")
+    if origin is not None:
+        from edgekit.render import short_tensor_name
+
+        where = f"origin {origin['module_path'] or origin['reference_name']} ({origin['reference_name']} ↔ " \
+                f"{short_tensor_name(origin['candidate_name'], 60)}; {origin['detail']})"
+    else:
+        where = "the deployed outputs differ while no layer fails (see the notes)"
+    _finish(report, f"localize: {where}")
 
 
 @app.command("quant-report")

@@ -108,9 +108,11 @@ def _open_trace(runtime: Any, path: Path, ref_spec: Any, scratch: Path, *, refer
         specs, users = taps if taps is not None else (None, len(spec.outputs))
         return traces.executorch_trace(path, spec, adapt, specs, users)
     allowed = REFERENCES if reference else CANDIDATES
-    raise UsageError(f"{path.name}: localize cannot trace a {fmt.value} {'reference' if reference else 'candidate'}"
-                     f" (a {'TorchScript module runs as one graph and shows no intermediate values' if fmt is Format.TORCHSCRIPT else 'format without an instrument here'})",
-                     hint=f"{'references' if reference else 'candidates'}: {', '.join(f.value for f in allowed)}")
+    why = ("a TorchScript module runs as one inlined graph and keeps neither module paths nor op names to pair by"
+           if fmt is Format.TORCHSCRIPT else "edgekit has no instrument that shows its intermediate values")
+    role = "references" if reference else "candidates"
+    raise UsageError(f"{path.name}: localize cannot trace a {fmt.value} {role[:-1]} ({why})",
+                     hint=f"{role}: {', '.join(f.value for f in allowed)}")
 
 
 def _adapted(trace: Any, adapt: Any) -> Any:
@@ -155,7 +157,6 @@ def localize(reference: str | os.PathLike[str], candidate: str | os.PathLike[str
     """Trace both models, pair their values and find where they part (module docstring)."""
     from edgekit.targets import open_runtime
     from edgekit.toolkit.contract.artifact import read_sidecar
-    from edgekit.validators import localize as logic
     from edgekit.validators.parity import _profile, input_adapter, parity_inputs
     from edgekit.validators.tolerances import Profile
 

@@ -324,6 +324,18 @@ def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
         console.print(f"  note      {escape(note)}")
 
 
+def short_tensor_name(name: str, width: int = 40) -> str:
+    """A converter's long tensor name as a reader scans it: a fused litert-torch/TFLiteConverter name by the last
+    segment of its first scoped location ('…/torch.nn.modules.linear.Linear_fc2'), else its tail."""
+    if len(name) <= width:
+        return name
+    scoped = [part for part in name.split(";") if "/" in part]
+    if scoped:
+        tail = "…/" + scoped[0].rsplit("/", 1)[-1]
+        return tail if len(tail) <= width else "…" + tail[-(width - 1):]
+    return "…" + name[-(width - 1):]
+
+
 def render_localize(report: dict[str, Any], top: int = 10) -> None:
     """The origin first, then the worst layers by the error they add; matching, instruments, deployed outputs."""
     def number(value: Any, spec: str) -> str:
@@ -333,8 +345,7 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         m = pair["metrics"]
         colour = {"origin": "red", "propagated": "yellow"}.get(pair["status"], "green")
         where = pair["module_path"] or pair["reference_name"]
-        cand = pair["candidate_name"]
-        cand = cand if len(cand) <= 40 else "…" + cand[-39:]
+        cand = short_tensor_name(pair["candidate_name"])
         return [escape(where), escape(f"{pair['reference_name']} ↔ {cand}"), escape(pair["op"]),
                 escape(pair["layout"] or "-"), f"[{colour}]{pair['status']}[/{colour}]", number(m["sqnr_db"], ".1f"),
                 number(m["cosine"], ".5f"), number(m["max_abs_diff"], ".4g")]
@@ -352,7 +363,7 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         local = origin.get("local")
         console.print(f"[red]origin[/red]    {escape(origin['module_path'] or origin['reference_name'])} "
                       f"({escape(origin['op'])}): reference {escape(origin['reference_name'])} ↔ candidate "
-                      f"{escape(origin['candidate_name'])}; {escape(origin['detail'])}"
+                      f"{escape(short_tensor_name(origin['candidate_name'], 60))}; {escape(origin['detail'])}"
                       + (f"; fused with {escape(', '.join(origin['fused']))}" if origin["fused"] else ""))
         if local and "metrics" in local:
             console.print(f"  alone     {escape(local['meaning'])} ({escape(local['detail'])})")
