@@ -59,7 +59,7 @@ class LocalizeReport:
 
     @property
     def passed(self) -> bool:
-        return not any(not p.passed for p in self.localization.pairs) and self.deployed.get("passed", True)
+        return not self.localization.failing and self.deployed.get("passed", True)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -211,8 +211,10 @@ def _finish(reference: Path, candidate: Path, ref_trace: Any, cand_trace: Any, f
     runs = []
     for feed in feeds:
         runs.append((ref_trace.run(feed), cand_trace.run(feed)))
+    layouts = {"torch": logic.CHANNELS_FIRST_TO_LAST, "keras": logic.CHANNELS_LAST_TO_FIRST,
+               "tflite": logic.CHANNELS_LAST_TO_FIRST}.get(ref_trace.kind, logic.PERMUTATIONS)
     pairing = logic.pair(ref_trace.values, runs[0][0], ref_trace.outputs, cand_trace.values, runs[0][1],
-                         cand_trace.outputs)
+                         cand_trace.outputs, layouts)
     errors = logic.accumulate(pairing, runs)
     pairs = logic.judge(pairing, ref_trace.values, cand_trace.values, errors, rule)
     localization = Localization(pairs, pairing, rule)
@@ -231,6 +233,12 @@ def _finish(reference: Path, candidate: Path, ref_trace: Any, cand_trace: Any, f
         else:
             notes.append("the instrumented run's outputs differ from the deployed run's (other kernels); the layers "
                          "are those of the instrumented run")
+    if localization.absorbed:
+        names = ", ".join(p.head.module_path or p.match.reference for p in localization.absorbed[:6])
+        notes.append(f"{len(localization.absorbed)} pair(s) differ but every pair they feed agrees again ({names}"
+                     f"{', …' if len(localization.absorbed) > 6 else ''}): the converter computed them another way "
+                     "(a scale folded into the next weights, a reordered reduction), so they are marked absorbed, "
+                     "not failing")
     if cand_trace.opaque:
         origin = localization.origin
         if origin is not None:
@@ -374,7 +382,7 @@ def localize_html(report: dict[str, Any]) -> str:
     depth = [p["depth"] for p in pairs]
     sqnr = [p["metrics"]["sqnr_db"] if p["metrics"]["sqnr_db"] is not None else 150.0 for p in pairs]
     sqnr = [v if v is not None and math.isfinite(v) else -20.0 for v in sqnr]
-    colours = ["#cf222e" if p["status"] == "origin" else ("#bf8700" if p["status"] == "propagated" else "#0969da")
+    colours = [{"origin": "#cf222e", "propagated": "#bf8700", "absorbed": "#8250df"}.get(p["status"], "#0969da")
                for p in pairs]
     ax.plot(depth, sqnr, color="#8c959f", linewidth=1)
     ax.scatter(depth, sqnr, c=colours, s=22, zorder=3)

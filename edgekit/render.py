@@ -343,7 +343,7 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
 
     def row(pair: dict[str, Any]) -> list[str]:
         m = pair["metrics"]
-        colour = {"origin": "red", "propagated": "yellow"}.get(pair["status"], "green")
+        colour = {"origin": "red", "propagated": "yellow", "absorbed": "magenta"}.get(pair["status"], "green")
         where = pair["module_path"] or pair["reference_name"]
         cand = short_tensor_name(pair["candidate_name"])
         return [escape(where), escape(f"{pair['reference_name']} ↔ {cand}"), escape(pair["op"]),

@@ -75,15 +75,15 @@ def _module_keys(stack: dict | None) -> tuple[str | None, tuple[tuple[str, str],
     def class_name(cls: Any) -> str:
         return cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
 
-    segments, parent, root = [], "", None
+    segments, root = [], None
     for entry_path, cls in entries:
         entry_path = str(entry_path)
         if not entry_path:  # the root module: litert-torch's first segment, which the key leaves out
             root = class_name(cls)
             continue
-        relative = entry_path[len(parent) + 1:] if parent and entry_path.startswith(parent + ".") else entry_path
-        segments.append(f"{class_name(cls)}_{relative}")
-        parent = entry_path
+        # litert-torch names each module by the last segment of its path (backend/debuginfo/_build.py): a
+        # ModuleList's item "encoder.layer.0" is "BertLayer_0", the list itself never being called
+        segments.append(f"{class_name(cls)}_{entry_path.rsplit('.', 1)[-1]}")
     if not segments:  # an op of the root module's own forward: litert-torch names it by the root class alone
         return None, ((("litert-root", root),) if root else ())
     path = str(entries[-1][0])

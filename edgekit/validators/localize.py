@@ -48,6 +48,10 @@ LOCALIZE_VERSION = 1
 PERMUTATIONS = ((0, 2, 3, 1), (0, 3, 1, 2), (0, 2, 1), (0, 2, 3, 4, 1), (0, 4, 1, 2, 3))
 LAYOUTS = {(0, 2, 3, 1): "NCHW → NHWC", (0, 3, 1, 2): "NHWC → NCHW", (0, 2, 1): "NCW ↔ NWC",
            (0, 2, 3, 4, 1): "NCDHW → NDHWC", (0, 4, 1, 2, 3): "NDHWC → NCDHW"}
+# the layout changes a converter can make from a reference of each convention: a channels-first model (torch) may
+# come out channels-last (litert-torch), a channels-last one (Keras, TFLite) channels-first; ONNX holds either
+CHANNELS_FIRST_TO_LAST = ((0, 2, 3, 1), (0, 2, 1), (0, 2, 3, 4, 1))
+CHANNELS_LAST_TO_FIRST = ((0, 3, 1, 2), (0, 2, 1), (0, 4, 1, 2, 3))
 FP32_LAYER_ATOL = 1e-4
 # elementwise activations converters fuse into the op before them (or split off it again)
 ACTIVATIONS = {"relu", "relu6", "hardtanh", "clamp", "clip", "sigmoid", "logistic", "tanh", "gelu", "silu",
@@ -58,6 +62,12 @@ ACTIVATIONS = {"relu", "relu6", "hardtanh", "clamp", "clip", "sigmoid", "logisti
 FOLDABLE = {"batchnormalization", "batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm",
             "getitem", "dropout", "identity", "alias", "clone", "contiguous", "detach"}
 IDENTITIES = {"dropout", "identity", "alias", "clone", "contiguous", "detach", "lift_fresh_copy"}
+# ops that hand on their input's values in another shape, in the same order
+RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze", "expand_dims"}
+# ops that only move values: paired by their own name alone, else they stand with their input. A converter's
+# scope holds many reshapes and transposes of one shape (litert-torch's attention), and what a move gets wrong shows
+# in the first op that computes on it
+MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim"}
 
 
 def _op(op: str) -> str:
@@ -82,12 +92,13 @@ class _Value(Protocol):
     quantized: bool
 
 
-def fits(ref: Sequence[int], cand: Sequence[int]) -> list[tuple[int, ...] | None]:
-    """The layouts in which a candidate shape holds a reference shape: None (same), or the permutation p with
-    candidate = reference.transpose(p)."""
+def fits(ref: Sequence[int], cand: Sequence[int], layouts: Sequence[tuple[int, ...]] = PERMUTATIONS
+         ) -> list[tuple[int, ...] | None]:
+    """The layouts in which a candidate shape holds a reference shape: None (same), or the permutation p (one of
+    ``layouts``) with candidate = reference.transpose(p)."""
     ref, cand = tuple(ref), tuple(cand)
     found: list[tuple[int, ...] | None] = [None] if ref == cand else []
-    for perm in PERMUTATIONS:
+    for perm in layouts:
         if len(perm) == len(ref) and tuple(ref[i] for i in perm) == cand:  # square: both, the values decide
             found.append(perm)
     return found
@@ -155,8 +166,10 @@ class Pairing:
 
 
 def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref_outputs: Sequence[str],
-         cand_values: Sequence[_Value], cand_sample: Mapping[str, np.ndarray], cand_outputs: Sequence[str]) -> Pairing:
-    """Partners by name and shape, ties broken by closeness on one sample (module docstring)."""
+         cand_values: Sequence[_Value], cand_sample: Mapping[str, np.ndarray], cand_outputs: Sequence[str],
+         layouts: Sequence[tuple[int, ...]] = PERMUTATIONS) -> Pairing:
+    """Partners by name and shape (``layouts``: the permutations a candidate may hold a reference tensor in), ties
+    broken by closeness on one sample (module docstring)."""
     considered = [v for v in ref_values if v.name in ref_sample and np.asarray(ref_sample[v.name]).dtype.kind == "f"]
     present = [(i, c) for i, c in enumerate(cand_values)
                if c.name in cand_sample and np.asarray(cand_sample[c.name]).dtype.kind == "f"]
@@ -182,18 +195,16 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             chain.append(readers[0])
         return chain
 
-    options: list[tuple[int, float, int, _Value, _Value, tuple[int, ...] | None, str]] = []
-
     def add(r: _Value, c: _Value, rank: int, how: str, into: list) -> None:
         rv, cv = np.asarray(ref_sample[r.name]), np.asarray(cand_sample[c.name])
-        for perm in fits(rv.shape, cv.shape):
+        for perm in fits(rv.shape, cv.shape, layouts):
             into.append((rank, _nsr(rv, to_reference_layout(cv, perm)), cand_index[c.name], r, c, perm, how))
 
     found: dict[str, list] = {r.name: [] for r in considered}
     for r in considered:
         for _, c in present:
             rank = 0 if output_of.get(r.name) == c.name else name_rank(r, c)
-            if rank is None:
+            if rank is None or (rank and _op(r.op) in MOVES):
                 continue
             how = "output" if output_of.get(r.name) == c.name else ("name" if rank == 0 else "scope")
             add(r, c, rank, how, found[r.name])
@@ -211,21 +222,30 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                     break
                 tail = readers[0]
                 add(r, tail, rank, how + "+split activation", found[r.name])
-    for r in considered:
-        best = min((o[0] for o in found[r.name]), default=None)
-        options += [o for o in found[r.name] if o[0] == best]
-    options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
-    taken_ref: dict[str, Match] = {}
-    taken_cand: set[str] = set()
-    for _, _, _, r, c, perm, how in options:
-        if r.name in taken_ref or c.name in taken_cand:
-            continue
-        taken_ref[r.name] = Match(r.name, c.name, perm, how)
-        taken_cand.add(c.name)
+    consistent = _Dataflow(ref_values, cand_values)
+    banned: set[tuple[str, str]] = set()
+    for _ in range(16):  # a structurally impossible match is banned and the greedy choice made again
+        options = []
+        for r in considered:
+            allowed = [o for o in found[r.name] if (r.name, o[4].name) not in banned]
+            best = min((o[0] for o in allowed), default=None)
+            options += [o for o in allowed if o[0] == best]
+        options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
+        taken_ref: dict[str, Match] = {}
+        taken_cand: set[str] = set()
+        for _, _, _, r, c, perm, how in options:
+            if r.name in taken_ref or c.name in taken_cand:
+                continue
+            taken_ref[r.name] = Match(r.name, c.name, perm, how)
+            taken_cand.add(c.name)
+        wrong = consistent.violations(taken_ref)
+        if not wrong:
+            break
+        banned |= wrong
     # by position: a value no name pairs, read from the partner of one of its inputs with a shape that fits, is that
     # value (torch.onnx decomposes a root-level flatten into a view its name no longer says)
     for r in considered:
-        if r.name in taken_ref:
+        if r.name in taken_ref or _op(r.op) in IDENTITIES | MOVES:  # these stand with their input (below)
             continue
         partners = {taken_ref[i].candidate for i in r.inputs if i in taken_ref}
         if not partners:
@@ -244,17 +264,23 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     for r in considered:
         if r.name in taken_ref:
             continue
-        later = [m for m in matches if order[m.reference] > order[r.name] and name_rank(r, by_cand[m.candidate])]
+        # the first pair r reaches through unpaired values whose candidate tensor names r's scope: the converter
+        # computed r inside it (a fused name may carry scopes from anywhere in the graph, so only what r feeds)
+        later = [name for name in _reached(r.name, all_readers, taken_ref)
+                 if name_rank(r, by_cand[taken_ref[name].candidate])]
         if later:
-            fused[r.name] = later[0].reference
+            fused[r.name] = min(later, key=lambda name: order.get(name, len(order)))
     # an op only a paired activation reads, which the candidate never materialised: fused into it (an int8
     # ExecuTorch program tapped at its quantize nodes shows a Conv+ReLU block by the ReLU's output alone)
     readers: dict[str, list[str]] = {}
     for v in ref_values:
         for source in v.inputs:
             readers.setdefault(source, []).append(v.name)
-    for r in considered:  # a pass-through (an eval-mode dropout) is its input's value: it stands with its input
-        if r.name not in taken_ref and r.name not in fused and _op(r.op) in IDENTITIES and len(r.inputs) == 1:
+    # a pass-through (an eval-mode dropout) or a move no name paired holds its input's values: it stands with its
+    # input (torch.onnx drops a no-op reshape; litert-torch merges reshapes into the ops beside them)
+    for r in considered:
+        if r.name not in taken_ref and r.name not in fused and _op(r.op) in IDENTITIES | MOVES \
+                and len(r.inputs) == 1:
             into = r.inputs[0] if r.inputs[0] in taken_ref else fused.get(r.inputs[0])
             if into is not None:
                 fused[r.name] = into
@@ -267,6 +293,79 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             fused[r.name] = only[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     return Pairing(matches, fused, unmatched, [v.name for v in considered])
+
+
+def _reached(name: str, readers: Mapping[str, Sequence[_Value]], paired: Mapping[str, Match]) -> list[str]:
+    """The paired values ``name`` feeds through unpaired ones."""
+    found, seen, todo = [], {name}, [name]
+    while todo:
+        for reader in readers.get(todo.pop(), ()):
+            if reader.name in seen:
+                continue
+            seen.add(reader.name)
+            if reader.name in paired:
+                found.append(reader.name)
+            else:
+                todo.append(reader.name)
+    return found
+
+
+class _Dataflow:
+    """Structural consistency of a matching: a candidate value can stand for a reference value only if the
+    partners of the reference value's feeders (its nearest matched values upstream) are upstream of it in the
+    candidate's graph. Names alone mislead where a converter renumbers (torch.onnx's decompositions shift its FX
+    names, so its ``view_5`` is another reshape than the reference's) and a scope holds several ops of one shape;
+    the check reads only the two graphs, never the values, so a broken conversion is matched as a sound one is."""
+
+    def __init__(self, ref_values: Sequence[_Value], cand_values: Sequence[_Value]) -> None:
+        self.ref_values = ref_values
+        self.ref_inputs = {v.name: v.inputs for v in ref_values}
+        self.active = any(c.inputs for c in cand_values)  # ExecuTorch taps carry no graph: nothing to check
+        self.bit: dict[str, int] = {}
+        self.upstream: dict[str, int] = {}  # candidate value → bitset of every candidate value upstream of it
+        for c in cand_values:
+            seen = 0
+            for source in c.inputs:
+                seen |= self.upstream.get(source, 0) | (1 << self.bit.setdefault(source, len(self.bit)))
+            self.bit.setdefault(c.name, len(self.bit))
+            self.upstream[c.name] = seen
+
+    def feeders(self, taken: Mapping[str, Match]) -> dict[str, list[str]]:
+        """Each reference value's nearest matched values upstream."""
+        memo: dict[str, list[str]] = {}
+        for v in self.ref_values:  # execution order: every input's entry is made before its readers'
+            found: list[str] = []
+            for source in self.ref_inputs.get(v.name, ()):
+                found += [source] if source in taken else memo.get(source, [])
+            memo[v.name] = list(dict.fromkeys(found))
+        return memo
+
+    def violations(self, taken: Mapping[str, Match]) -> set[tuple[str, str]]:
+        """The matches whose feeders' partners are not upstream of their candidate, in the reference's order; a
+        match fed by one of them is not judged this round (its feeder may move)."""
+        if not self.active:
+            return set()
+        feeders = self.feeders(taken)
+        wrong: set[tuple[str, str]] = set()
+        doubtful: set[str] = set()
+        for v in self.ref_values:
+            match = taken.get(v.name)
+            if match is None:
+                continue
+            mine = feeders.get(v.name, [])
+            if any(f in doubtful for f in mine):
+                doubtful.add(v.name)
+                continue
+            seen = self.upstream.get(match.candidate)
+            if seen is None:
+                continue
+            for f in mine:
+                partner = taken[f].candidate
+                if partner in self.bit and not seen >> self.bit[partner] & 1:
+                    wrong.add((v.name, match.candidate))
+                    doubtful.add(v.name)
+                    break
+        return wrong
 
 
 @dataclass
@@ -337,7 +436,9 @@ class PairResult:
     fused: list[str]
     depth: int
     head: _Value  # the first reference value of the pair's fused block (whose module a fault most likely sits in)
-    status: str = "pass"  # pass | origin (fails, its feeders pass; independent branches may have several) | propagated
+    # pass | origin (fails, its feeders pass; independent branches may have several) | propagated | absorbed (fails,
+    # but every pair it feeds passes: the converter computed it another way, as a scale folded into the next weights)
+    status: str = "pass"
     added_nsr: float = 0.0
     share: float = 0.0
     local: dict[str, Any] | None = None  # the candidate op run alone on the reference's inputs (ONNX)
@@ -399,14 +500,24 @@ def judge(pairing: Pairing, ref_values: Sequence[_Value], cand_values: Sequence[
         results[m.reference] = PairResult(m, ref, cand_by_name[m.candidate], error, passed, detail,
                                           feeders_of(m.reference), [n for n in block if n != m.reference], depth,
                                           by_name[block[0]])
+    # a failing pair carries its error on unless every pair it feeds passes again (or is absorbed itself)
+    readers: dict[str, list[str]] = {}
+    for m in pairing.matches:
+        for f in results[m.reference].feeders:
+            readers.setdefault(f, []).append(m.reference)
+    carries: dict[str, bool] = {}
+    for m in reversed(pairing.matches):
+        result = results[m.reference]
+        later = readers.get(m.reference, [])
+        carries[m.reference] = not result.passed and (not later or any(carries[r] for r in later))
     failing_upstream: dict[str, bool] = {}
     for m in pairing.matches:
         result = results[m.reference]
-        upstream = any((not results[f].passed) or failing_upstream.get(f, False) for f in result.feeders)
+        upstream = any(carries[f] or failing_upstream.get(f, False) for f in result.feeders)
         failing_upstream[m.reference] = upstream
         if result.passed:
             continue
-        result.status = "propagated" if upstream else "origin"
+        result.status = "absorbed" if not carries[m.reference] else "propagated" if upstream else "origin"
     total = 0.0
     for result in results.values():
         own = result.error.nsr()
@@ -447,6 +558,15 @@ class Localization:
     @property
     def origin(self) -> PairResult | None:
         return next((p for p in self.pairs if p.status == "origin"), None)
+
+    @property
+    def failing(self) -> list[PairResult]:
+        """The pairs whose error reaches further: origins and what they propagate to (absorbed ones do not)."""
+        return [p for p in self.pairs if p.status in ("origin", "propagated")]
+
+    @property
+    def absorbed(self) -> list[PairResult]:
+        return [p for p in self.pairs if p.status == "absorbed"]
 
     def worst(self, top: int = 10) -> list[PairResult]:
         """The pairs whose own (added) error is largest."""
