@@ -82,7 +82,8 @@ class LocalizeReport:
                 "origins": [p.match.reference for p in loc.origins],
                 "worst": [p.match.reference for p in loc.worst()],
                 "matched_share": round(pairing.matched_share, 4), "matched": len(pairing.matches),
-                "fused": pairing.fused, "unmatched": pairing.unmatched, "reference_values": len(pairing.considered),
+                "fused": pairing.fused, "unmatched": pairing.unmatched, "constant": pairing.constant,
+                "reference_values": len(pairing.considered) - len(pairing.constant),
                 "pairs": [p.to_dict() for p in loc.pairs], "deployed": self.deployed, "notes": self.notes}
 
 
@@ -214,7 +215,7 @@ def _finish(reference: Path, candidate: Path, ref_trace: Any, cand_trace: Any, f
     layouts = {"torch": logic.CHANNELS_FIRST_TO_LAST, "keras": logic.CHANNELS_LAST_TO_FIRST,
                "tflite": logic.CHANNELS_LAST_TO_FIRST}.get(ref_trace.kind, logic.PERMUTATIONS)
     pairing = logic.pair(ref_trace.values, runs[0][0], ref_trace.outputs, cand_trace.values, runs[0][1],
-                         cand_trace.outputs, layouts)
+                         cand_trace.outputs, layouts, ref_trace.sources)
     errors = logic.accumulate(pairing, runs)
     pairs = logic.judge(pairing, ref_trace.values, cand_trace.values, errors, rule)
     localization = Localization(pairs, pairing, rule)
@@ -236,9 +237,10 @@ def _finish(reference: Path, candidate: Path, ref_trace: Any, cand_trace: Any, f
     if localization.absorbed:
         names = ", ".join(p.head.module_path or p.match.reference for p in localization.absorbed[:6])
         notes.append(f"{len(localization.absorbed)} pair(s) differ but every pair they feed agrees again ({names}"
-                     f"{', …' if len(localization.absorbed) > 6 else ''}): the converter computed them another way "
-                     "(a scale folded into the next weights, a reordered reduction), so they are marked absorbed, "
-                     "not failing")
+                     f"{', …' if len(localization.absorbed) > 6 else ''}): their difference does not reach the "
+                     "outputs, so they are marked absorbed, not failing (a converter that computes them another "
+                     "way, as litert-torch folds attention's 1/√d into the query and key weights, or an error the "
+                     "next layers drown)")
     if cand_trace.opaque:
         origin = localization.origin
         if origin is not None:
@@ -296,12 +298,11 @@ def _deployed(ref_trace: Any, cand_trace: Any, runs: list, deployed_runs: list, 
 
 
 def _local_errors(localization: Localization, trace: Any, runs: list, rule: LayerRule) -> None:
-    """Run each failing pair's ONNX node alone on the reference's values of its inputs (where every input is paired
-    or a graph input): the error the node makes by itself, without what it inherits."""
+    """Run the ONNX nodes that make each failing pair alone, on the reference's values of the paired values they
+    read (graph inputs as given): the error they make by themselves, without what they inherit. A torch Linear is
+    a MatMul and an Add in ONNX: both run, fed at the pair upstream."""
     import onnx
     import onnxruntime as ort
-
-    from edgekit.validators.localize import PairError, to_reference_layout
 
     model = onnx.load(str(trace.path))
     graph = model.graph
@@ -312,44 +313,66 @@ def _local_errors(localization: Localization, trace: Any, runs: list, rule: Laye
     for result in localization.pairs:
         if result.passed:
             continue
-        node = producer.get(result.match.candidate)
-        if node is None:
+        made = _making_nodes(result.match.candidate, producer, initializers, graph_inputs, by_candidate)
+        if made is None:
             continue
-        feeds_from: dict[str, tuple[str, Any]] = {}
-        for name in node.input:
-            if not name or name in initializers:
+        nodes, feeds_from = made
+        try:
+            result.local = _run_alone(onnx, ort, model, [n for n in graph.node if id(n) in nodes], initializers,
+                                      feeds_from, result, runs, rule)
+        except Exception as exc:  # ops that cannot stand alone (an outer-scope subgraph, a sequence): no local error
+            result.local = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+
+
+def _making_nodes(target: str, producer: dict, initializers: dict, graph_inputs: dict, by_candidate: dict,
+                  limit: int = 64) -> tuple[set[int], dict[str, tuple[str, Any]]] | None:
+    """The nodes between ``target`` and the paired values or graph inputs it reads, and those feeds; None when
+    they are too many to say anything local."""
+    nodes: set[int] = set()
+    feeds: dict[str, tuple[str, Any]] = {}
+    todo, seen = [target], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = producer.get(name)
+        if node is None:
+            return None
+        if id(node) in nodes:
+            continue
+        nodes.add(id(node))
+        if len(nodes) > limit:
+            return None
+        for source in node.input:
+            if not source or source in initializers:
                 continue
-            if name in by_candidate:
-                feeds_from[name] = ("pair", by_candidate[name])
-            elif name in graph_inputs:
-                feeds_from[name] = ("input", None)
+            if source in by_candidate:
+                feeds[source] = ("pair", by_candidate[source])
+            elif source in graph_inputs:
+                feeds[source] = ("input", None)
             else:
-                break
-        else:
-            try:
-                local = _run_alone(onnx, ort, model, node, initializers, feeds_from, result, runs, rule,
-                                   PairError, to_reference_layout)
-            except Exception as exc:  # an op that cannot stand alone (a subgraph, a sequence): no local error
-                result.local = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
-                continue
-            result.local = local
+                todo.append(source)
+    return nodes, feeds
 
 
-def _run_alone(onnx: Any, ort: Any, model: Any, node: Any, initializers: dict, feeds_from: dict, result: Any,
-               runs: list, rule: LayerRule, PairError: Any, to_reference_layout: Any) -> dict[str, Any]:
+def _run_alone(onnx: Any, ort: Any, model: Any, nodes: list, initializers: dict, feeds_from: dict, result: Any,
+               runs: list, rule: LayerRule) -> dict[str, Any]:
     from onnx import helper
+
+    from edgekit.validators.localize import PairError, to_reference_layout
 
     declared = {i.name: i for i in model.graph.input}
     inputs = [declared[name] if kind == "input" else helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
               for name, (kind, _) in feeds_from.items()]
     out = helper.make_tensor_value_info(result.match.candidate, onnx.TensorProto.FLOAT, None)
-    used = [initializers[n] for n in node.input if n in initializers]
-    graph = helper.make_graph([node], "alone", inputs, [out], initializer=used)
-    single = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    used = [initializers[n] for n in dict.fromkeys(i for node in nodes for i in node.input) if n in initializers]
+    graph = helper.make_graph(nodes, "alone", inputs, [out], initializer=used)
+    alone = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(single.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(alone.SerializeToString(), options, providers=["CPUExecutionProvider"])
     error = PairError()
     for ref_run, cand_run in runs:
         given = {}
@@ -358,15 +381,20 @@ def _run_alone(onnx: Any, ort: Any, model: Any, node: Any, initializers: dict, f
                 given[name] = np.asarray(cand_run[name])  # the onnx trace returns its (adapted) inputs too
             else:
                 ref_value = np.asarray(ref_run[partner.match.reference], np.float32)
-                given[name] = np.ascontiguousarray(ref_value if partner.match.perm is None
-                                                   else ref_value.transpose(partner.match.perm))
+                ref_value = ref_value if partner.match.perm is None else ref_value.transpose(partner.match.perm)
+                given[name] = np.ascontiguousarray(ref_value.reshape(np.shape(cand_run[name])))
         produced = session.run(None, given)[0]
         error.add_pair(np.asarray(ref_run[result.match.reference], np.float64),
-                       to_reference_layout(np.asarray(produced, np.float64), result.match.perm))
+                       to_reference_layout(np.asarray(produced, np.float64), result.match.perm,
+                                           np.shape(ref_run[result.match.reference])))
     passed, detail = rule.judge(error)
-    return {"metrics": error.figures(), "passed": passed, "detail": detail,
-            "meaning": "the node run alone on the reference's values of its inputs" + (
-                ": it is wrong by itself" if not passed else ": right by itself, its inputs carry the error")}
+    ops = "the node" if len(nodes) == 1 else f"its {len(nodes)} nodes ({', '.join(n.op_type for n in nodes[:4])}" \
+        f"{', …' if len(nodes) > 4 else ''})"
+    return {"metrics": error.figures(), "passed": passed, "detail": detail, "nodes": [n.name or n.output[0]
+                                                                                     for n in nodes],
+            "meaning": f"{ops} run alone on the reference's values of {'its' if len(nodes) == 1 else 'their'} "
+                       "inputs" + (": wrong by itself" if not passed else ": right by itself, its inputs carry the "
+                                   "error")}
 
 
 def localize_html(report: dict[str, Any]) -> str:
@@ -413,7 +441,9 @@ def localize_html(report: dict[str, Any]) -> str:
             f"{esc(Path(report['reference']).name)}</h1><p>{summary}</p>"
             f"<p class='muted'>{esc(report['rule'])}; data: {esc(report['data'])}; matched "
             f"{100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
-            f"(unmatched: {esc(unmatched)}). Reference: {esc(report['instruments']['reference'])}. Candidate: "
+            f"(unmatched: {esc(unmatched)}"
+            + (f"; {len(report['constant'])} more computed from weights alone, folded by the converter"
+               if report["constant"] else "") + f"). Reference: {esc(report['instruments']['reference'])}. Candidate: "
             f"{esc(report['instruments']['candidate'])}.</p>"
             f"<figure><img class='plot' alt='error against depth' src='data:image/png;base64,{chart}'></figure>"
             f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"

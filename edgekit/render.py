@@ -371,7 +371,9 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         console.print(f"[green]PASS[/green]      no pair fails ({escape(report['rule'])})")
     unmatched = report["unmatched"]
     console.print(f"  matched   {100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
-                  f"({report['matched']} paired, {len(report['fused'])} fused into a pair)"
+                  f"({report['matched']} paired, {len(report['fused'])} fused into a pair"
+                  + (f"; {len(report['constant'])} more computed from weights alone, folded by the converter"
+                     if report["constant"] else "") + ")"
                   + (f"; unmatched: {escape(', '.join(unmatched[:8]))}{'…' if len(unmatched) > 8 else ''}"
                      if unmatched else ""))
     console.print(f"  rule      {escape(report['rule'])}; data {escape(report['data'])}")

@@ -20,6 +20,7 @@ import pytest
 from conftest import run_edgekit, strict_json
 
 from edgekit.validators.localize import (
+    CHANNELS_LAST_TO_FIRST,
     LayerRule,
     Localization,
     accumulate,
@@ -58,6 +59,9 @@ def test_layouts_a_candidate_shape_can_hold():
     assert fits((1, 8, 4, 16), (1, 16, 8, 4)) == [(0, 3, 1, 2)]
     assert fits((1, 16, 8, 8), (1, 8, 8, 16)) == [(0, 2, 3, 1)]
     assert fits((1, 512), (1, 256)) == []
+    assert fits((16, 96), (1, 16, 96)) == [None]  # a unit dimension the converter added: the same values
+    assert fits((1, 16, 16, 32), (1, 256, 32)) == [None]  # channels-last rows merged, channels kept
+    assert fits((1, 16, 8, 8), (1, 8, 8, 16), CHANNELS_LAST_TO_FIRST) == []  # not a change from channels-last
 
 
 def test_names_pair_by_module_path_litert_scope_and_keras_layer():
@@ -121,6 +125,91 @@ def test_a_fused_block_is_matched_and_named_by_its_first_module():
     origin = found.origin.to_dict()
     assert origin["module_path"] == "block.0" and origin["fused"] == ["conv"]
     assert origin["layout"] == "NCHW → NHWC" and origin["permutation"] == [0, 2, 3, 1]
+
+
+def _runs(make, samples: int = 3):
+    rng = np.random.default_rng(7)
+    pairs = [make(rng.normal(size=(1, 6))) for _ in range(samples)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def test_renumbered_names_are_paired_by_dataflow_not_by_name():
+    """torch.onnx renumbers FX names after its decompositions: the candidate's ``act_1`` is the reference's
+    ``act_2``. Both are in one scope; the dataflow (which projection each reads) decides, never the values."""
+    scope = (("module", "m"),)
+    ref_values = [V("lin_a", "linear", ("x",), "m", scope), V("lin_b", "linear", ("x",), "m", scope),
+                  V("act_1", "gelu", ("lin_a",), "m", scope), V("act_2", "gelu", ("lin_b",), "m", scope),
+                  V("out", "add", ("act_1", "act_2"), "m", scope)]
+    cand_values = [V("lin_a", "MatMul", ("x",), scopes=("module:m",)),
+                   V("lin_b", "MatMul", ("x",), scopes=("module:m",)),
+                   V("act_1", "Gelu", ("lin_b",), scopes=("module:m",)),
+                   V("act_2", "Gelu", ("lin_a",), scopes=("module:m",)),
+                   V("out", "Add", ("act_1", "act_2"), scopes=("module:m",))]
+
+    def make(x):
+        a, b = x * 2, x - 1
+        ref = {"lin_a": a, "lin_b": b, "act_1": np.tanh(a), "act_2": np.tanh(b), "out": np.tanh(a) + np.tanh(b)}
+        return ref, {"lin_a": a, "lin_b": b, "act_1": np.tanh(b), "act_2": np.tanh(a), "out": ref["out"]}
+
+    ref_runs, cand_runs = _runs(make)
+    found = _localize(ref_values, ref_runs, ["out"], cand_values, cand_runs, ["out"])
+    assert {m.reference: m.candidate for m in found.pairing.matches} == {
+        "lin_a": "lin_a", "lin_b": "lin_b", "act_1": "act_2", "act_2": "act_1", "out": "out"}
+    assert found.origin is None and all(p.passed for p in found.pairs)
+
+
+def test_a_difference_every_reader_undoes_is_absorbed_not_an_origin():
+    """litert-torch folds attention's 1/√d into the query projection's weights: the projection differs, what it
+    feeds agrees again. That pair is absorbed; a fault that reaches the output still has its origin."""
+    ref_values = [V("q", "linear", ("x",), "m.q", (("module", "m.q"),)),
+                  V("s", "mul", ("q",), "m", (("module", "m"),)),
+                  V("o", "linear", ("s",), "m.o", (("module", "m.o"),))]
+    cand_values = [V("tq", scopes=("module:m.q",), inputs=("x",)), V("ts", scopes=("module:m",), inputs=("tq",)),
+                   V("to", scopes=("module:m.o",), inputs=("ts",))]
+
+    def make(x, fault=1.0):
+        q = x * 3
+        return {"q": q, "s": q * 0.25, "o": q * 0.25 + 1}, {"tq": q * 0.25, "ts": q * 0.25, "to": q * 0.25 * fault + 1}
+
+    ref_runs, cand_runs = _runs(make)
+    found = _localize(ref_values, ref_runs, ["o"], cand_values, cand_runs, ["to"])
+    assert [p.status for p in found.pairs] == ["absorbed", "pass", "pass"] and found.origin is None
+    assert not found.failing and found.absorbed[0].match.reference == "q"
+    ref_runs, cand_runs = _runs(lambda x: make(x, fault=1.2))
+    found = _localize(ref_values, ref_runs, ["o"], cand_values, cand_runs, ["to"])
+    assert [p.status for p in found.pairs] == ["absorbed", "pass", "origin"]
+
+
+def test_moves_stand_with_their_input_and_constants_are_not_counted():
+    """A reshape the candidate renamed is its input's values; a position embedding computed from weights alone is
+    folded by converters, and neither counts against the matched share."""
+    ref_values = [V("emb", "embedding", ("ids",), "e", (("module", "e"),)),
+                  V("pos", "embedding", ("position_ids",), "p", (("module", "p"),)),
+                  V("add", "add", ("emb", "pos"), "a", (("module", "a"),)),
+                  V("view", "view", ("add",), "a", (("module", "a"),)),
+                  V("fc", "linear", ("view",), "fc", (("module", "fc"),))]
+    cand_values = [V("emb", inputs=("ids",)), V("add", inputs=("emb",)), V("view_7", inputs=("add",)),
+                   V("fc", inputs=("view_7",))]
+
+    def make(x):
+        pos = np.arange(6.0).reshape(1, 6)
+        ref = {"emb": x, "pos": pos, "add": x + pos, "view": (x + pos).reshape(6, 1), "fc": (x + pos).sum()[None]}
+        return ref, {"emb": x, "add": x + pos, "view_7": (x + pos).reshape(6, 1), "fc": ref["fc"]}
+
+    ref_runs, cand_runs = _runs(make)
+    pairing = pair(ref_values, ref_runs[0], ["fc"], cand_values, cand_runs[0], ["fc"], sources=("ids",))
+    assert pairing.fused == {"view": "add"} and pairing.constant == ["pos"] and not pairing.unmatched
+    assert pairing.matched_share == 1.0 and {m.reference for m in pairing.matches} == {"emb", "add", "fc"}
+
+
+def test_litert_scopes_name_modulelist_items_by_their_index():
+    """litert-torch names each module by the last segment of its path: a ModuleList item is ``BertLayer_0``."""
+    from edgekit.targets.traces import _module_keys
+
+    path, keys = _module_keys({"a": ("", "pkg.Root"), "b": ("encoder", "pkg.Encoder"),
+                               "c": ("encoder.layer.0", "pkg.Layer"), "d": ("encoder.layer.0.dense", "pkg.Linear")})
+    assert path == "encoder.layer.0.dense"
+    assert dict(keys)["litert"] == "pkg.Encoder_encoder/pkg.Layer_0/pkg.Linear_dense"
 
 
 def test_cosine_rule_and_model_explorer_node_data():
@@ -400,3 +489,45 @@ def test_localize_refusals(net, samples, tmp_path):
     kept = run_edgekit("localize", net, onnx_file, "--json-out", tmp_path / "taken.json")
     assert kept.returncode != 0 and (tmp_path / "taken.json").read_text() == "{}"
     assert json.loads(run_edgekit("localize", samples[Format.TORCH_EXPORTED], onnx_file, "--json").stdout)["passed"]
+
+
+@pytest.mark.slow
+def test_a_transformers_bert_is_paired_by_dataflow_and_a_scaled_dense_is_named(tmp_path):
+    """A model edgekit did not write, with integer inputs: transformers' BERT (small config, seeded random weights).
+    Its ONNX and TFLite conversions pass at every layer with nearly every value paired (torch.onnx renumbers the
+    FX names of reshapes, litert-torch names tensors by several modules at once and folds attention's 1/√d into the
+    query and key weights); then one Linear's square weight written transposed in the ONNX file (a classic
+    conversion bug) is named as the origin."""
+    import onnx
+    from onnx import numpy_helper
+    from user_models import save_pt2, transformer
+
+    module, args, _ = transformer("bert")
+    pt2 = save_pt2(module, args, tmp_path / "bert.pt2")
+    reports = {}
+    for to in ("onnx", "tflite"):
+        artifact = tmp_path / f"bert.{to}"
+        made = run_edgekit("convert", pt2, "--to", to, "-o", artifact, "--no-validate")
+        assert made.returncode == 0, made.stderr[-2000:]
+        result, reports[to] = _localize_cli(pt2, artifact, "--samples", "6")
+        assert result.returncode == 0, (result.stderr[-2000:], reports[to] and reports[to]["origins"])
+        assert reports[to]["matched_share"] >= 0.9 and reports[to]["origin"] is None
+    assert reports["onnx"]["matched_share"] == 1.0 and not reports["onnx"]["unmatched"]
+    absorbed = {p["module_path"] for p in reports["tflite"]["pairs"] if p["status"] == "absorbed"}
+    assert absorbed and all(path.endswith((".query", ".key")) for path in absorbed), absorbed
+
+    model = onnx.load(str(tmp_path / "bert.onnx"))
+    dense = "model.bert.encoder.layer.0.attention.output.dense"
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul" and any(
+        p.key == "pkg.torch.onnx.name_scopes" and f"'{dense}'" in p.value for p in n.metadata_props))
+    weight = next(i for i in model.graph.initializer if i.name in matmul.input)
+    values = numpy_helper.to_array(weight)
+    assert values.shape == (32, 32)
+    weight.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(values.T), weight.name))
+    onnx.save(model, str(tmp_path / "broken.onnx"))
+    result, report = _localize_cli(pt2, tmp_path / "broken.onnx", "--samples", "6")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert report["origin"]["module_path"] == dense and report["origins"] == [report["origin"]["reference_name"]]
+    assert report["origin"]["local"]["passed"] is False  # wrong by itself on the reference's inputs
+    upstream = [p for p in report["pairs"] if p["depth"] < report["origin"]["depth"]]
+    assert upstream and all(p["status"] == "pass" for p in upstream)

@@ -62,6 +62,7 @@ class Trace:
     notes: list[str] = field(default_factory=list)
     opaque: bool = False  # the runtime shows nothing but outputs (a delegate call without taps)
     path: Path | None = None
+    sources: tuple[str, ...] | None = None  # the graph inputs' names as values read them (None: not known)
 
 
 def _module_keys(stack: dict | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
@@ -128,7 +129,8 @@ def torch_trace(program: Any, spec: IOSpec) -> Trace:
             recorder.run(*args)
         return recorder.seen
 
-    return Trace("torch", "FX interpreter over the ExportedProgram (eager kernels)", values, outputs, run)
+    return Trace("torch", "FX interpreter over the ExportedProgram (eager kernels)", values, outputs, run,
+                 sources=tuple(n.name for n in module.graph.nodes if n.op == "placeholder"))
 
 
 def keras_trace(model: Any, spec: IOSpec) -> Trace:
@@ -237,7 +239,7 @@ def onnx_trace(path: Path, spec: IOSpec, adapt: Callable, scratch: Path) -> Trac
         return {**inputs, **found}  # the inputs too: a node run alone is fed them
 
     return Trace("onnx", "onnxruntime, every node output exposed, graph optimisation off", values, outputs, run,
-                 path=path)
+                 path=path, sources=tuple(i.name for i in graph.input if i.name not in initializers))
 
 
 def _through_qdq(name: str, producer_of: dict[str, Any]) -> str:
@@ -305,7 +307,7 @@ def tflite_trace(path: Path, spec: IOSpec, adapt: Callable) -> Trace:
         return found
 
     return Trace("tflite", "LiteRT interpreter, experimental_preserve_all_tensors (builtin kernels, no XNNPACK)",
-                 values, outputs, run, path=path)
+                 values, outputs, run, path=path, sources=tuple(d["name"] for d in interp.get_input_details()))
 
 
 def executorch_trace(path: Path, spec: IOSpec, adapt: Callable, taps: list[dict[str, Any]] | None,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,13 +61,15 @@ ACTIVATIONS = {"relu", "relu6", "hardtanh", "clamp", "clip", "sigmoid", "logisti
 # ops a converter folds into the op before them: batch norms (into a Conv's weights), and what merely passes a value on
 FOLDABLE = {"batchnormalization", "batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm",
             "getitem", "dropout", "identity", "alias", "clone", "contiguous", "detach"}
-IDENTITIES = {"dropout", "identity", "alias", "clone", "contiguous", "detach", "lift_fresh_copy"}
+IDENTITIES = {"dropout", "identity", "alias", "clone", "contiguous", "detach", "lift_fresh_copy", "to", "_to_copy",
+              "type_as", "cast"}
 # ops that hand on their input's values in another shape, in the same order
 RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze", "expand_dims"}
 # ops that only move values: paired by their own name alone, else they stand with their input. A converter's
 # scope holds many reshapes and transposes of one shape (litert-torch's attention), and what a move gets wrong shows
 # in the first op that computes on it
-MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim"}
+MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim", "cat", "concat", "concatenate",
+                    "stack", "split", "split_with_sizes", "chunk", "unbind", "slice", "narrow", "expand", "repeat"}
 
 
 def _op(op: str) -> str:
@@ -97,15 +99,30 @@ def fits(ref: Sequence[int], cand: Sequence[int], layouts: Sequence[tuple[int, .
     """The layouts in which a candidate shape holds a reference shape: None (same), or the permutation p (one of
     ``layouts``) with candidate = reference.transpose(p)."""
     ref, cand = tuple(ref), tuple(cand)
-    found: list[tuple[int, ...] | None] = [None] if ref == cand else []
+    found: list[tuple[int, ...] | None] = [None] if ref == cand or _reshaped(ref, cand) else []
     for perm in layouts:
         if len(perm) == len(ref) and tuple(ref[i] for i in perm) == cand:  # square: both, the values decide
             found.append(perm)
     return found
 
 
-def to_reference_layout(value: np.ndarray, perm: tuple[int, ...] | None) -> np.ndarray:
-    return value if perm is None else value.transpose(np.argsort(perm))
+def _reshaped(ref: Sequence[int], cand: Sequence[int]) -> bool:
+    """The same values in the same order under another shape: unit dimensions added or dropped (a [16, 96] addmm
+    computed as [1, 16, 96]), or outer dimensions merged with the innermost kept (a channels-last LayerNorm over
+    [1, 16, 16, C] computed as [1, 256, C])."""
+    ref, cand = tuple(ref), tuple(cand)
+    if tuple(d for d in ref if d != 1) == tuple(d for d in cand if d != 1):
+        return True
+    return bool(ref) and bool(cand) and ref[-1] == cand[-1] and math.prod(ref) == math.prod(cand)
+
+
+def to_reference_layout(value: np.ndarray, perm: tuple[int, ...] | None,
+                        shape: Sequence[int] | None = None) -> np.ndarray:
+    """A candidate value in the reference's layout (``perm`` undone) and, given its ``shape``, unit dimensions."""
+    value = value if perm is None else value.transpose(np.argsort(perm))
+    if shape is not None and value.shape != tuple(shape) and _reshaped(shape, value.shape):
+        value = value.reshape(shape)
+    return value
 
 
 def _segments(scope: str) -> list[str]:
@@ -156,20 +173,25 @@ class Pairing:
     matches: list[Match]
     fused: dict[str, str]  # reference value → the reference value of the pair it was fused into
     unmatched: list[str]
-    considered: list[str]  # reference values with a float tensor (what matched_share is over)
+    considered: list[str]  # reference values with a float tensor
+    # unpaired values computed from weights alone, which a converter folds into constants (a position embedding)
+    constant: list[str] = field(default_factory=list)
 
     @property
     def matched_share(self) -> float:
-        if not self.considered:
+        """Paired or fused over the values a candidate computes at run time (the considered less the constants)."""
+        total = len(self.considered) - len(self.constant)
+        if total <= 0:
             return 0.0
-        return (len(self.matches) + len(self.fused)) / len(self.considered)
+        return (len(self.matches) + len(self.fused)) / total
 
 
 def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref_outputs: Sequence[str],
          cand_values: Sequence[_Value], cand_sample: Mapping[str, np.ndarray], cand_outputs: Sequence[str],
-         layouts: Sequence[tuple[int, ...]] = PERMUTATIONS) -> Pairing:
+         layouts: Sequence[tuple[int, ...]] = PERMUTATIONS, sources: Collection[str] | None = None) -> Pairing:
     """Partners by name and shape (``layouts``: the permutations a candidate may hold a reference tensor in), ties
-    broken by closeness on one sample (module docstring)."""
+    broken by closeness on one sample (module docstring). ``sources``: the reference's graph inputs, which tell
+    the values computed from weights alone (None: not known)."""
     considered = [v for v in ref_values if v.name in ref_sample and np.asarray(ref_sample[v.name]).dtype.kind == "f"]
     present = [(i, c) for i, c in enumerate(cand_values)
                if c.name in cand_sample and np.asarray(cand_sample[c.name]).dtype.kind == "f"]
@@ -198,13 +220,16 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     def add(r: _Value, c: _Value, rank: int, how: str, into: list) -> None:
         rv, cv = np.asarray(ref_sample[r.name]), np.asarray(cand_sample[c.name])
         for perm in fits(rv.shape, cv.shape, layouts):
-            into.append((rank, _nsr(rv, to_reference_layout(cv, perm)), cand_index[c.name], r, c, perm, how))
+            into.append((rank, _nsr(rv, to_reference_layout(cv, perm, rv.shape)), cand_index[c.name], r, c, perm,
+                         how))
 
     found: dict[str, list] = {r.name: [] for r in considered}
     for r in considered:
         for _, c in present:
+            if _op(r.op) in MOVES and output_of.get(r.name) != c.name:
+                continue  # paired as a graph output only (below: it stands with its input)
             rank = 0 if output_of.get(r.name) == c.name else name_rank(r, c)
-            if rank is None or (rank and _op(r.op) in MOVES):
+            if rank is None:
                 continue
             how = "output" if output_of.get(r.name) == c.name else ("name" if rank == 0 else "scope")
             add(r, c, rank, how, found[r.name])
@@ -224,7 +249,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 add(r, tail, rank, how + "+split activation", found[r.name])
     consistent = _Dataflow(ref_values, cand_values)
     banned: set[tuple[str, str]] = set()
-    for _ in range(16):  # a structurally impossible match is banned and the greedy choice made again
+    for _ in range(64):  # structurally impossible matches are banned and the greedy choice made again
         options = []
         for r in considered:
             allowed = [o for o in found[r.name] if (r.name, o[4].name) not in banned]
@@ -233,12 +258,14 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
         taken_ref: dict[str, Match] = {}
         taken_cand: set[str] = set()
-        for _, _, _, r, c, perm, how in options:
+        cost: dict[str, tuple[int, float]] = {}
+        for rank, nsr, _, r, c, perm, how in options:
             if r.name in taken_ref or c.name in taken_cand:
                 continue
             taken_ref[r.name] = Match(r.name, c.name, perm, how)
             taken_cand.add(c.name)
-        wrong = consistent.violations(taken_ref)
+            cost[r.name] = (rank, nsr if math.isfinite(nsr) else 1e300)
+        wrong = consistent.violations(taken_ref, cost)
         if not wrong:
             break
         banned |= wrong
@@ -261,9 +288,16 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     order = {v.name: i for i, v in enumerate(considered)}
     matches = sorted(taken_ref.values(), key=lambda m: order[m.reference])
     fused: dict[str, str] = {}
-    for r in considered:
+    for r in considered:  # execution order: an input's standing is known before its readers'
         if r.name in taken_ref:
             continue
+        # a pass-through (an eval-mode dropout, a cast) or a move holds its input's values: it stands with its
+        # input (torch.onnx drops a no-op reshape; litert-torch merges reshapes into the ops beside them)
+        if _op(r.op) in IDENTITIES | MOVES:
+            into = next((i if i in taken_ref else fused[i] for i in r.inputs if i in taken_ref or i in fused), None)
+            if into is not None:
+                fused[r.name] = into
+                continue
         # the first pair r reaches through unpaired values whose candidate tensor names r's scope: the converter
         # computed r inside it (a fused name may carry scopes from anywhere in the graph, so only what r feeds)
         later = [name for name in _reached(r.name, all_readers, taken_ref)
@@ -276,14 +310,6 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     for v in ref_values:
         for source in v.inputs:
             readers.setdefault(source, []).append(v.name)
-    # a pass-through (an eval-mode dropout) or a move no name paired holds its input's values: it stands with its
-    # input (torch.onnx drops a no-op reshape; litert-torch merges reshapes into the ops beside them)
-    for r in considered:
-        if r.name not in taken_ref and r.name not in fused and _op(r.op) in IDENTITIES | MOVES \
-                and len(r.inputs) == 1:
-            into = r.inputs[0] if r.inputs[0] in taken_ref else fused.get(r.inputs[0])
-            if into is not None:
-                fused[r.name] = into
     for r in reversed(considered):
         if r.name in taken_ref or r.name in fused:
             continue
@@ -292,7 +318,15 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
             fused[r.name] = only[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
-    return Pairing(matches, fused, unmatched, [v.name for v in considered])
+    constant: list[str] = []
+    if sources is not None:
+        dynamic = set(sources)
+        for v in ref_values:
+            if dynamic.intersection(v.inputs):
+                dynamic.add(v.name)
+        constant = [name for name in unmatched if name not in dynamic]
+        unmatched = [name for name in unmatched if name in dynamic]
+    return Pairing(matches, fused, unmatched, [v.name for v in considered], constant)
 
 
 def _reached(name: str, readers: Mapping[str, Sequence[_Value]], paired: Mapping[str, Match]) -> list[str]:
@@ -340,32 +374,35 @@ class _Dataflow:
             memo[v.name] = list(dict.fromkeys(found))
         return memo
 
-    def violations(self, taken: Mapping[str, Match]) -> set[tuple[str, str]]:
-        """The matches whose feeders' partners are not upstream of their candidate, in the reference's order; a
-        match fed by one of them is not judged this round (its feeder may move)."""
+    def violations(self, taken: Mapping[str, Match], cost: Mapping[str, tuple[int, float]]
+                   ) -> set[tuple[str, str]]:
+        """The matches to drop: each edge feeder → value whose partners are not upstream → downstream in the
+        candidate blames one of its two matches, the one in more such edges (a wrong match contradicts its feeders
+        and its readers alike, a right one only the wrong neighbour), else the one paired on weaker evidence (a
+        scope before a name, then the farther value on the first sample)."""
         if not self.active:
             return set()
         feeders = self.feeders(taken)
-        wrong: set[tuple[str, str]] = set()
-        doubtful: set[str] = set()
+        edges = []
         for v in self.ref_values:
             match = taken.get(v.name)
-            if match is None:
-                continue
-            mine = feeders.get(v.name, [])
-            if any(f in doubtful for f in mine):
-                doubtful.add(v.name)
-                continue
-            seen = self.upstream.get(match.candidate)
+            seen = self.upstream.get(match.candidate) if match is not None else None
             if seen is None:
                 continue
-            for f in mine:
+            for f in feeders.get(v.name, []):
                 partner = taken[f].candidate
                 if partner in self.bit and not seen >> self.bit[partner] & 1:
-                    wrong.add((v.name, match.candidate))
-                    doubtful.add(v.name)
-                    break
-        return wrong
+                    edges.append((f, v.name))
+        count: dict[str, int] = {}
+        for edge in edges:
+            for name in edge:
+                count[name] = count.get(name, 0) + 1
+        dropped: set[str] = set()
+        for f, v in edges:
+            if f in dropped or v in dropped:
+                continue
+            dropped.add(max((f, v), key=lambda name: (count[name], cost.get(name, (0, 0.0)))))
+        return {(name, taken[name].candidate) for name in dropped}
 
 
 @dataclass
@@ -538,7 +575,7 @@ def accumulate(pairing: Pairing, samples: Iterable[tuple[Mapping[str, np.ndarray
         for m in pairing.matches:
             if m.reference in ref_run and m.candidate in cand_run:
                 ref = np.asarray(ref_run[m.reference], np.float64)
-                cand = to_reference_layout(np.asarray(cand_run[m.candidate], np.float64), m.perm)
+                cand = to_reference_layout(np.asarray(cand_run[m.candidate], np.float64), m.perm, ref.shape)
                 if ref.shape == cand.shape:
                     errors[m.reference].add_pair(ref, cand)
     return errors
