@@ -83,7 +83,7 @@ class LocalizeReport:
                 "worst": [p.match.reference for p in loc.worst()],
                 "matched_share": round(pairing.matched_share, 4), "matched": len(pairing.matches),
                 "fused": pairing.fused, "unmatched": pairing.unmatched, "constant": pairing.constant,
-                "reference_values": len(pairing.considered) - len(pairing.constant),
+                "unused": pairing.unused, "reference_values": pairing.runtime_values,
                 "pairs": [p.to_dict() for p in loc.pairs], "deployed": self.deployed, "notes": self.notes}
 
 
@@ -397,6 +397,16 @@ def _run_alone(onnx: Any, ort: Any, model: Any, nodes: list, initializers: dict,
                                    "error")}
 
 
+def left_out(report: dict[str, Any]) -> str:
+    """What the matched share leaves out, for the terminal and the page."""
+    parts = []
+    if report["constant"]:
+        parts.append(f"{len(report['constant'])} more computed from weights alone, folded by the converter")
+    if report["unused"]:
+        parts.append(f"{len(report['unused'])} more no output depends on")
+    return "".join(f"; {p}" for p in parts)
+
+
 def localize_html(report: dict[str, Any]) -> str:
     """A self-contained page: each pair's error against its depth in the reference graph (SQNR, dB), the origin
     marked, and the pairs' table."""
@@ -442,8 +452,7 @@ def localize_html(report: dict[str, Any]) -> str:
             f"<p class='muted'>{esc(report['rule'])}; data: {esc(report['data'])}; matched "
             f"{100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
             f"(unmatched: {esc(unmatched)}"
-            + (f"; {len(report['constant'])} more computed from weights alone, folded by the converter"
-               if report["constant"] else "") + f"). Reference: {esc(report['instruments']['reference'])}. Candidate: "
+            + left_out(report) + f"). Reference: {esc(report['instruments']['reference'])}. Candidate: "
             f"{esc(report['instruments']['candidate'])}.</p>"
             f"<figure><img class='plot' alt='error against depth' src='data:image/png;base64,{chart}'></figure>"
             f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"

@@ -338,6 +338,8 @@ def short_tensor_name(name: str, width: int = 40) -> str:
 
 def render_localize(report: dict[str, Any], top: int = 10) -> None:
     """The origin first, then the worst layers by the error they add; matching, instruments, deployed outputs."""
+    from edgekit.localization import left_out
+
     def number(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
@@ -371,9 +373,7 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         console.print(f"[green]PASS[/green]      no pair fails ({escape(report['rule'])})")
     unmatched = report["unmatched"]
     console.print(f"  matched   {100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
-                  f"({report['matched']} paired, {len(report['fused'])} fused into a pair"
-                  + (f"; {len(report['constant'])} more computed from weights alone, folded by the converter"
-                     if report["constant"] else "") + ")"
+                  f"({report['matched']} paired, {len(report['fused'])} fused into a pair{left_out(report)})"
                   + (f"; unmatched: {escape(', '.join(unmatched[:8]))}{'…' if len(unmatched) > 8 else ''}"
                      if unmatched else ""))
     console.print(f"  rule      {escape(report['rule'])}; data {escape(report['data'])}")

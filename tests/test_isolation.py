@@ -154,6 +154,23 @@ def test_a_crashing_worker_exits_5_naming_signal_and_phase(samples, tmp_path, si
 
 
 @pytest.mark.slow
+def test_a_crash_while_localizing_exits_5_and_writes_no_report(samples, tmp_path):
+    """localize runs every instrument in the worker: an ExecuTorch debug buffer that overflows aborts it, and the
+    CLI reports that in one line instead of dying with it."""
+    report = tmp_path / "localize.json"
+    proc = start("localize", samples[Format.TORCH_EXPORTED], samples[Format.ONNX], "--json-out", report)
+    worker = wait_for_worker(proc)
+    time.sleep(0.5)
+    os.kill(worker, signal.SIGABRT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 5, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("edgekit:")]
+    assert len(lines) == 1 and "crashed with SIGABRT while localiz" in lines[0], stderr[-1500:]
+    assert "Traceback" not in stderr and not report.exists() and leftovers(tmp_path) == []
+    assert not alive(worker)
+
+
+@pytest.mark.slow
 def test_timeout_exits_6_and_leaves_no_orphan(samples, tmp_path):
     proc = start("--timeout", "1", "convert", samples[Format.TORCH_EXPORTED], "--to", "executorch",
                  "-o", tmp_path / "model.pte")

@@ -176,11 +176,18 @@ class Pairing:
     considered: list[str]  # reference values with a float tensor
     # unpaired values computed from weights alone, which a converter folds into constants (a position embedding)
     constant: list[str] = field(default_factory=list)
+    # unpaired values no output depends on, which a converter drops (an LSTM's final states nobody reads)
+    unused: list[str] = field(default_factory=list)
+
+    @property
+    def runtime_values(self) -> int:
+        """The reference values a candidate computes at run time: the considered less constants and unused."""
+        return len(self.considered) - len(self.constant) - len(self.unused)
 
     @property
     def matched_share(self) -> float:
-        """Paired or fused over the values a candidate computes at run time (the considered less the constants)."""
-        total = len(self.considered) - len(self.constant)
+        """Paired or fused over the reference values a candidate computes at run time."""
+        total = self.runtime_values
         if total <= 0:
             return 0.0
         return (len(self.matches) + len(self.fused)) / total
@@ -318,6 +325,12 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
             fused[r.name] = only[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
+    live = set(ref_outputs)
+    for v in reversed(ref_values):
+        if v.name in live:
+            live.update(v.inputs)
+    unused = [name for name in unmatched if name not in live]
+    unmatched = [name for name in unmatched if name in live]
     constant: list[str] = []
     if sources is not None:
         dynamic = set(sources)
@@ -326,7 +339,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 dynamic.add(v.name)
         constant = [name for name in unmatched if name not in dynamic]
         unmatched = [name for name in unmatched if name in dynamic]
-    return Pairing(matches, fused, unmatched, [v.name for v in considered], constant)
+    return Pairing(matches, fused, unmatched, [v.name for v in considered], constant, unused)
 
 
 def _reached(name: str, readers: Mapping[str, Sequence[_Value]], paired: Mapping[str, Match]) -> list[str]:
