@@ -180,25 +180,28 @@ def test_a_difference_every_reader_undoes_is_absorbed_not_an_origin():
     assert [p.status for p in found.pairs] == ["absorbed", "pass", "origin"]
 
 
-def test_moves_stand_with_their_input_and_constants_are_not_counted():
+def test_moves_stand_with_their_input_and_constants_and_unused_values_are_not_counted():
     """A reshape the candidate renamed is its input's values; a position embedding computed from weights alone is
-    folded by converters, and neither counts against the matched share."""
+    folded by converters, a value no output reads is dropped by them: none counts against the matched share."""
     ref_values = [V("emb", "embedding", ("ids",), "e", (("module", "e"),)),
                   V("pos", "embedding", ("position_ids",), "p", (("module", "p"),)),
                   V("add", "add", ("emb", "pos"), "a", (("module", "a"),)),
                   V("view", "view", ("add",), "a", (("module", "a"),)),
-                  V("fc", "linear", ("view",), "fc", (("module", "fc"),))]
+                  V("fc", "linear", ("view",), "fc", (("module", "fc"),)),
+                  V("state", "tanh", ("add",), "s", (("module", "s"),))]
     cand_values = [V("emb", inputs=("ids",)), V("add", inputs=("emb",)), V("view_7", inputs=("add",)),
                    V("fc", inputs=("view_7",))]
 
     def make(x):
         pos = np.arange(6.0).reshape(1, 6)
-        ref = {"emb": x, "pos": pos, "add": x + pos, "view": (x + pos).reshape(6, 1), "fc": (x + pos).sum()[None]}
+        ref = {"emb": x, "pos": pos, "add": x + pos, "view": (x + pos).reshape(6, 1), "fc": (x + pos).sum()[None],
+               "state": np.tanh(x + pos)}
         return ref, {"emb": x, "add": x + pos, "view_7": (x + pos).reshape(6, 1), "fc": ref["fc"]}
 
     ref_runs, cand_runs = _runs(make)
     pairing = pair(ref_values, ref_runs[0], ["fc"], cand_values, cand_runs[0], ["fc"], sources=("ids",))
-    assert pairing.fused == {"view": "add"} and pairing.constant == ["pos"] and not pairing.unmatched
+    assert pairing.fused == {"view": "add"} and pairing.constant == ["pos"] and pairing.unused == ["state"]
+    assert not pairing.unmatched and pairing.runtime_values == 4
     assert pairing.matched_share == 1.0 and {m.reference for m in pairing.matches} == {"emb", "add", "fc"}
 
 
