@@ -285,8 +285,8 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         if not partners:
             continue
         near = []
-        for _, c in present:
-            if c.name not in taken_cand and partners & set(c.inputs):
+        for _, c in present:  # a candidate move holds its input's values, not a computed one's
+            if c.name not in taken_cand and partners & set(c.inputs) and _op(c.op) not in MOVES | IDENTITIES:
                 add(r, c, 2, "position", near)
         if len({o[4].name for o in near}) == 1:  # one candidate value only: else the position says nothing
             _, _, _, _, c, perm, how = min(near, key=lambda o: (o[1] if math.isfinite(o[1]) else 1e300, o[2]))
