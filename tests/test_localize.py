@@ -189,7 +189,7 @@ def test_moves_stand_with_their_input_and_constants_and_unused_values_are_not_co
                   V("view", "view", ("add",), "a", (("module", "a"),)),
                   V("fc", "linear", ("view",), "fc", (("module", "fc"),)),
                   V("state", "tanh", ("add",), "s", (("module", "s"),))]
-    cand_values = [V("emb", inputs=("ids",)), V("add", inputs=("emb",)), V("view_7", inputs=("add",)),
+    cand_values = [V("emb", inputs=("ids",)), V("add", inputs=("emb",)), V("view_7", "Reshape", ("add",)),
                    V("fc", inputs=("view_7",))]
 
     def make(x):
