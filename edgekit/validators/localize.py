@@ -243,8 +243,8 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             # a converter that folded the BatchNorm and activation after r into r's op names the folded output
             # after r; one that split an activation off names the op before it: either way the later value may be
             # the partner
-            for reader in folded_after(r.name):
-                if reader.name in ref_by_name:
+            for reader in folded_after(r.name):  # a pass-through on the way stands with its input (below)
+                if reader.name in ref_by_name and _op(reader.op) not in IDENTITIES | MOVES:
                     add(reader, c, rank, how + "+fused activation", found[reader.name])
             # split off: the op's bias Add and activation as separate nodes after it (tf2onnx from TFLite)
             tail = c
@@ -262,7 +262,10 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             allowed = [o for o in found[r.name] if (r.name, o[4].name) not in banned]
             best = min((o[0] for o in allowed), default=None)
             options += [o for o in allowed if o[0] == best]
-        options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2]))
+        # a tie between an op and the activation fused after it (a ReLU that clipped nothing): the fused tensor is
+        # the activation's output
+        options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2],
+                                    "fused activation" not in o[6]))
         taken_ref: dict[str, Match] = {}
         taken_cand: set[str] = set()
         cost: dict[str, tuple[int, float]] = {}
@@ -324,6 +327,11 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         if len(only) == 1 and r.name not in ref_outputs and only[0] in taken_ref \
                 and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
             fused[r.name] = only[0]
+    # an activation or batch norm left over after its op, whose partner a converter fused them into
+    for r in considered:
+        if r.name not in taken_ref and r.name not in fused and is_foldable(r.op) and len(r.inputs) == 1 \
+                and r.inputs[0] in taken_ref:
+            fused[r.name] = r.inputs[0]
     unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     live = set(ref_outputs)
     for v in reversed(ref_values):
