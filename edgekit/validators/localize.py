@@ -327,16 +327,16 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         if len(only) == 1 and r.name not in ref_outputs and only[0] in taken_ref \
                 and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
             fused[r.name] = only[0]
-    # an activation or batch norm left over after its op, whose partner a converter fused them into
-    for r in considered:
-        if r.name not in taken_ref and r.name not in fused and is_foldable(r.op) and len(r.inputs) == 1 \
-                and r.inputs[0] in taken_ref:
-            fused[r.name] = r.inputs[0]
-    unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
-    live = set(ref_outputs)
+    live = set(ref_outputs)  # what the outputs depend on
     for v in reversed(ref_values):
         if v.name in live:
             live.update(v.inputs)
+    # an activation or batch norm left over after its op, whose partner a converter fused them into
+    for r in considered:
+        if r.name not in taken_ref and r.name not in fused and r.name in live and is_foldable(r.op) \
+                and len(r.inputs) == 1 and r.inputs[0] in taken_ref:
+            fused[r.name] = r.inputs[0]
+    unmatched = [r.name for r in considered if r.name not in taken_ref and r.name not in fused]
     unused = [name for name in unmatched if name not in live]
     unmatched = [name for name in unmatched if name in live]
     constant: list[str] = []
