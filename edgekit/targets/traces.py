@@ -118,8 +118,10 @@ def torch_trace(program: Any, spec: IOSpec) -> Trace:
         def run_node(self, n: Any) -> Any:
             result = super().run_node(n)
             if n.name in traced and isinstance(result, torch.Tensor):
-                self.seen[n.name] = result.detach().cpu().float().numpy() if result.is_floating_point() \
-                    else result.detach().cpu().numpy()
+                # a copy: numpy() shares the tensor's storage, and an in-place op later in the graph (a ResNet's
+                # ``hidden += residual``) would rewrite the value recorded here
+                value = result.detach().cpu()
+                self.seen[n.name] = (value.float() if value.is_floating_point() else value).numpy().copy()
             return result
 
     def run(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

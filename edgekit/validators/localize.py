@@ -69,7 +69,8 @@ RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze"
 # scope holds many reshapes and transposes of one shape (litert-torch's attention), and what a move gets wrong shows
 # in the first op that computes on it
 MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim", "cat", "concat", "concatenate",
-                    "stack", "split", "split_with_sizes", "chunk", "unbind", "slice", "narrow", "expand", "repeat"}
+                    "stack", "split", "split_with_sizes", "chunk", "unbind", "slice", "narrow", "expand", "repeat",
+                    "pad", "constant_pad_nd", "zeropadding2d"}
 
 
 def _op(op: str) -> str:
@@ -305,6 +306,9 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         # input (torch.onnx drops a no-op reshape; litert-torch merges reshapes into the ops beside them)
         if _op(r.op) in IDENTITIES | MOVES:
             into = next((i if i in taken_ref else fused[i] for i in r.inputs if i in taken_ref or i in fused), None)
+            if into is None:  # a move of a graph input (a leading pad a converter folds into the conv it feeds)
+                reached = _reached(r.name, all_readers, taken_ref)
+                into = min(reached, key=lambda name: order.get(name, len(order))) if reached else None
             if into is not None:
                 fused[r.name] = into
                 continue
