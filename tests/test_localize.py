@@ -534,3 +534,34 @@ def test_a_transformers_bert_is_paired_by_dataflow_and_a_scaled_dense_is_named(t
     assert report["origin"]["local"]["passed"] is False  # wrong by itself on the reference's inputs
     upstream = [p for p in report["pairs"] if p["depth"] < report["origin"]["depth"]]
     assert upstream and all(p["status"] == "pass" for p in upstream)
+
+
+def test_the_torch_trace_keeps_a_value_that_an_in_place_op_rewrites_later():
+    """A ResNet's ``hidden += residual`` runs in place on the batch norm's output: the trace must hold the value
+    the batch norm made, not what the add left in its storage."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from edgekit.targets.traces import torch_trace
+
+    class Residual(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.norm = torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            hidden = self.norm(self.lin(x))
+            hidden += x
+            return torch.relu(hidden)
+
+    torch.manual_seed(0)
+    module = Residual().eval()
+    x = torch.randn(3, 4)
+    program = torch.export.export(module, (x,))
+    trace = torch_trace(program, SimpleNamespace(input_names=["x"]))
+    assert any(v.op == "add_" for v in trace.values)  # the in-place add is in the graph the trace runs
+    norm = next(v.name for v in trace.values if v.op.startswith("batch_norm") or "native_batch_norm" in v.op)
+    with torch.no_grad():
+        expected = module.norm(module.lin(x)).numpy()
+    assert np.allclose(trace.run({"x": x.numpy()})[norm], expected, atol=1e-6)
