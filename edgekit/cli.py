@@ -142,6 +142,20 @@ def _write_json(path: Path | None, data: dict[str, Any], force: bool) -> None:
         write_bytes_atomic(path, (jsonio.dumps(data) + "\n").encode(), force=force)
 
 
+def _report_outputs(data: dict[str, Any], *, json_out: bool, render: Callable[[], None], json_file: Path | None,
+                    html_file: Path | None, html: Callable[[dict[str, Any]], str], force: bool) -> None:
+    """A report command's outputs: JSON on stdout or the terminal rendering, then the JSON and HTML files."""
+    if json_out:
+        typer.echo(jsonio.dumps(data))
+    else:
+        render()
+    _write_json(json_file, data, force)
+    if html_file is not None:
+        from edgekit.toolkit.fsutil import write_bytes_atomic
+
+        write_bytes_atomic(html_file, html(data).encode(), force=force)
+
+
 def _check_outputs(force: bool, *paths: Path | None) -> None:
     from edgekit.toolkit.fsutil import check_writable_target
 
@@ -557,24 +571,17 @@ def localize(
     origin: reference and candidate names, module path, op. Exit 0 when no layer fails, 1 when one does.
     """
     from edgekit.api import localize as localize_models
+    from edgekit.localization import localize_html
     from edgekit.render import render_localize
     from edgekit.toolkit.contract.domains import parse_input_ranges
-    from edgekit.toolkit.fsutil import write_bytes_atomic
 
     _check_outputs(force, json_file, html_file, me_file)
     with _frameworks_quiet("localize"):
         report = localize_models(reference, candidate, data=data, samples=samples, profile=profile.value, taps=taps,
                                  taps_source=taps_source, input_ranges=parse_input_ranges(input_range), **_limits())
     data_out = report.to_dict()
-    if json_out:
-        typer.echo(jsonio.dumps(data_out))
-    else:
-        render_localize(data_out, top=top)
-    _write_json(json_file, data_out, force)
-    if html_file is not None:
-        from edgekit.localization import localize_html
-
-        write_bytes_atomic(html_file, localize_html(data_out).encode(), force=force)
+    _report_outputs(data_out, json_out=json_out, render=lambda: render_localize(data_out, top=top),
+                    json_file=json_file, html_file=html_file, html=localize_html, force=force)
     if me_file is not None:
         from edgekit.validators.localize import model_explorer_data
 
@@ -613,22 +620,15 @@ def quant_report(
     qdq_loss_debug, torchao's numeric debugger) and ranks the layers, worst first. Exit 0 with a report.
     """
     from edgekit.api import quant_report as report_layers
+    from edgekit.quant_report import quant_report_html
     from edgekit.render import render_quant_report
-    from edgekit.toolkit.fsutil import write_bytes_atomic
 
     _check_outputs(force, json_file, html_file)
     with _frameworks_quiet("quant-report"):
         report = report_layers(model, artifact, data=data, samples=samples, **_limits())
     data_out = report.to_dict()
-    if json_out:
-        typer.echo(jsonio.dumps(data_out))
-    else:
-        render_quant_report(data_out, top=top)
-    _write_json(json_file, data_out, force)
-    if html_file is not None:
-        from edgekit.quant_report import quant_report_html
-
-        write_bytes_atomic(html_file, quant_report_html(data_out).encode(), force=force)
+    _report_outputs(data_out, json_out=json_out, render=lambda: render_quant_report(data_out, top=top),
+                    json_file=json_file, html_file=html_file, html=quant_report_html, force=force)
 
 
 @app.command()

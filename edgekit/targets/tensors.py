@@ -85,6 +85,22 @@ def _dequantize(value: np.ndarray, details: dict[str, Any]) -> np.ndarray:
     return ((value.astype(np.float32) - zeros.reshape(shape)) * scales.reshape(shape)).astype(np.float32)
 
 
+def preserving_interpreter(path: Path) -> tuple[Any, dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """A LiteRT interpreter that keeps every tensor, on the builtin kernels (the XNNPACK delegate computes fused
+    blocks whose insides are never written): (interpreter, tensor details by index, its ops but delegate calls)."""
+    import warnings
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with warnings.catch_warnings():  # "intended for debugging purposes only": it is
+        warnings.simplefilter("ignore")
+        interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    return interp, details, [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
+
+
 class TFLiteTap(Tap):
     instrument = "LiteRT interpreter, experimental_preserve_all_tensors (builtin kernels)"
 
@@ -98,17 +114,7 @@ class TFLiteTap(Tap):
 
     @staticmethod
     def _open(path: Path, reference: IOSpec) -> tuple[Any, dict[int, dict[str, Any]], list[dict[str, Any]], Any, Any]:
-        import warnings
-
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        with warnings.catch_warnings():  # "intended for debugging purposes only": it is
-            warnings.simplefilter("ignore")
-            interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interp.allocate_tensors()
-        details = {d["index"]: d for d in interp.get_tensor_details()}
-        ops = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
+        interp, details, ops = preserving_interpreter(path)
         adapt, spec = _adapter(reference, path)
         signatures = interp.get_signature_list()
         runner = interp.get_signature_runner(next(iter(signatures))) if len(signatures) == 1 else None

@@ -261,17 +261,9 @@ def _dequantize(value: np.ndarray, details: dict[str, Any]) -> np.ndarray:
 
 
 def tflite_trace(path: Path, spec: IOSpec, adapt: Callable) -> Trace:
-    import warnings
+    from edgekit.targets.tensors import preserving_interpreter
 
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    with warnings.catch_warnings():  # "intended for debugging purposes only": it is
-        warnings.simplefilter("ignore")
-        interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
-    details = {d["index"]: d for d in interp.get_tensor_details()}
-    ops = [op for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
+    interp, details, ops = preserving_interpreter(path)
     values, indices = [], {}
     for op in ops:
         for index in op["outputs"]:
