@@ -6,8 +6,11 @@ name (torch.onnx keeps FX node names, a quantizer keeps its float graph's, Execu
 scope the converter left in it (the torch module path in ``pkg.torch.onnx.name_scopes``; litert-torch's
 ``pkg.Class_attr/…`` locations, matched segment by segment, so ``mid_block`` is never ``block``; a Keras layer name
 as a segment of a TFLite or tf2onnx name, with TensorFlow's ``_N`` uniquifier; edgekit's ONNX importer's module
-named after its node) — and the shapes agree, exactly or up to a layout permutation (NCHW ↔ NHWC, NCW ↔ NWC).
-Quantized candidate tensors arrive dequantized with their own scale and zero point.
+named after its node) — and the shapes agree: exactly, up to unit or merged outer dimensions, or up to the layout
+change a converter makes from the reference's convention (NCHW → NHWC from torch). Quantized candidate tensors
+arrive dequantized with their own scale and zero point. Every match is checked against both graphs' dataflow
+(:class:`_Dataflow`): the partners of a value's feeders must be upstream of its partner, or the match is dropped
+and the choice made again — names mislead where a converter renumbers or names a tensor after several modules.
 
 Where a name admits several partners (a fused block's tensor names every module it absorbed; a scope holds several
 ops of one shape; a square tensor fits both layouts), the closest on the first sample wins: the names narrow the
@@ -19,15 +22,19 @@ input's partner, with a shape that fits (a decomposition renamed it).
 A reference value whose module a paired candidate tensor names, but that has no tensor of its own, was **fused**
 into that pair (a Conv whose ReLU the converter folded in); so was an op only a paired activation reads that the
 candidate never materialised (an int8 ExecuTorch program tapped at its quantize nodes). A fused value counts as
-matched, and the pair stands for the block, named by its first module. ``matched_share`` is the share of reference
-values paired or fused.
+matched, and the pair stands for the block, named by its first module. Ops that only move values (``MOVES``) and
+pass-throughs are paired only as graph outputs and otherwise stand with their input. ``matched_share`` is the share
+of the reference's run-time values paired or fused: values computed from weights alone (``constant``) and values no
+output depends on (``unused``) are listed apart, since converters fold or drop them.
 
 **Judging.** Each pair's error over all samples — SQNR, cosine, max |Δ| — judged under the candidate's precision
 profile at the tensor's own scale (:class:`LayerRule`). Non-finite values always fail.
 
 **Origin.** A pair's feeders are the nearest paired values upstream in the reference graph. The origin is the first
 failing pair (in the reference's order) whose feeders all pass; a failing pair with a failing feeder upstream is
-*propagated*. Each pair also has the error it *adds*: its noise-to-signal ratio over the worst of its feeders',
+*propagated*; a failing pair whose every reader passes again is *absorbed* — its difference does not reach the
+outputs (litert-torch folds attention's 1/√d into the query and key weights) — and fails nothing. Each pair also
+has the error it *adds*: its noise-to-signal ratio over the worst of its feeders',
 which ranks the layers whose own error dominates (quantization spreads error everywhere; the origin is only where
 the first threshold is crossed).
 """
@@ -65,9 +72,9 @@ IDENTITIES = {"dropout", "identity", "alias", "clone", "contiguous", "detach", "
               "type_as", "cast"}
 # ops that hand on their input's values in another shape, in the same order
 RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze", "expand_dims"}
-# ops that only move values: paired by their own name alone, else they stand with their input. A converter's
-# scope holds many reshapes and transposes of one shape (litert-torch's attention), and what a move gets wrong shows
-# in the first op that computes on it
+# ops that only move values: paired only as graph outputs, else they stand with their input. Converters rename
+# and merge them freely (torch.onnx renumbers reshapes; litert-torch's attention scope holds many reshapes and
+# transposes of one shape), and what a move gets wrong shows in the first op that computes on it
 MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim", "cat", "concat", "concatenate",
                     "stack", "split", "split_with_sizes", "chunk", "unbind", "slice", "narrow", "expand", "repeat",
                     "pad", "constant_pad_nd", "zeropadding2d"}
