@@ -393,8 +393,17 @@ def _run_alone(onnx: Any, ort: Any, model: Any, nodes: list, initializers: dict,
     return {"metrics": error.figures(), "passed": passed, "detail": detail, "nodes": [n.name or n.output[0]
                                                                                      for n in nodes],
             "meaning": f"{ops} run alone on the reference's values of {'its' if len(nodes) == 1 else 'their'} "
-                       "inputs" + (": wrong by itself" if not passed else ": right by itself, its inputs carry the "
-                                   "error")}
+                       f"inputs: {'wrong' if not passed else 'right'} by "
+                       f"{'itself' if len(nodes) == 1 else 'themselves'}"
+                       + ("" if not passed else ", the inputs carry the error")}
+
+
+def passed_summary(report: dict[str, Any]) -> str:
+    """Why a report passed: no pair fails, or the ones that do are absorbed before the outputs."""
+    absorbed = sum(p["status"] == "absorbed" for p in report["pairs"])
+    if not absorbed:
+        return "No pair fails."
+    return f"No pair's error reaches the outputs ({absorbed} differ and are absorbed again: see the notes)."
 
 
 def left_out(report: dict[str, Any]) -> str:
@@ -442,7 +451,7 @@ def localize_html(report: dict[str, Any]) -> str:
     origin = report["origin"]
     summary = (f"Origin: <b>{esc(origin['module_path'] or origin['reference_name'])}</b> ({esc(origin['op'])}; "
                f"reference {esc(origin['reference_name'])} ↔ candidate {esc(origin['candidate_name'])})"
-               if origin else "No pair fails." if report["passed"] else "No origin among the pairs.")
+               if origin else passed_summary(report) if report["passed"] else "No origin among the pairs.")
     notes = "".join(f"<li>{esc(n)}</li>" for n in report["notes"])
     unmatched = ", ".join(report["unmatched"]) or "none"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit localize: "

@@ -338,7 +338,7 @@ def short_tensor_name(name: str, width: int = 40) -> str:
 
 def render_localize(report: dict[str, Any], top: int = 10) -> None:
     """The origin first, then the worst layers by the error they add; matching, instruments, deployed outputs."""
-    from edgekit.localization import left_out
+    from edgekit.localization import left_out, passed_summary
 
     def number(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
@@ -370,7 +370,8 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         if local and "metrics" in local:
             console.print(f"  alone     {escape(local['meaning'])} ({escape(local['detail'])})")
     elif report["passed"]:
-        console.print(f"[green]PASS[/green]      no pair fails ({escape(report['rule'])})")
+        why = passed_summary(report).rstrip(".")
+        console.print(f"[green]PASS[/green]      {escape(why)} ({escape(report['rule'])})")
     unmatched = report["unmatched"]
     console.print(f"  matched   {100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
                   f"({report['matched']} paired, {len(report['fused'])} fused into a pair{left_out(report)})"
