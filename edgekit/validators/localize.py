@@ -78,6 +78,7 @@ RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze"
 MOVES = RESHAPES | {"transpose", "permute", "t", "numpy_t", "swapaxes", "movedim", "cat", "concat", "concatenate",
                     "stack", "split", "split_with_sizes", "chunk", "unbind", "slice", "narrow", "expand", "repeat",
                     "pad", "constant_pad_nd", "zeropadding2d"}
+PASS_THROUGH = IDENTITIES | MOVES  # what stands with its input instead of being paired
 
 
 def _op(op: str) -> str:
@@ -157,6 +158,11 @@ def name_rank(ref: _Value, cand: _Value) -> int | None:
     if ref.module_path and getattr(cand, "module_path", None) == ref.module_path and ref.op == cand.op:
         return 1
     return None
+
+
+def _finite(nsr: float) -> float:
+    """A noise-to-signal ratio as a sort key (a non-finite one sorts last)."""
+    return nsr if math.isfinite(nsr) else 1e300
 
 
 def _nsr(ref: np.ndarray, cand: np.ndarray) -> float:
@@ -252,7 +258,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             # after r; one that split an activation off names the op before it: either way the later value may be
             # the partner
             for reader in folded_after(r.name):  # a pass-through on the way stands with its input (below)
-                if reader.name in ref_by_name and _op(reader.op) not in IDENTITIES | MOVES:
+                if reader.name in ref_by_name and _op(reader.op) not in PASS_THROUGH:
                     add(reader, c, rank, how + "+fused activation", found[reader.name])
             # split off: the op's bias Add and activation as separate nodes after it (tf2onnx from TFLite)
             tail = c
@@ -272,7 +278,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             options += [o for o in allowed if o[0] == best]
         # a tie between an op and the activation fused after it (a ReLU that clipped nothing): the fused tensor is
         # the activation's output
-        options.sort(key=lambda o: (o[0], o[1] if math.isfinite(o[1]) else 1e300, o[2],
+        options.sort(key=lambda o: (o[0], _finite(o[1]), o[2],
                                     "fused activation" not in o[6]))
         taken_ref: dict[str, Match] = {}
         taken_cand: set[str] = set()
@@ -282,7 +288,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
                 continue
             taken_ref[r.name] = Match(r.name, c.name, perm, how)
             taken_cand.add(c.name)
-            cost[r.name] = (rank, nsr if math.isfinite(nsr) else 1e300)
+            cost[r.name] = (rank, _finite(nsr))
         wrong = consistent.violations(taken_ref, cost)
         if not wrong:
             break
@@ -290,17 +296,17 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
     # by position: a value no name pairs, read from the partner of one of its inputs with a shape that fits, is that
     # value (torch.onnx decomposes a root-level flatten into a view its name no longer says)
     for r in considered:
-        if r.name in taken_ref or _op(r.op) in IDENTITIES | MOVES:  # these stand with their input (below)
+        if r.name in taken_ref or _op(r.op) in PASS_THROUGH:  # these stand with their input (below)
             continue
         partners = {taken_ref[i].candidate for i in r.inputs if i in taken_ref}
         if not partners:
             continue
         near = []
         for _, c in present:  # a candidate move holds its input's values, not a computed one's
-            if c.name not in taken_cand and partners & set(c.inputs) and _op(c.op) not in MOVES | IDENTITIES:
+            if c.name not in taken_cand and partners & set(c.inputs) and _op(c.op) not in PASS_THROUGH:
                 add(r, c, 2, "position", near)
         if len({o[4].name for o in near}) == 1:  # one candidate value only: else the position says nothing
-            _, _, _, _, c, perm, how = min(near, key=lambda o: (o[1] if math.isfinite(o[1]) else 1e300, o[2]))
+            _, _, _, _, c, perm, how = min(near, key=lambda o: (_finite(o[1]), o[2]))
             taken_ref[r.name] = Match(r.name, c.name, perm, how)
             taken_cand.add(c.name)
     order = {v.name: i for i, v in enumerate(considered)}
@@ -311,7 +317,7 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             continue
         # a pass-through (an eval-mode dropout, a cast) or a move holds its input's values: it stands with its
         # input (torch.onnx drops a no-op reshape; litert-torch merges reshapes into the ops beside them)
-        if _op(r.op) in IDENTITIES | MOVES:
+        if _op(r.op) in PASS_THROUGH:
             into = next((i if i in taken_ref else fused[i] for i in r.inputs if i in taken_ref or i in fused), None)
             if into is None:  # a move of a graph input (a leading pad a converter folds into the conv it feeds)
                 reached = _reached(r.name, all_readers, taken_ref)
@@ -327,17 +333,12 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
             fused[r.name] = min(later, key=lambda name: order.get(name, len(order)))
     # an op only a paired activation reads, which the candidate never materialised: fused into it (an int8
     # ExecuTorch program tapped at its quantize nodes shows a Conv+ReLU block by the ReLU's output alone)
-    readers: dict[str, list[str]] = {}
-    for v in ref_values:
-        for source in v.inputs:
-            readers.setdefault(source, []).append(v.name)
     for r in reversed(considered):
         if r.name in taken_ref or r.name in fused:
             continue
-        only = readers.get(r.name, [])
-        if len(only) == 1 and r.name not in ref_outputs and only[0] in taken_ref \
-                and is_foldable(ref_by_name[only[0]].op if only[0] in ref_by_name else ""):
-            fused[r.name] = only[0]
+        only = all_readers.get(r.name, [])
+        if len(only) == 1 and r.name not in ref_outputs and only[0].name in taken_ref and is_foldable(only[0].op):
+            fused[r.name] = only[0].name
     live = set(ref_outputs)  # what the outputs depend on
     for v in reversed(ref_values):
         if v.name in live:
@@ -359,6 +360,17 @@ def pair(ref_values: Sequence[_Value], ref_sample: Mapping[str, np.ndarray], ref
         constant = [name for name in unmatched if name not in dynamic]
         unmatched = [name for name in unmatched if name in dynamic]
     return Pairing(matches, fused, unmatched, [v.name for v in considered], constant, unused)
+
+
+def nearest_paired_upstream(ref_values: Sequence[_Value], paired: Collection[str]) -> dict[str, list[str]]:
+    """Each reference value's feeders: the nearest paired values upstream of its inputs."""
+    found: dict[str, list[str]] = {}
+    for v in ref_values:  # execution order: every input's entry is made before its readers'
+        mine: list[str] = []
+        for source in v.inputs:
+            mine += [source] if source in paired else found.get(source, [])
+        found[v.name] = list(dict.fromkeys(mine))
+    return found
 
 
 def _reached(name: str, readers: Mapping[str, Sequence[_Value]], paired: Mapping[str, Match]) -> list[str]:
@@ -385,7 +397,6 @@ class _Dataflow:
 
     def __init__(self, ref_values: Sequence[_Value], cand_values: Sequence[_Value]) -> None:
         self.ref_values = ref_values
-        self.ref_inputs = {v.name: v.inputs for v in ref_values}
         self.active = any(c.inputs for c in cand_values)  # ExecuTorch taps carry no graph: nothing to check
         self.bit: dict[str, int] = {}
         self.upstream: dict[str, int] = {}  # candidate value → bitset of every candidate value upstream of it
@@ -396,16 +407,6 @@ class _Dataflow:
             self.bit.setdefault(c.name, len(self.bit))
             self.upstream[c.name] = seen
 
-    def feeders(self, taken: Mapping[str, Match]) -> dict[str, list[str]]:
-        """Each reference value's nearest matched values upstream."""
-        memo: dict[str, list[str]] = {}
-        for v in self.ref_values:  # execution order: every input's entry is made before its readers'
-            found: list[str] = []
-            for source in self.ref_inputs.get(v.name, ()):
-                found += [source] if source in taken else memo.get(source, [])
-            memo[v.name] = list(dict.fromkeys(found))
-        return memo
-
     def violations(self, taken: Mapping[str, Match], cost: Mapping[str, tuple[int, float]]
                    ) -> set[tuple[str, str]]:
         """The matches to drop: each edge feeder → value whose partners are not upstream → downstream in the
@@ -414,7 +415,7 @@ class _Dataflow:
         scope before a name, then the farther value on the first sample)."""
         if not self.active:
             return set()
-        feeders = self.feeders(taken)
+        feeders = nearest_paired_upstream(self.ref_values, taken)
         edges = []
         for v in self.ref_values:
             match = taken.get(v.name)
@@ -538,23 +539,7 @@ def judge(pairing: Pairing, ref_values: Sequence[_Value], cand_values: Sequence[
     """Every pair judged, its feeders found, the origin(s) and propagated failures marked, shares computed."""
     by_name = {v.name: v for v in ref_values}
     cand_by_name = {v.name: v for v in cand_values}
-    paired = {m.reference: m for m in pairing.matches}
-    memo: dict[str, list[str]] = {}
-
-    def feeders_of(name: str, depth: int = 0) -> list[str]:
-        """The nearest paired values upstream of ``name``'s inputs."""
-        if name in memo:
-            return memo[name]
-        memo[name] = []
-        found: list[str] = []
-        value = by_name.get(name)
-        for source in (value.inputs if value is not None else ()):
-            if source in paired:
-                found.append(source)
-            elif depth < 500:
-                found += feeders_of(source, depth + 1)
-        memo[name] = list(dict.fromkeys(found))
-        return memo[name]
+    feeders = nearest_paired_upstream(ref_values, {m.reference for m in pairing.matches})
 
     fused_into: dict[str, list[str]] = {}
     for name, into in pairing.fused.items():
@@ -567,7 +552,7 @@ def judge(pairing: Pairing, ref_values: Sequence[_Value], cand_values: Sequence[
         passed, detail = rule.judge(error)
         block = sorted([m.reference, *fused_into.get(m.reference, [])], key=lambda n: order[n])
         results[m.reference] = PairResult(m, ref, cand_by_name[m.candidate], error, passed, detail,
-                                          feeders_of(m.reference), [n for n in block if n != m.reference], depth,
+                                          feeders[m.reference], [n for n in block if n != m.reference], depth,
                                           by_name[block[0]])
     # a failing pair carries its error on unless every pair it feeds passes again (or is absorbed itself)
     readers: dict[str, list[str]] = {}
