@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import stat
@@ -588,3 +589,438 @@ def test_signing_options_in_the_wrong_mode_are_usage_errors(samples, genuine, ke
     result = run_edgekit("package", "--verify", genuine, "--sign", keys["alice"][0])
     assert result.returncode == 2 and "--verify takes only the bundle" in one_error(result)
     assert not (tmp_path / "x.zip").exists()
+
+
+# -- one reading of the zip: nothing hidden from the central directory ---------------------------------------
+# A streaming reader (Java's ZipInputStream) walks the local headers from the start; zipfile, and so
+# --verify, reads the central directory. Every byte must belong to a listed member, in order, so both see
+# the same members. Built from one signed bundle of a tiny ONNX model (onnx.helper: no framework to load).
+
+
+def tiny_onnx(path: Path, input_name: str = "x", scale: float = 1.0) -> Path:
+    import onnx
+    from onnx import helper
+
+    weight = helper.make_tensor("w", onnx.TensorProto.FLOAT, [1], [scale])
+    graph = helper.make_graph([helper.make_node("Mul", [input_name, "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10  # what ONNX Runtime 1.31 loads
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="module")
+def ed25519(tmp_path_factory) -> tuple[Path, Path]:
+    """An Ed25519 key pair made with cryptography: (private PEM, public PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    out = tmp_path_factory.mktemp("ed25519")
+    key = Ed25519PrivateKey.generate()
+    (out / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    (out / "k.pub.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return out / "k.pem", out / "k.pub.pem"
+
+
+@pytest.fixture(scope="module")
+def signed_onnx(ed25519, tmp_path_factory) -> Path:
+    from edgekit.packaging import package
+
+    out = tmp_path_factory.mktemp("signed-onnx")
+    package(tiny_onnx(out / "tiny.onnx"), out / "tiny.zip", bench_seconds=0, sign_key=ed25519[0])
+    return out / "tiny.zip"
+
+
+def streamed(data: bytes) -> list[tuple[str, bytes]]:
+    """The members as a streaming reader returns them: local headers one after another from offset 0."""
+    members, at = [], 0
+    while data[at:at + 4] == b"PK\x03\x04":
+        flags, method, _, _, _, size, _, name_length, extra_length = struct.unpack_from("<HHHHIIIHH", data, at + 6)
+        start = at + 30 + name_length + extra_length
+        raw = data[start:start + size]
+        members.append((data[at + 30:at + 30 + name_length].decode(), zlib.decompress(raw, -15) if method else raw))
+        at = start + size
+    return members
+
+
+def shift_offsets(data: bytes, at: int, by: int) -> bytes:
+    """``data`` with ``by`` bytes to be inserted at ``at``: the directory's offsets past it moved, as a forger
+    moves them so that zipfile still reads the genuine members."""
+    out = bytearray(data)
+    (count, _, directory) = struct.unpack_from("<HII", out, len(out) - 12)
+    entry = directory
+    for _ in range(count):
+        (offset,) = struct.unpack_from("<I", out, entry + 42)
+        if offset >= at:
+            struct.pack_into("<I", out, entry + 42, offset + by)
+        name_length, extra_length, comment_length = struct.unpack_from("<HHH", out, entry + 28)
+        entry += 46 + name_length + extra_length + comment_length
+    struct.pack_into("<I", out, len(out) - 6, directory + by)
+    return bytes(out)
+
+
+def local_member(name: str, data: bytes) -> bytes:
+    """A local header and its data, as zipfile writes them (what a forger hides)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, data)
+        end = archive.start_dir
+    return buffer.getvalue()[:end]
+
+
+def hidden_model(bundle: Path, evil: bytes) -> tuple[bytes, str]:
+    """A second model.onnx local header before the real one, not in the central directory."""
+    data = bundle.read_bytes()
+    with zipfile.ZipFile(bundle) as archive:
+        infos = archive.infolist()
+    index = next(i for i, info in enumerate(infos) if info.filename == "model.onnx")
+    at = infos[index].header_offset
+    hidden = local_member("model.onnx", evil)
+    data = shift_offsets(data, at, len(hidden))
+    return data[:at] + hidden + data[at:], (f"{len(hidden)} bytes at offset {at} between "
+                                            f"{infos[index - 1].filename!r} and 'model.onnx' belong to no listed "
+                                            "member; they hold a local header for 'model.onnx'")
+
+
+def directory_with_data(bundle: Path, evil: bytes) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(buffer, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        out.writestr(zipfile.ZipInfo("assets/", date_time=(2020, 1, 1, 0, 0, 0)), evil)  # stored
+    return buffer.getvalue(), f"('assets/') is a directory but carries data ({len(evil)} bytes"
+
+
+def appended(bundle: Path, evil: bytes) -> tuple[bytes, str]:
+    data = bundle.read_bytes()
+    return data + evil, f"{len(evil)} bytes at offset {len(data)} after the end record belong to no listed member"
+
+
+def commented(bundle: Path, evil: bytes) -> tuple[bytes, str]:
+    data = bytearray(bundle.read_bytes())
+    struct.pack_into("<H", data, len(data) - 2, len(evil))
+    return bytes(data) + evil, f"followed by a zip comment of {len(evil)} bytes"
+
+
+ATTACKS = {"hidden member": hidden_model, "directory with data": directory_with_data,
+           "appended bytes": appended, "zip comment": commented}
+
+
+@pytest.fixture(scope="module")
+def evil_model(tmp_path_factory) -> bytes:
+    return tiny_onnx(tmp_path_factory.mktemp("evil") / "evil.onnx", scale=-1.0).read_bytes()
+
+
+def test_the_hidden_member_is_what_a_streaming_reader_returns(signed_onnx, evil_model):
+    data, _ = hidden_model(signed_onnx, evil_model)
+    first = next(member for name, member in streamed(data) if name == "model.onnx")
+    assert first == evil_model  # ZipInputStream's view
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # zipfile's (and so --verify's) view
+        assert archive.read("model.onnx") == zipfile.ZipFile(signed_onnx).read("model.onnx") != evil_model
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_verify_refuses_bytes_the_directory_does_not_list(signed_onnx, ed25519, evil_model, tmp_path, monkeypatch,
+                                                           attack):
+    import importlib
+
+    from edgekit.packaging.layout import REPACKAGE_HINT
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    verifying = importlib.import_module("edgekit.packaging.verify")  # the module: the package exports verify()
+    data, why = ATTACKS[attack](signed_onnx, evil_model)
+    bundle = tmp_path / "attack.zip"
+    bundle.write_bytes(data)
+    with pytest.raises(InvalidInputError) as refused:
+        verifying.verify(bundle, public_key=ed25519[1])
+    assert refused.value.message.startswith(f"{bundle}: ") and why in refused.value.message
+    assert refused.value.hint == REPACKAGE_HINT and "\n" not in refused.value.message
+    monkeypatch.setattr(verifying, "file_layout_problem", lambda path: None)
+    assert verifying.verify(bundle, public_key=ed25519[1]).passed  # what the red team saw: signed and verified
+
+
+def test_the_untouched_signed_bundle_verifies(signed_onnx, ed25519):
+    from edgekit.packaging import verify as verify_bundle
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    assert zip_layout_problem(signed_onnx.read_bytes()) is None
+    result = verify_bundle(signed_onnx, public_key=ed25519[1])
+    assert result.passed, result.failures()
+    assert any(name == "signature" and ok for name, ok, _ in result.checks)
+
+
+def test_cli_exits_3_on_a_hidden_member(signed_onnx, ed25519, evil_model, tmp_path):
+    data, why = hidden_model(signed_onnx, evil_model)
+    bundle = tmp_path / "hidden.zip"
+    bundle.write_bytes(data)
+    result = verify(bundle, "--public-key", ed25519[1])
+    assert result.returncode == 3, result.stdout + result.stderr
+    error = one_error(result)
+    assert f"{bundle}: {why}" in error and "(fix: package the model again" in error
+    assert "verified" not in result.stdout
+
+
+def test_a_freshly_packaged_bundle_reads_one_way(signed_onnx):
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    data = signed_onnx.read_bytes()
+    with zipfile.ZipFile(signed_onnx) as archive:
+        infos = archive.infolist()
+        assert not archive.comment
+    assert all(not info.flag_bits & 0x08 for info in infos)  # no data descriptors
+    assert [name for name, _ in streamed(data)] == [info.filename for info in infos]
+    assert zip_layout_problem(data) is None
+
+
+# -- zip_layout_problem on its own: pure and total -----------------------------------------------------------
+
+
+def small_zip(**members: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def with_zip64_end(data: bytes, between: bytes = b"") -> bytes:
+    """``data`` with a zip64 end record and locator before its end record, which then defers to them."""
+    count, size, offset = struct.unpack_from("<HII", data, len(data) - 12)
+    record_at = offset + size
+    record = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, record_at, 1)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return data[:record_at] + record + between + locator + end
+
+
+def test_zip_layout_accepts_zipfile_writes_and_zip64():
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    plain = small_zip(**{"model.json": b"{}", "model.onnx": b"x" * 1000, "golden/a.bin": b""})
+    assert zip_layout_problem(plain) is None
+    assert zip_layout_problem(small_zip()) is None  # an empty zip: just the end record
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("big.bin", "w", force_zip64=True) as member:  # sizes in the local zip64 field
+            member.write(b"y" * 100)
+        archive.writestr("next.bin", b"z")
+    assert zip_layout_problem(buffer.getvalue()) is None
+    assert zip_layout_problem(with_zip64_end(plain)) is None
+    assert zipfile.ZipFile(io.BytesIO(with_zip64_end(plain))).namelist() == ["model.json", "model.onnx",
+                                                                            "golden/a.bin"]
+
+
+class _Stream(io.RawIOBase):
+    """A file zipfile cannot seek in: it then writes data descriptors."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, chunk):
+        self.data += chunk
+        return len(chunk)
+
+
+def _rename_locally(data: bytes) -> bytes:
+    at = data.index(b"model.onnx")  # the first occurrence: its local header
+    return data[:at] + b"model.oNNx" + data[at + 10:]
+
+
+def _directory_comment(data: bytes) -> bytes:
+    out = bytearray(data)
+    at = zipfile.ZipFile(io.BytesIO(data)).start_dir
+    struct.pack_into("<H", out, at + 32, 3)
+    out[len(out) - 22:len(out) - 22] = b"hi!"
+    struct.pack_into("<I", out, len(out) - 10, struct.unpack_from("<I", out, len(out) - 10)[0] + 3)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("mutate", "why"), [
+    (lambda d: b"junk" + d, "4 bytes at offset 0 before the first member belong to no listed member"),
+    (lambda d: b"", "no end-of-central-directory record"),
+    (lambda d: d[:-1], "no end-of-central-directory record"),
+    (_rename_locally, "local header at offset 0 names it 'model.oNNx'"),
+    (_directory_comment, "carries a comment of 3 bytes"),
+    (lambda d: with_zip64_end(d, b"\0" * 8), "8 bytes at offset"),
+    (lambda d: d[:-22] + b"\0" * 5 + d[-22:], "5 bytes at offset"),
+])
+def test_zip_layout_refuses(mutate, why):
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    problem = zip_layout_problem(mutate(small_zip(**{"model.onnx": b"x" * 100, "model.json": b"{}"})))
+    assert problem is not None and why in problem, problem
+
+
+def test_zip_layout_refuses_data_descriptors():
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    stream = _Stream()
+    with zipfile.ZipFile(stream, "w") as archive:
+        archive.writestr("model.onnx", b"x")
+    problem = zip_layout_problem(bytes(stream.data))
+    assert problem is not None and "data descriptor" in problem
+
+
+def test_zip_layout_problem_is_total():
+    """Seeded mutations of a real layout: a sentence or None, never an exception (the fuzz target's contract)."""
+    import random
+
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    seed = with_zip64_end(small_zip(**{"model.json": b"{}", "model.onnx": b"x" * 300, "golden/": b""}))
+    rng = random.Random(0)
+    for _ in range(3000):
+        data = bytearray(seed)
+        for _ in range(rng.randint(1, 4)):
+            start = rng.randrange(len(data) + 1)
+            if rng.random() < 0.5 and data:
+                data[rng.randrange(len(data))] = rng.choice([0, 0xFF, rng.randrange(256)])
+            else:
+                data[start:start + rng.randint(0, 8)] = rng.randbytes(rng.randint(0, 8))
+        problem = zip_layout_problem(bytes(data))
+        assert problem is None or (isinstance(problem, str) and "\n" not in problem)
+
+
+# -- USAGE.md: names from the model are data, never code or Markdown ----------------------------------------
+
+INJECTIONS = [
+    'x"); Runtime.getRuntime().exec("touch /tmp/p"); val y = ("',
+    "a\nb",
+    '${Runtime.getRuntime().exec("id")}',
+    "$x",
+    'x\u2028exec("id")\u2029',
+    "a\\",
+    "```\nexec(1)\n```",
+    "`",
+    " x ",
+    "\r\n*/ exec(2) //\x00\x1b\u202e\U0001F600",
+]
+KOTLIN_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "'": "'", '"': '"', "\\": "\\", "$": "$"}
+
+
+def kotlin_line(line: str) -> tuple[str, list[str]]:
+    """(the line outside its string literals, the literals' values). A literal must close on its line, use
+    only Kotlin's escapes and hold no string template; AssertionError otherwise."""
+    outside, literals, at = [], [], 0
+    while at < len(line):
+        if line[at] != '"':
+            outside.append(line[at])
+            at += 1
+            continue
+        assert not line.startswith('"""', at), line
+        value, at = [], at + 1
+        while True:
+            assert at < len(line), f"unterminated string literal: {line!r}"
+            char = line[at]
+            if char == '"':
+                at += 1
+                break
+            assert char != "$", f"string template in {line!r}"
+            assert char.isprintable(), f"unprintable {char!r} in {line!r}"
+            if char == "\\":
+                escape = line[at + 1: at + 2]
+                if escape == "u":
+                    digits = line[at + 2: at + 6]
+                    assert len(digits) == 4 and all(c in "0123456789abcdefABCDEF" for c in digits), line
+                    value.append(chr(int(digits, 16)))
+                    at += 6
+                    continue
+                assert escape in KOTLIN_ESCAPES, f"bad escape in {line!r}"
+                value.append(KOTLIN_ESCAPES[escape])
+                at += 2
+                continue
+            value.append(char)
+            at += 1
+        literals.append("".join(value).encode("utf-16", "surrogatepass").decode("utf-16"))  # join pairs
+    return "".join(outside), literals
+
+
+def usage_manifest(fmt: str, name: str, **extra) -> dict:
+    from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec
+
+    spec = IOSpec((TensorSpec(name, (1, 4), "float32"),), (TensorSpec(name + "_out", ("batch", 10), "float32"),))
+    return {"name": "tiny", "model": {"format": fmt, "file": f"model.{fmt}", "precision": "none"},
+            "io": spec.to_dict(), "preprocessing": None, "goldens": {"samples": 4},
+            "provenance": {"packaged_with": {}}, **extra}
+
+
+def check_usage(text: str, name: str, baseline: str, *, in_code: bool = True) -> None:
+    """The Kotlin block parses line by line with ``name`` only inside a literal (when ``in_code``), the
+    Markdown list shows it as a code span of itself or of its literal, and the page has the structure of
+    the plain-name ``baseline`` (same lines and headings, one fence)."""
+    from markdown_it import MarkdownIt
+
+    assert len(text.splitlines()) == len(baseline.splitlines())
+    tokens = MarkdownIt("commonmark").parse(text)
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) == 1 and fences[0].info == "kotlin"
+    assert not [t for t in tokens if t.type.startswith("html")]
+    assert [t.tag for t in tokens if t.type == "heading_open"] == ["h1", "h2"]
+    literals = []
+    for line in fences[0].content.splitlines():
+        outside, found = kotlin_line(line)
+        assert "exec(" not in outside and "Runtime" not in outside, line
+        literals += found
+    assert (name in literals) == in_code
+    spans = [child.content for t in tokens if t.type == "inline" for child in t.children or []
+             if child.type == "code_inline"]
+    assert any(span == name or (span.startswith('"') and kotlin_line(span) == ("", [name])) for span in spans), spans
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx", "executorch"])
+@pytest.mark.parametrize("name", INJECTIONS)
+def test_usage_keeps_hostile_names_in_string_literals(fmt, name):
+    from edgekit.packaging.usage import usage
+
+    # the ExecuTorch snippet names no tensor: there the name is only in the Markdown list
+    check_usage(usage(usage_manifest(fmt, name)), name, usage(usage_manifest(fmt, "x")), in_code=fmt != "executorch")
+
+
+def test_usage_escapes_model_json_strings_everywhere():
+    from markdown_it import MarkdownIt
+
+    from edgekit.packaging.usage import usage
+
+    evil = 'm"+Runtime.getRuntime().exec("id")+"`\n# owned'
+    manifest = usage_manifest("tflite", "x", preprocessing={"mean": evil, "size": [8, 8]})
+    manifest["model"].update(file=evil, precision=evil)
+    manifest["name"] = evil
+    manifest["io"]["inputs"][0]["shape"] = [1, evil]
+    manifest["io"]["inputs"][0]["dtype"] = "float32"
+    manifest["provenance"]["packaged_with"] = {"ai-edge-litert": evil}
+    text = usage(manifest)
+    tokens = MarkdownIt("commonmark").parse(text)
+    assert [t.tag for t in tokens if t.type == "heading_open"] == ["h1", "h2"]  # no "# owned" heading
+    assert len([t for t in tokens if t.type == "fence"]) == 1
+    code = next(t for t in tokens if t.type == "fence").content
+    for line in code.splitlines():
+        outside, _ = kotlin_line(line)
+        assert "exec(" not in outside and "Runtime" not in outside, line
+    assert "java.util.zip.ZipFile" in text and "ZipInputStream" in text
+
+
+def test_package_writes_a_safe_usage_for_a_hostile_onnx_input_name(tmp_path):
+    """End to end: the ONNX input name the red team used, through package and --verify."""
+    from edgekit.packaging import package, usage
+    from edgekit.packaging import verify as verify_bundle
+    from edgekit.packaging.usage import kotlin_string
+
+    name = INJECTIONS[0]
+    bundle = tmp_path / "b.zip"
+    package(tiny_onnx(tmp_path / "m.onnx", input_name=name), bundle, bench_seconds=0)
+    with zipfile.ZipFile(bundle) as archive:
+        text = archive.read("USAGE.md").decode()
+        manifest = json.loads(archive.read("model.json"))
+    assert manifest["io"]["inputs"][0]["name"] == name
+    check_usage(text, name, usage({**manifest, "io": usage_manifest("onnx", "x")["io"]}))
+    assert f"session.run(mapOf({kotlin_string(name)} to input))" in text
+    assert verify_bundle(bundle).passed

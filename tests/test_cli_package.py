@@ -132,3 +132,27 @@ def test_package_bad_input(samples, default_pipeline, tflite_bundle, tmp_path):
     assert result.exit_code == 3 and "2 labels for 10 classes" in result.output
     assert not (tmp_path / "y.zip").exists()
     assert package("--verify").exit_code == 2  # --verify needs a value
+
+
+def test_a_hostile_input_name_stays_a_string_literal_and_hidden_members_exit_3(tmp_path):
+    """A tiny ONNX model whose input name is Kotlin code: USAGE.md holds it as an escaped literal and the
+    bundle verifies; the same bundle with a second model.onnx hidden from the directory exits 3."""
+    from test_bundle_security import INJECTIONS, hidden_model, kotlin_line, tiny_onnx
+
+    from edgekit.packaging.usage import kotlin_string
+
+    name = INJECTIONS[0]
+    bundle = tmp_path / "b.zip"
+    made = package(tiny_onnx(tmp_path / "m.onnx", input_name=name), "-o", bundle, "--bench-seconds", "0")
+    assert made.exit_code == 0, made.output
+    with zipfile.ZipFile(bundle) as archive:
+        usage = archive.read("USAGE.md").decode()
+    line = next(line for line in usage.splitlines() if line.startswith("val result = "))
+    assert line == f"val result = session.run(mapOf({kotlin_string(name)} to input))"
+    assert kotlin_line(line) == ("val result = session.run(mapOf( to input))", [name])
+    verified = package("--verify", bundle)
+    assert verified.exit_code == 0, verified.output
+    hidden = tmp_path / "hidden.zip"
+    hidden.write_bytes(hidden_model(bundle, tiny_onnx(tmp_path / "evil.onnx", scale=-1.0).read_bytes())[0])
+    refused = package("--verify", hidden)
+    assert refused.exit_code == 3 and "belong to no listed member" in refused.output

@@ -28,6 +28,7 @@ from edgekit.packaging.layout import (
 )
 from edgekit.packaging.signing import key_fingerprint, load_private_key, sign_manifest
 from edgekit.packaging.usage import usage
+from edgekit.packaging.zipcheck import file_layout_problem
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.artifact import Artifact, read_sidecar
 from edgekit.toolkit.contract.errors import (
@@ -95,7 +96,10 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
                 info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible bytes
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
-                bundle.writestr(info, data)
+                bundle.writestr(info, data)  # to a seekable file: sizes in the local header, no data descriptor
+        problem = file_layout_problem(staged)  # what --verify requires of every bundle: it reads one way only
+        if problem is not None:
+            raise AssertionError(f"{output}: edgekit wrote a zip that readers may read differently: {problem}")
     return PackageResult(output, manifest, time.perf_counter() - start,
                          key_fingerprint(signer) if signer is not None else None)
 

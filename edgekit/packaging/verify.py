@@ -27,6 +27,7 @@ from edgekit.packaging.layout import (
 )
 from edgekit.packaging.names import extra_field_problem, member_name_collision, member_name_problem
 from edgekit.packaging.signing import load_public_key, signature_check
+from edgekit.packaging.zipcheck import file_layout_problem
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.errors import (
     EdgekitError,
@@ -139,6 +140,7 @@ def _read_bundle(bundle: Path) -> dict[str, bytes]:
         if info.file_size > MAX_MEMBER_BYTES:
             raise InvalidInputError(f"{bundle}: member {info.orig_filename!r} claims {info.file_size} bytes "
                                     f"(at most {MAX_MEMBER_BYTES})", hint=REPACKAGE_HINT)
+    _check_layout(bundle)
     try:
         open_zip_names(bundle)  # directory, offsets, CRCs, encryption, duplicates
     except InvalidInputError as exc:
@@ -161,6 +163,18 @@ def _read_bundle(bundle: Path) -> dict[str, bytes]:
         raise InvalidInputError(f"{bundle}: no model.json: not an edgekit bundle",
                                 hint="package it with edgekit package")
     return members
+
+
+def _check_layout(bundle: Path) -> None:
+    """Local headers exactly the central directory's, nothing between, before or after them
+    (``zipcheck``): a streaming reader (Java's ZipInputStream) then sees the members ``zipfile`` checks."""
+    try:
+        problem = file_layout_problem(bundle)
+    except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        raise InvalidInputError(f"{bundle}: not a readable zip ({first_line(exc)})",
+                                hint="package the model again") from None
+    if problem is not None:
+        raise InvalidInputError(f"{bundle}: {problem}", hint=REPACKAGE_HINT)
 
 
 def _check_model_member(bundle: Path, model_file: str, declared: Any, path: Path) -> Sniffed:
