@@ -418,33 +418,18 @@ def left_out(report: dict[str, Any]) -> str:
 
 def localize_html(report: dict[str, Any]) -> str:
     """A self-contained page: each pair's error against its depth in the reference graph (SQNR, dB), the origin
-    marked, and the pairs' table."""
-    import html as html_lib
-
-    from edgekit.pipeline.html import CSS, _png, _pyplot
+    marked, and the pairs' table; a chart that cannot be drawn is a line saying why, and the page is written."""
+    from edgekit.pipeline.html import CSS, drawn
+    from edgekit.toolkit.text import html_text as esc
 
     pairs = report["pairs"]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    depth = [p["depth"] for p in pairs]
-    sqnr = [p["metrics"]["sqnr_db"] if p["metrics"]["sqnr_db"] is not None else 150.0 for p in pairs]
-    sqnr = [v if v is not None and math.isfinite(v) else -20.0 for v in sqnr]
-    colours = [{"origin": "#cf222e", "propagated": "#bf8700", "absorbed": "#8250df"}.get(p["status"], "#0969da")
-               for p in pairs]
-    ax.plot(depth, sqnr, color="#8c959f", linewidth=1)
-    ax.scatter(depth, sqnr, c=colours, s=22, zorder=3)
-    for p, y in zip(pairs, sqnr, strict=True):
-        if p["status"] == "origin":
-            ax.annotate(p["module_path"] or p["reference_name"], (p["depth"], y), textcoords="offset points",
-                        xytext=(6, 8), color="#cf222e", fontsize=8)
-    ax.set_xlabel("depth (paired values in the reference's order)")
-    ax.set_ylabel("SQNR (dB; higher is closer)")
-    ax.set_title(f"{Path(report['candidate']).name} vs {Path(report['reference']).name}: {report['verdict']}")
-    chart = _png(fig)
-    esc = html_lib.escape
+    image, failed = drawn(_depth_chart, report)
+    chart = (f"<figure><img class='plot' alt='error against depth' src='data:image/png;base64,{image}'></figure>"
+             if image is not None else f"<p class='muted'>Error against depth: the plot could not be drawn "
+             f"({esc(failed or 'no pairs')}).</p>")
     head = ("depth", "reference", "module", "candidate", "layout", "status", "SQNR dB", "cosine", "max |Δ|")
     rows = "".join(
-        f"<tr class='{esc(p['status'])}'>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
+        f"<tr class='{esc(p['status'])}'>" + "".join(f"<td>{esc(v)}</td>" for v in (
             p["depth"], p["reference_name"], p["module_path"] or "", p["candidate_name"], p["layout"] or "",
             p["status"], p["metrics"]["sqnr_db"], p["metrics"]["cosine"], p["metrics"]["max_abs_diff"])) + "</tr>"
         for p in pairs)
@@ -462,7 +447,34 @@ def localize_html(report: dict[str, Any]) -> str:
             f"{100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
             f"(unmatched: {esc(unmatched)}"
             + left_out(report) + f"). Reference: {esc(report['instruments']['reference'])}. Candidate: "
-            f"{esc(report['instruments']['candidate'])}.</p>"
-            f"<figure><img class='plot' alt='error against depth' src='data:image/png;base64,{chart}'></figure>"
+            f"{esc(report['instruments']['candidate'])}.</p>{chart}"
             f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"
             + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "") + "</body></html>")
+
+
+def _depth_chart(report: dict[str, Any]) -> str | None:
+    """Each pair's SQNR against its depth, coloured by status, the origin labelled by name (as text, never math)."""
+    from edgekit.pipeline.html import _png, _pyplot
+    from edgekit.toolkit.text import plot_label
+
+    pairs = report["pairs"]
+    if not pairs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    depth = [p["depth"] for p in pairs]
+    sqnr = [p["metrics"]["sqnr_db"] if p["metrics"]["sqnr_db"] is not None else 150.0 for p in pairs]
+    sqnr = [v if v is not None and math.isfinite(v) else -20.0 for v in sqnr]
+    colours = [{"origin": "#cf222e", "propagated": "#bf8700", "absorbed": "#8250df"}.get(p["status"], "#0969da")
+               for p in pairs]
+    ax.plot(depth, sqnr, color="#8c959f", linewidth=1)
+    ax.scatter(depth, sqnr, c=colours, s=22, zorder=3)
+    for p, y in zip(pairs, sqnr, strict=True):
+        if p["status"] == "origin":
+            ax.annotate(plot_label(p["module_path"] or p["reference_name"]), (p["depth"], y),
+                        textcoords="offset points", xytext=(6, 8), color="#cf222e", fontsize=8)
+    ax.set_xlabel("depth (paired values in the reference's order)")
+    ax.set_ylabel("SQNR (dB; higher is closer)")
+    ax.set_title(f"{plot_label(Path(report['candidate']).name)} vs {plot_label(Path(report['reference']).name)}: "
+                 f"{plot_label(report['verdict'])}")
+    return _png(fig)

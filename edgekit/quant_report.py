@@ -180,24 +180,16 @@ def quant_report(model: str | os.PathLike[str], artifact: str | os.PathLike[str]
 
 
 def quant_report_html(report: dict[str, Any], top: int = 30) -> str:
-    """A self-contained page: the layers' shares as a bar chart (PNG inline) and the table."""
-    import html as html_lib
+    """A self-contained page: the layers' shares as a bar chart (PNG inline) and the table; a chart that cannot
+    be drawn is a line saying why, and the page is written all the same."""
+    from edgekit.pipeline.html import CSS, drawn, figure_html
+    from edgekit.toolkit.text import html_text as esc
 
-    from edgekit.pipeline.html import CSS, _png, _pyplot
-
-    layers = report["layers"][:top]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.28 * len(layers) + 1)))
-    names = [layer["layer"] for layer in layers][::-1]
-    shares = [100 * layer["share"] for layer in layers][::-1]
-    ax.barh(names, shares, color=["#cf222e" if s >= 20 else "#0969da" for s in shares])
-    ax.set_xlabel("estimated share of the final-output error (%)")
-    ax.set_title(f"{Path(report['artifact']).name}: {report['quantize']}, worst layers first")
-    chart = _png(fig)
-    esc = html_lib.escape
+    chart = figure_html("Share of the final-output error per layer", *drawn(_share_chart, report, top),
+                        empty="no layers to plot")
     head = ("layer", "ops", "share", "SQNR dB", "cosine", "max |Δ|", "quantized")
     rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
+        "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
             layer["layer"], ", ".join(layer["ops"]), f"{100 * layer['share']:.1f}%", layer["sqnr_db"],
             layer["cosine"], layer["max_abs_diff"], "yes" if layer["quantized"] else "float")) + "</tr>"
         for layer in report["layers"])
@@ -207,7 +199,27 @@ def quant_report_html(report: dict[str, Any], top: int = 30) -> str:
             f"<h1>Per-layer quantization error: {esc(Path(report['artifact']).name)}</h1>"
             f"<p class='muted'>{esc(' → '.join(report['route']))}, {esc(report['quantize'])} by "
             f"{esc(report['quantizer'])}; tensors by {esc(report['instrument'])}; data: {esc(report['data'])}. "
-            f"Share: {esc(report['share_method'])}.</p>"
-            f"<figure><img class='plot' alt='share per layer' src='data:image/png;base64,{chart}'></figure>"
+            f"Share: {esc(report['share_method'])}.</p>{chart}"
             f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"
             + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "") + "</body></html>")
+
+
+def _share_chart(report: dict[str, Any], top: int) -> str | None:
+    """The ``top`` layers' shares as horizontal bars, worst at the top, labelled by name (as text, never math)."""
+    from edgekit.pipeline.html import _png, _pyplot
+    from edgekit.toolkit.text import plot_label
+
+    layers = report["layers"][:top]
+    if not layers:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.28 * len(layers) + 1)))
+    names = [plot_label(layer["layer"]) for layer in layers][::-1]
+    shares = [100 * layer["share"] for layer in layers][::-1]
+    # by position, labelled after: two layers whose labels read the same keep a bar each
+    ax.barh(range(len(shares)), shares, color=["#cf222e" if s >= 20 else "#0969da" for s in shares])
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_xlabel("estimated share of the final-output error (%)")
+    ax.set_title(f"{plot_label(Path(report['artifact']).name)}: {plot_label(report['quantize'])}, worst layers "
+                 "first")
+    return _png(fig)

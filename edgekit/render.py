@@ -3,6 +3,10 @@
 Every table goes through ``_emit_table``: drawn as a table when it fits the terminal at its natural width,
 otherwise stacked — one heading line per row, then its cells as label/value pairs packed to the width — so
 that no number or header is ever cut to "…" (an 80-column terminal shows every digit).
+
+Names from a model (files, nodes, tensors, layers, and the messages that quote them) are data: each goes through
+``_name`` (controls made visible, brackets taken literally), and the consoles here show the control characters
+of any other text in their visible form as well (``DataConsole``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.text import Text
 from edgekit.toolkit.contract.artifact_paths import sidecar_path
 from edgekit.toolkit.contract.errors import option
 from edgekit.toolkit.delegation import delegation_summary
+from edgekit.toolkit.text import terminal_safe
 from edgekit.toolkit.units import human_bytes, human_seconds
 
 if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import numpy
@@ -37,7 +42,26 @@ if TYPE_CHECKING:  # type-only: rendering `routes` or `info` must not import num
     from edgekit.training.types import EpochStats
     from edgekit.validators.parity import ParityReport
 
-console = Console(highlight=False, soft_wrap=True)
+
+class DataConsole(Console):
+    """A console whose text never carries a control character to the terminal: an escape sequence, carriage
+    return, bell, backspace or bidi override in a string it prints shows as ``\\x1b``, ``\\r``, ``\\u202e``
+    (newlines and tabs stay); the styles the console adds itself are unaffected. Emoji codes stay text."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{"emoji": False, **options})
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(terminal_safe(text, keep="\n\t"), **options)
+
+
+def _name(value: object) -> str:
+    """A name from a model, a path, or a message that quotes one, as console markup: its control characters in
+    their visible form, its brackets literal (``[/x]`` is not a closing tag)."""
+    return escape(terminal_safe(value))
+
+
+console = DataConsole(highlight=False, soft_wrap=True)
 
 TOP_OPS = 15
 STACK_INDENT = 4  # the label/value pairs of a stacked row, under its heading
@@ -88,7 +112,7 @@ def _print_stacked(headers: Sequence[str], rows: Sequence[Sequence[str]], *, key
                 continue
             if i in long:
                 _flush(line, out)
-                text = Text.from_markup(f"[dim]{headers[i]}[/dim] {row[i]}")
+                text = Text.from_markup(f"[dim]{headers[i]}[/dim] {row[i]}", emoji=False)
                 out.print(Padding(text, (0, 0, 0, STACK_INDENT), expand=False), soft_wrap=False)
                 continue
             line.append(_pad(f"[dim]{headers[i]}[/dim]", label_width) + " " + _pad(row[i], value_width))
@@ -104,7 +128,7 @@ def _flush(line: list[str], out: Console) -> None:
 
 
 def _visible(markup: str) -> int:
-    return Text.from_markup(markup).cell_len
+    return Text.from_markup(markup, emoji=False).cell_len
 
 
 def _pad(markup: str, width: int) -> str:
@@ -112,7 +136,7 @@ def _pad(markup: str, width: int) -> str:
 
 
 def _shape(ts: TensorSpec) -> str:
-    return "?" if ts.shape is None else escape("[" + ", ".join(str(d) for d in ts.shape) + "]")
+    return "?" if ts.shape is None else _name("[" + ", ".join(str(d) for d in ts.shape) + "]")
 
 
 def _quant(ts: TensorSpec) -> str:
@@ -126,44 +150,44 @@ def _quant(ts: TensorSpec) -> str:
 def render_inspect(report: InspectReport) -> None:
     details = report.details
     kind = f" ({report.kind})" if report.kind else ""
-    console.print(f"[bold]{report.path}[/bold]")
-    console.print(f"  format      {report.format.value}{kind}")
+    console.print(f"[bold]{_name(report.path)}[/bold]")
+    console.print(f"  format      {report.format.value}{_name(kind)}")
     console.print(f"  size        {human_bytes(report.size_bytes)}  sha256 {report.sha256[:16]}…")
     params = "unknown" if details.parameters is None else f"{details.parameters:,}"
     console.print(f"  parameters  {params}")
     if report.io_spec is not None:
         # One row per tensor; a column added here shows in both layouts (stacked: one "header value" pair).
-        rows = [[direction, escape(ts.name), _shape(ts), ts.dtype, _values(ts) if direction == "in" else "",
-                 ts.layout.value, _quant(ts)]
+        rows = [[direction, _name(ts.name), _shape(ts), _name(ts.dtype), _name(_values(ts)) if direction == "in"
+                 else "", ts.layout.value, _quant(ts)]
                 for direction, specs in (("in", report.io_spec.inputs), ("out", report.io_spec.outputs))
                 for ts in specs]
         _emit_table(("", "name", "shape", "dtype", "values", "layout", "quantization"), rows,
-                    title=f"I/O contract — source: {report.contract_source}", key=(0, 1))
+                    title=f"I/O contract — source: {_name(report.contract_source)}", key=(0, 1))
         for ts in report.io_spec.inputs:
             if _integral(ts.dtype):
                 source = ts.domain.source if ts.domain is not None else \
                     f"not shown by the model: fed 0/1; give {option('input_ranges')} {ts.name}=LOW:HIGH"
-                console.print(f"  values      {escape(ts.name)}: {_values(ts)} — {escape(source)}")
+                console.print(f"  values      {_name(ts.name)}: {_name(_values(ts))} — {_name(source)}")
     if details.ops:
         total = sum(details.ops.values())
         shown = list(details.ops.items())[:TOP_OPS]
         more = len(details.ops) - len(shown)
         ops = ", ".join(f"{name}×{count}" for name, count in shown) + (f", … {more} more kinds" if more else "")
-        console.print(f"  operators   {total} ({len(details.ops)} kinds): {ops}")
+        console.print(f"  operators   {total} ({len(details.ops)} kinds): {_name(ops)}")
     for label, data in (("delegation", details.delegation), ("quantization", details.quantization)):
         if data:
-            console.print(f"  {label:<11} " + ", ".join(f"{k}={_compact(v)}" for k, v in data.items()))
+            console.print(f"  {label:<11} " + _name(", ".join(f"{k}={_compact(v)}" for k, v in data.items())))
     for note in details.notes:
-        console.print(f"  note        {note}")
+        console.print(f"  note        {_name(note)}")
     smoke = report.smoke_run
     if smoke is not None:
         if smoke.ok:
             outs = ", ".join(f"{k} {v}" for k, v in smoke.output_shapes.items())
-            console.print(f"  smoke run   [green]ok[/green] in {smoke.seconds * 1e3:.1f} ms → {outs}")
+            console.print(f"  smoke run   [green]ok[/green] in {smoke.seconds * 1e3:.1f} ms → {_name(outs)}")
         else:
-            console.print(f"  smoke run   [red]failed[/red]: {smoke.error}")
+            console.print(f"  smoke run   [red]failed[/red]: {_name(smoke.error)}")
     for warning in report.warnings:
-        console.print(f"  [yellow]warning[/yellow]     {warning}")
+        console.print(f"  [yellow]warning[/yellow]     {_name(warning)}")
 
 
 def _values(ts: Any) -> str:
@@ -199,22 +223,23 @@ def render_train(result: TrainResult) -> None:
         f"({result.seconds:.1f} s in all)"
     )
     size = human_bytes(artifact.path.stat().st_size)
-    console.print(f"  model     {artifact.path}  ({artifact.format.value}, {size})")
-    console.print(f"  data      {artifact.data_path}  (calibration and test splits)")
-    console.print(f"  sidecar   {sidecar_path(artifact.path)}")
+    console.print(f"  model     {_name(artifact.path)}  ({artifact.format.value}, {size})")
+    console.print(f"  data      {_name(artifact.data_path)}  (calibration and test splits)")
+    console.print(f"  sidecar   {_name(sidecar_path(artifact.path))}")
 
 
 def render_import(result: ImportResult) -> None:
     artifact = result.artifact
     size = human_bytes(_size(artifact.path))
-    console.print(f"[bold]imported[/bold] ({result.source_kind}) → {artifact.path}  ({artifact.format.value}, {size})")
+    console.print(f"[bold]imported[/bold] ({_name(result.source_kind)}) → {_name(artifact.path)}  "
+                  f"({artifact.format.value}, {size})")
     for direction, specs in (("in ", artifact.io_spec.inputs), ("out", artifact.io_spec.outputs)):
         for ts in specs:
-            console.print(f"  {direction}  {ts.name}  {_shape(ts)}  {ts.dtype}  {ts.layout.value}")
+            console.print(f"  {direction}  {_name(ts.name)}  {_shape(ts)}  {_name(ts.dtype)}  {ts.layout.value}")
     if artifact.labels:
         shown = ", ".join(artifact.labels[:5]) + (", …" if len(artifact.labels) > 5 else "")
-        console.print(f"  labels  {len(artifact.labels)}: {shown}")
-    console.print(f"  sidecar {sidecar_path(artifact.path)}  ({result.seconds:.1f} s)")
+        console.print(f"  labels  {len(artifact.labels)}: {_name(shown)}")
+    console.print(f"  sidecar {_name(sidecar_path(artifact.path))}  ({result.seconds:.1f} s)")
 
 
 def _size(path: Path) -> int:
@@ -225,17 +250,20 @@ def render_convert(result: ConversionResult) -> None:
     artifact = result.artifact
     size = human_bytes(_size(artifact.path))
     quant = artifact.options.get("quantize", "none")
-    console.print(f"[bold]converted[/bold] → {artifact.path}  ({artifact.format.value}, {quant}, {size}) "
-                  f"in {result.seconds:.1f} s")
-    console.print(f"  route     {' → '.join(artifact.route)}")
+    console.print(f"[bold]converted[/bold] → {_name(artifact.path)}  ({artifact.format.value}, {_name(quant)}, "
+                  f"{size}) in {result.seconds:.1f} s")
+    console.print(f"  route     {_name(' → '.join(artifact.route))}")
     for step in result.steps:
         facts = ", ".join(f"{k}={v}" for k, v in step.details.items())
-        console.print(f"  step      {step.converter} ({step.seconds:.1f} s){': ' + facts if facts else ''}")
+        console.print(f"  step      {_name(step.converter)} ({step.seconds:.1f} s)"
+                      f"{': ' + _name(facts) if facts else ''}")
     for direction, specs in (("in ", artifact.io_spec.inputs), ("out", artifact.io_spec.outputs)):
         for ts in specs:
-            console.print(f"  {direction}       {ts.name}  {_shape(ts)}  {ts.dtype}  {ts.layout.value}  {_quant(ts)}")
+            console.print(f"  {direction}       {_name(ts.name)}  {_shape(ts)}  {_name(ts.dtype)}  {ts.layout.value}  "
+                          f"{_quant(ts)}")
     if result.details.delegation:
-        console.print("  delegation " + ", ".join(f"{k}={_compact(v)}" for k, v in result.details.delegation.items()))
+        console.print("  delegation " + _name(", ".join(f"{k}={_compact(v)}"
+                                                        for k, v in result.details.delegation.items())))
     parity = result.parity
     if parity is None:
         console.print("  parity    not checked (--no-validate)")
@@ -247,10 +275,10 @@ def render_convert(result: ConversionResult) -> None:
             accuracy = (f", accuracy {parity.accuracy['reference']:.2%} → {parity.accuracy['candidate']:.2%} "
                         f"({parity.accuracy['delta'] * 100:+.2f} points)")
         console.print(f"  parity    [{colour}]{parity.verdict}[/{colour}] (profile {parity.profile.value}, "
-                      f"cosine {cosine:.6f}{accuracy}; {parity.data_source})")
+                      f"cosine {cosine:.6f}{accuracy}; {_name(parity.data_source)})")
     if "budget" in artifact.extra:
         render_budget(artifact.extra["budget"], artifact.options.get("keep_float", []))
-    console.print(f"  sidecar   {sidecar_path(artifact.path)}")
+    console.print(f"  sidecar   {_name(sidecar_path(artifact.path))}")
 
 
 def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
@@ -263,10 +291,10 @@ def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
     ranking = budget.get("ranking") or {}
     if ranking.get("layers"):
         shown = ", ".join(f"{layer['layer']} {100 * layer['share']:.0f}%" for layer in ranking["layers"][:5])
-        console.print(f"  ranked    by the layers' share of the error ({escape(ranking['by'])}): {escape(shown)}"
+        console.print(f"  ranked    by the layers' share of the error ({_name(ranking['by'])}): {_name(shown)}"
                       + (" …" if len(ranking["layers"]) > 5 else ""))
     elif ranking.get("failed"):
-        console.print(f"  ranked    by probing each layer (the per-layer report failed: {escape(ranking['failed'])})")
+        console.print(f"  ranked    by probing each layer (the per-layer report failed: {_name(ranking['failed'])})")
     for trial in budget["trials"]:
         drop = trial["accuracy_drop_points"]
         figures = (f"cosine {trial['cosine']:.6f}" if trial["cosine"] is not None else "cosine -") + (
@@ -277,9 +305,9 @@ def render_budget(budget: dict[str, Any], kept: list[str]) -> None:
         mark = "[green]✓[/green]" if trial["passed"] else " "
         if trial.get("refused"):
             figures = f"refused by the route ({trial['refused']})"
-        console.print(f"    {mark} {escape(what[trial['stage']])}: {escape(figures)}")
+        console.print(f"    {mark} {_name(what[trial['stage']])}: {_name(figures)}")
     colour, verdict = ("green", "met") if budget["met"] else ("red", "NOT met (the best model found is kept)")
-    console.print(f"  budget    [{colour}]{verdict}[/{colour}]; kept float: {escape(', '.join(kept)) or 'nothing'}")
+    console.print(f"  budget    [{colour}]{verdict}[/{colour}]; kept float: {_name(', '.join(kept)) or 'nothing'}")
     if "float" in budget:
         def figures(trial: dict[str, Any]) -> str:
             drop = trial["accuracy_drop_points"]
@@ -296,32 +324,32 @@ def render_quant_report(report: dict[str, Any], top: int = 15) -> None:
     def number(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    cells = [[escape(layer["layer"]) + ("" if layer["keep_float"] else " [dim](no --keep-float unit)[/dim]"),
-              escape(", ".join(layer["ops"][:4]) + ("…" if len(layer["ops"]) > 4 else "")),
+    cells = [[_name(layer["layer"]) + ("" if layer["keep_float"] else " [dim](no --keep-float unit)[/dim]"),
+              _name(", ".join(layer["ops"][:4]) + ("…" if len(layer["ops"]) > 4 else "")),
               f"{100 * layer['share']:.1f}%", number(layer["sqnr_db"], ".1f"), number(layer["cosine"], ".5f"),
               number(layer["max_abs_diff"], ".4g"), "int" if layer["quantized"] else "float"]
              for layer in report["layers"][:top]]
     _emit_table(("layer", "ops", "share", "SQNR dB", "cosine", "max |Δ|", "stored"), cells,
-                title=f"Per-layer quantization error: {Path(report['artifact']).name} ({report['quantize']}), "
-                      "worst first")
+                title=f"Per-layer quantization error: {_name(Path(report['artifact']).name)} "
+                      f"({_name(report['quantize'])}), worst first")
     more = len(report["layers"]) - top
     if more > 0:
         console.print(f"  … {more} more layers (--top, --json)")
     explained = report.get("explained")
-    console.print(f"  quantizer {escape(report['quantizer'])}; tensors by {escape(report['instrument'])}")
-    console.print(f"  data      {escape(report['data'])}; {report['matched_tensors']} of {report['graph_tensors']} "
+    console.print(f"  quantizer {_name(report['quantizer'])}; tensors by {_name(report['instrument'])}")
+    console.print(f"  data      {_name(report['data'])}; {report['matched_tensors']} of {report['graph_tensors']} "
                   "tensors paired")
-    console.print(f"  share     {escape(report['share_method'])}" + (
+    console.print(f"  share     {_name(report['share_method'])}" + (
         f"; their sum is {explained:.2f}× the measured final error" if explained is not None else ""))
     for name, figures in report["instrumented_outputs"].items():
         deployed = next(iter(report["deployed"].get("outputs", {}).values()), {}) if report["deployed"] else {}
-        console.print(f"  output    {escape(name)}: cosine {number(figures['cosine'], '.5f')} instrumented"
+        console.print(f"  output    {_name(name)}: cosine {number(figures['cosine'], '.5f')} instrumented"
                       + (f", {deployed['cosine']:.5f} deployed" if deployed.get("cosine") is not None else ""))
     if not report["same_bytes"]:
         console.print("  [yellow]the recipe did not make the artifact's bytes again: these are the re-made "
                       "model's layers[/yellow]")
     for note in report["notes"]:
-        console.print(f"  note      {escape(note)}")
+        console.print(f"  note      {_name(note)}")
 
 
 def short_tensor_name(name: str, width: int = 40) -> str:
@@ -348,8 +376,9 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
         colour = {"origin": "red", "propagated": "yellow", "absorbed": "magenta"}.get(pair["status"], "green")
         where = pair["module_path"] or pair["reference_name"]
         cand = short_tensor_name(pair["candidate_name"])
-        return [escape(where), escape(f"{pair['reference_name']} ↔ {cand}"), escape(pair["op"]),
-                escape(pair["layout"] or "-"), f"[{colour}]{pair['status']}[/{colour}]", number(m["sqnr_db"], ".1f"),
+        return [_name(where), _name(f"{pair['reference_name']} ↔ {cand}"), _name(pair["op"]),
+                _name(pair["layout"] or "-"), f"[{colour}]{_name(pair['status'])}[/{colour}]",
+                number(m["sqnr_db"], ".1f"),
                 number(m["cosine"], ".5f"), number(m["max_abs_diff"], ".4g")]
 
     pairs = {p["reference_name"]: p for p in report["pairs"]}
@@ -357,36 +386,36 @@ def render_localize(report: dict[str, Any], top: int = 10) -> None:
     cells = [row(pairs[name]) for name in shown] if not report["passed"] else []
     head = ("module", "reference ↔ candidate", "op", "layout", "status", "SQNR dB", "cosine", "max |Δ|")
     if cells:
-        _emit_table(head, cells, title=f"Where {Path(report['candidate']).name} parts from "
-                                       f"{Path(report['reference']).name}: origin first, then the layers adding most "
-                                       "error")
+        _emit_table(head, cells, title=f"Where {_name(Path(report['candidate']).name)} parts from "
+                                       f"{_name(Path(report['reference']).name)}: origin first, then the layers "
+                                       "adding most error")
     origin = report["origin"]
     if origin is not None:
         local = origin.get("local")
-        console.print(f"[red]origin[/red]    {escape(origin['module_path'] or origin['reference_name'])} "
-                      f"({escape(origin['op'])}): reference {escape(origin['reference_name'])} ↔ candidate "
-                      f"{escape(short_tensor_name(origin['candidate_name'], 60))}; {escape(origin['detail'])}"
-                      + (f"; fused with {escape(', '.join(origin['fused']))}" if origin["fused"] else ""))
+        console.print(f"[red]origin[/red]    {_name(origin['module_path'] or origin['reference_name'])} "
+                      f"({_name(origin['op'])}): reference {_name(origin['reference_name'])} ↔ candidate "
+                      f"{_name(short_tensor_name(origin['candidate_name'], 60))}; {_name(origin['detail'])}"
+                      + (f"; fused with {_name(', '.join(origin['fused']))}" if origin["fused"] else ""))
         if local and "metrics" in local:
-            console.print(f"  alone     {escape(local['meaning'])} ({escape(local['detail'])})")
+            console.print(f"  alone     {_name(local['meaning'])} ({_name(local['detail'])})")
     elif report["passed"]:
         why = passed_summary(report).rstrip(".")
-        console.print(f"[green]PASS[/green]      {escape(why)} ({escape(report['rule'])})")
+        console.print(f"[green]PASS[/green]      {_name(why)} ({_name(report['rule'])})")
     unmatched = report["unmatched"]
     console.print(f"  matched   {100 * report['matched_share']:.0f}% of {report['reference_values']} reference values "
                   f"({report['matched']} paired, {len(report['fused'])} fused into a pair{left_out(report)})"
-                  + (f"; unmatched: {escape(', '.join(unmatched[:8]))}{'…' if len(unmatched) > 8 else ''}"
+                  + (f"; unmatched: {_name(', '.join(unmatched[:8]))}{'…' if len(unmatched) > 8 else ''}"
                      if unmatched else ""))
-    console.print(f"  rule      {escape(report['rule'])}; data {escape(report['data'])}")
-    console.print(f"  traced    reference: {escape(report['instruments']['reference'])}; candidate: "
-                  f"{escape(report['instruments']['candidate'])}")
+    console.print(f"  rule      {_name(report['rule'])}; data {_name(report['data'])}")
+    console.print(f"  traced    reference: {_name(report['instruments']['reference'])}; candidate: "
+                  f"{_name(report['instruments']['candidate'])}")
     for name, figures in report["deployed"].get("outputs", {}).items():
         instrumented = figures.get("instrumented") or {}
-        console.print(f"  output    {escape(name)}: deployed {'PASS' if figures['passed'] else 'FAIL'} (cosine "
+        console.print(f"  output    {_name(name)}: deployed {'PASS' if figures['passed'] else 'FAIL'} (cosine "
                       f"{number(figures['cosine'], '.5f')}, max |Δ| {number(figures['max_abs_diff'], '.3g')}); "
                       f"instrumented cosine {number(instrumented.get('cosine'), '.5f')}")
     for note in report["notes"]:
-        console.print(f"  note      {escape(note)}")
+        console.print(f"  note      {_name(note)}")
 
 
 def render_routes(rows: list[dict[str, Any]]) -> None:
@@ -404,11 +433,11 @@ def render_routes(rows: list[dict[str, Any]]) -> None:
 def render_bench(report: BenchReport) -> None:
     latency, costs = [], []
     for result, speedup in zip(report.results, report.speedups(), strict=True):
-        stats, name = result.stats, escape(Path(result.model).name)
+        stats, name = result.stats, _name(Path(result.model).name)
         threads = "-" if result.threads is None else str(result.threads) + ("" if result.threads_applied else "*")
         cv = f"{stats.cv:.1%}" + (" [red]unstable[/red]" if result.unstable else "")
-        latency.append([name, result.precision, threads, *map(human_seconds, (stats.p50, stats.p90, stats.p99)), cv,
-                        f"{speedup:.2f}×", escape(delegation_summary(result.delegation))])
+        latency.append([name, _name(result.precision), threads, *map(human_seconds, (stats.p50, stats.p90, stats.p99)),
+                        cv, f"{speedup:.2f}×", _name(delegation_summary(result.delegation))])
         costs.append([name, threads, *map(human_seconds, (result.load_seconds, result.first_inference_seconds,
                                                           stats.mean, stats.min, stats.max)),
                       human_bytes(max(result.rss_increase_bytes, 0)), human_bytes(result.file_size_bytes)])
@@ -419,38 +448,38 @@ def render_bench(report: BenchReport) -> None:
     if any(not r.threads_applied and r.threads is not None for r in report.results):
         console.print("  * the runtime could not enforce this thread count (see threads_applied in the JSON)")
     for result in report.results:
-        name = Path(result.model).name
+        name = _name(Path(result.model).name)
         for reason in result.unstable_reasons:
-            console.print(f"  [yellow]unstable[/yellow] {name} ({result.threads} threads): {reason}")
+            console.print(f"  [yellow]unstable[/yellow] {name} ({result.threads} threads): {_name(reason)}")
         cpu_ops = result.delegation.get("cpu_operators")
         if cpu_ops and result.format == "tflite":
             names = ", ".join(f"{k}×{v}" for k, v in cpu_ops.items())
-            console.print(f"  [yellow]not delegated[/yellow] {name}: {names} on LiteRT's own CPU kernels")
+            console.print(f"  [yellow]not delegated[/yellow] {name}: {_name(names)} on LiteRT's own CPU kernels")
     for note in report.notes:
-        console.print(f"  [yellow]note:[/yellow] {escape(note)}")
+        console.print(f"  [yellow]note:[/yellow] {_name(note)}")
     for model, cells in report.compat.items():
         for target, cell in cells.items():
-            console.print(f"  compat {escape(Path(model).name)} {target}: {_support(cell['support'])} "
-                          f"{escape(cell['summary'])}")
+            console.print(f"  compat {_name(Path(model).name)} {_name(target)}: {_support(cell['support'])} "
+                          f"{_name(cell['summary'])}")
     if report.results:
         sources = ", ".join(dict.fromkeys(r.input_source for r in report.results))
-        console.print(f"inputs: {sources}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
+        console.print(f"inputs: {_name(sources)}; ≥ {min(r.stats.runs for r in report.results)} timed runs each")
 
 
 SUPPORT_STYLE = {"supported": "green", "unsupported": "red", "unknown": "yellow"}
 
 
 def _support(value: str) -> str:
-    return f"[{SUPPORT_STYLE.get(value, 'yellow')}]{value}[/{SUPPORT_STYLE.get(value, 'yellow')}]"
+    return f"[{SUPPORT_STYLE.get(value, 'yellow')}]{_name(value)}[/{SUPPORT_STYLE.get(value, 'yellow')}]"
 
 
 def render_compat(report: CompatReport, *, every_op: bool = False) -> None:
     """One line per target, then the operators that do not run (every operator with ``every_op``), then notes."""
     _emit_table(("target", "evidence", "verdict", "detail"),
-                [[t.target, t.evidence.value, _support(t.support.value), escape(t.summary())] for t in report.targets],
-                title=f"Compatibility of {escape(report.model)} ({report.format})", key=(0,))
-    rows = [[t.target, "" if op.index is None else str(op.index), escape(op.op), _support(op.support.value),
-             op.evidence.value, escape(op.reason)]
+                [[t.target, t.evidence.value, _support(t.support.value), _name(t.summary())] for t in report.targets],
+                title=f"Compatibility of {_name(report.model)} ({_name(report.format)})", key=(0,))
+    rows = [[t.target, "" if op.index is None else str(op.index), _name(op.op), _support(op.support.value),
+             op.evidence.value, _name(op.reason)]
             for t in report.targets for op in t.ops if (every_op or op.support.value != "supported")
             and not (len(t.ops) == 1 and op.index is None)]  # a one-row target's detail says it all
     if rows:
@@ -460,22 +489,22 @@ def render_compat(report: CompatReport, *, every_op: bool = False) -> None:
     for t in report.targets:
         facts = ", ".join(f"{k} {_compact(v)}" for k, v in t.facts.items() if v not in (None, [], {}, ""))
         if facts:
-            console.print(f"  {t.target}: {escape(facts)}")
+            console.print(f"  {t.target}: {_name(facts)}")
         for note in t.notes:
-            console.print(f"  [yellow]note:[/yellow] {t.target}: {escape(note)}")
+            console.print(f"  [yellow]note:[/yellow] {t.target}: {_name(note)}")
 
 
 def render_parity(report: ParityReport) -> None:
     colour = "green" if report.passed else "red"
-    console.print(f"[bold {colour}]{report.verdict}[/bold {colour}]  {report.candidate} vs {report.reference}  "
-                  f"(profile {report.profile.value}; {report.data_source})")
+    console.print(f"[bold {colour}]{report.verdict}[/bold {colour}]  {_name(report.candidate)} vs "
+                  f"{_name(report.reference)}  (profile {report.profile.value}; {_name(report.data_source)})")
     for step in report.adaptations:
-        console.print(f"  adapted   {step}")
+        console.print(f"  adapted   {_name(step)}")
     rows = []
     for out in report.outputs:
         m = out.metrics
-        name = escape(out.reference_name if out.reference_name == out.candidate_name else
-                      f"{out.reference_name}↔{out.candidate_name}")
+        name = _name(out.reference_name if out.reference_name == out.candidate_name else
+                     f"{out.reference_name}↔{out.candidate_name}")
         checks = ", ".join(f"{c.name} {_check_state(c)}" for c in out.checks)
         if m is None:
             rows.append([name, *["-"] * 8, checks])
@@ -493,14 +522,14 @@ def render_parity(report: ParityReport) -> None:
     for out in report.outputs:
         for check in out.checks:
             if not check.judged:
-                console.print(f"  [yellow]not judged[/yellow] {escape(out.reference_name)}: {check.name} "
-                              f"({escape(check.detail.removeprefix('not judged: '))})")
+                console.print(f"  [yellow]not judged[/yellow] {_name(out.reference_name)}: {check.name} "
+                              f"({_name(check.detail.removeprefix('not judged: '))})")
             elif check.passed and check.name == "top1_agreement" and _some_indecisive(out.metrics):
-                console.print(f"  top-1     {escape(out.reference_name)}: {escape(check.detail)}")
+                console.print(f"  top-1     {_name(out.reference_name)}: {_name(check.detail)}")
     for note in report.notes:
-        console.print(f"  note      {note}")
+        console.print(f"  note      {_name(note)}")
     for line in report.failures():
-        console.print(f"  [red]fail[/red]      {line}")
+        console.print(f"  [red]fail[/red]      {_name(line)}")
 
 
 def _check_state(check: Any) -> str:
@@ -579,31 +608,32 @@ def render_pipeline(report: PipelineReport, files: dict[str, Path], target: Cons
     for src in report.sources:
         accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
         trained = f", trained in {src.trained_seconds:.1f} s" if src.trained_seconds is not None else ""
-        note = f"  ({src.note})" if src.note else ""
-        out.print(f"[bold]{src.name}[/bold]  {src.format}, accuracy {accuracy}{trained}, eager p50 "
+        note = f"  ({_name(src.note)})" if src.note else ""
+        out.print(f"[bold]{_name(src.name)}[/bold]  {_name(src.format)}, accuracy {accuracy}{trained}, eager p50 "
                   f"{human_seconds(src.latency.p50 if src.latency else None)}{note}")
     rows = []
     for row in report.rows:
-        cells = [escape(cell) for cell in table_cells(row)]
+        cells = [_name(cell) for cell in table_cells(row)]
         colour = colours[row.status]
         cells[3] = f"[{colour}]{cells[3]}[/{colour}]"
         rows.append(cells)
     _emit_table(TABLE_COLUMNS, rows, title="edgekit pipeline", right=("size", "p50", "p90", "vs eager"),
                 key=(0, 1, 2), headings=[f"{cells[0]} → {cells[1]} {cells[2]}" for cells in rows], out=out)
     for line in budget_lines(report):
-        out.print(f"  budget {escape(line)}")
+        out.print(f"  budget {_name(line)}")
     for row in report.rows:
         if row.status is not RowStatus.PASSED:
-            out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {row.label}: {row.reason}")
+            out.print(f"  [{colours[row.status]}]{row.status.value}[/{colours[row.status]}] {_name(row.label)}: "
+                      f"{_name(row.reason)}")
     counts = report.counts()
     out.print(f"{len(report.rows)} artifacts: {count_line(counts)}; {len(report.not_applicable)} combinations have "
               f"no route (listed in the report)")
     executor = report.options.get("executor_run")
     if executor:
-        out.print(f"cells ran on {executor}")
+        out.print(f"cells ran on {_name(executor)}")
     for kind in ("html", "markdown", "json", "junit"):
         if kind in files:
-            out.print(f"  {kind:<9}{files[kind]}")
+            out.print(f"  {kind:<9}{_name(files[kind])}")
     out.print(f"pipeline time: {report.seconds:.1f} s")
 
 
@@ -638,7 +668,7 @@ def pipeline_progress(out: Path, force: bool) -> Iterator[PipelineProgress]:
         stdout = os.fdopen(os.dup(stdout_fd), "w", encoding="utf-8")
         stderr = os.fdopen(os.dup(stderr_fd), "w", encoding="utf-8")
         with stdout, stderr:
-            terminal = Console(file=stderr, highlight=False, soft_wrap=True)
+            terminal = DataConsole(file=stderr, highlight=False, soft_wrap=True)
             progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=terminal, transient=True)
 
@@ -649,19 +679,19 @@ def pipeline_progress(out: Path, force: bool) -> Iterator[PipelineProgress]:
                 def planned(self, total: int) -> None:
                     progress.update(self.task, total=total)
 
-                def stage(self, text: str) -> None:
-                    progress.update(self.task, description=text)
+                def stage(self, text: str) -> None:  # the description is markup: a name in it is escaped
+                    progress.update(self.task, description=_name(text))
 
                 def row_done(self, row: Any) -> None:
                     colour = colours[row.status]
                     p50 = "" if row.latency is None else f"  p50 {row.latency.p50 * 1e3:.3f} ms"
                     reason = f": {row.reason}" if row.status is not RowStatus.PASSED else ""
-                    progress.console.print(f"[{colour}]{row.status.value:>17}[/{colour}]  {row.source} → "
-                                           f"{row.format} {row.precision}{p50}{reason}")
+                    progress.console.print(f"[{colour}]{row.status.value:>17}[/{colour}]  {_name(row.source)} → "
+                                           f"{_name(row.format)} {_name(row.precision)}{p50}{_name(reason)}")
                     progress.advance(self.task)
 
-            terminal.print(f"framework output: {log}")
-            table = Console(file=stdout, highlight=False, soft_wrap=True, width=None if stdout.isatty() else 200)
+            terminal.print(f"framework output: {_name(log)}")
+            table = DataConsole(file=stdout, highlight=False, soft_wrap=True, width=None if stdout.isatty() else 200)
             with progress:
                 yield PipelineProgress(Bar(), progress, table)
 
@@ -670,15 +700,15 @@ def render_package(result: PackageResult, signed_with: Path | None) -> None:
     from edgekit.packaging import public_key_path
 
     manifest = result.manifest
-    console.print(f"packaged {manifest['model']['file']} ({manifest['model']['format']}, "
-                  f"{manifest['model']['precision']}) → {result.bundle} in {result.seconds:.1f} s")
+    console.print(f"packaged {_name(manifest['model']['file'])} ({_name(manifest['model']['format'])}, "
+                  f"{_name(manifest['model']['precision'])}) → {_name(result.bundle)} in {result.seconds:.1f} s")
     for member, digest in manifest["files"].items():
-        console.print(f"  {member:<22} {digest[:16]}…")
+        console.print(f"  {_name(member):<22} {_name(digest[:16])}…")
     parity = manifest.get("parity")
-    console.print(f"  parity  {parity['verdict'] if parity else 'not recorded (no edgekit sidecar)'}")
+    console.print(f"  parity  {_name(parity['verdict']) if parity else 'not recorded (no edgekit sidecar)'}")
     latency = manifest.get("latency")
     if latency:
-        console.print(f"  latency p50 {latency['p50_ms']:.3f} ms on {latency['measured_on']} (1 thread)")
+        console.print(f"  latency p50 {latency['p50_ms']:.3f} ms on {_name(latency['measured_on'])} (1 thread)")
     if result.signed_by and signed_with is not None:
         console.print(f"  signed  by ed25519 key {result.signed_by} (signature.json)")
         public = public_key_path(signed_with)
@@ -695,8 +725,8 @@ def verification_dict(result: VerifyResult) -> dict[str, Any]:
 
 def render_verify(result: VerifyResult) -> None:
     for name, ok, detail in result.checks:
-        console.print(f"  {'ok  ' if ok else 'FAIL'}  {name}: {escape(detail)}")
-    console.print(f"{result.bundle}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
+        console.print(f"  {'ok  ' if ok else 'FAIL'}  {_name(name)}: {_name(detail)}")
+    console.print(f"{_name(result.bundle)}: {'verified' if result.passed else 'VERIFICATION FAILED'}")
 
 
 def verify_failure(result: VerifyResult) -> str:
@@ -704,7 +734,7 @@ def verify_failure(result: VerifyResult) -> str:
     bad_signature = any(name == "signature" and not ok for name, ok, _ in result.checks)
     fix = ("do not use it: it is not the bundle that key signed; get it again from its publisher, or check that "
            "--public-key is theirs" if bad_signature else "package the model again; do not edit a bundle by hand")
-    return f"error: {result.bundle}: {'; '.join(result.failures())} (fix: {fix})"
+    return f"error: {terminal_safe(result.bundle)}: {terminal_safe('; '.join(result.failures()))} (fix: {fix})"
 
 
 def render_keygen(keys: KeyPair) -> None:

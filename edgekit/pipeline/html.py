@@ -3,14 +3,15 @@ no external file, script or font, so it opens from a CI artifact store or an e-m
 
 Plots: latency vs size, accuracy vs latency, and the |Δ| distribution per artifact (box plots drawn
 from the percentiles parity recorded). A plot is drawn only when there is something to draw; the
-page says what was not measured instead of showing an empty frame.
+page says what was not measured instead of showing an empty frame, and what could not be drawn (``drawn``):
+a plot never costs the page. Names are labels as they are (``plot_label``: mathtext never parses them).
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
+from collections.abc import Callable
 from typing import Any
 
 from edgekit.pipeline.report import (
@@ -23,6 +24,7 @@ from edgekit.pipeline.report import (
     table_cells,
     timed_on,
 )
+from edgekit.toolkit.text import html_text, plot_label
 from edgekit.toolkit.units import human_seconds
 
 FORMAT_MARKERS = {"tflite": "o", "onnx": "s", "torchscript": "^", "executorch": "D"}
@@ -43,11 +45,13 @@ figure { margin: 1em 0; } img.plot { max-width: 100%; border: 1px solid #d0d7de;
 
 
 def _png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -63,6 +67,38 @@ def _pyplot() -> Any:
     return plt
 
 
+def drawn(draw: Callable[..., str | None], *args: Any) -> tuple[str | None, str]:
+    """``draw(*args)``: a PNG as base64 (None when there is nothing to draw) and ``""``; or, where drawing failed
+    (matplotlib missing, a label it could not lay out, a figure too large), ``(None, why)`` for the page to say
+    in the plot's place: a plot never costs the report. Text is drawn without TeX (``text.usetex`` off), so
+    ``plot_label``'s escapes are what matplotlib reads; figures a failed plot left open are closed."""
+    from edgekit.toolkit.contract.errors import first_line
+
+    try:
+        plt = _pyplot()
+        import matplotlib
+
+        before = set(plt.get_fignums())
+        try:
+            with matplotlib.rc_context({"text.usetex": False}):
+                return draw(*args), ""
+        finally:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+    except Exception as exc:  # whatever a plot raises, the page that holds it is still written
+        return None, f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def figure_html(title: str, image: str | None, failed: str, *, empty: str = "not measured in this run") -> str:
+    """The plot ``drawn`` made as a figure; else a line saying why there is none (``failed``, else ``empty``)."""
+    if image is not None:
+        return (f'<figure><img class="plot" alt="{html_text(title)}" src="data:image/png;base64,{image}">'
+                f"<figcaption>{html_text(title)}</figcaption></figure>")
+    if failed:
+        return f'<p class="muted">{html_text(title)}: the plot could not be drawn ({html_text(failed)}).</p>'
+    return f'<p class="muted">{html_text(title)}: {html_text(empty)}.</p>'
+
+
 def _colours(report: PipelineReport) -> dict[str, str]:
     palette = ["#0969da", "#bc4c00", "#8250df", "#1a7f37", "#cf222e", "#6e7781"]
     return {s.name: palette[i % len(palette)] for i, s in enumerate(report.sources)}
@@ -72,8 +108,8 @@ def _legend_handles(plt: Any, report: PipelineReport, rows: list[Row]) -> list[A
     from matplotlib.lines import Line2D
 
     colours = _colours(report)
-    handles = [Line2D([], [], color=colours[s.name], marker="o", linestyle="", label=s.name) for s in report.sources
-               if any(r.source == s.name for r in rows)]
+    handles = [Line2D([], [], color=colours[s.name], marker="o", linestyle="", label=plot_label(s.name))
+               for s in report.sources if any(r.source == s.name for r in rows)]
     handles += [Line2D([], [], color="#57606a", marker=m, linestyle="", label=f) for f, m in FORMAT_MARKERS.items()
                 if any(r.format == f for r in rows)]
     return handles
@@ -87,7 +123,7 @@ def _scatter(ax: Any, report: PipelineReport, rows: list[Row], xy: Any) -> None:
         x, y = xy(row)
         ax.scatter(x, y, marker=FORMAT_MARKERS.get(row.format, "o"), s=60, color=colours[row.source],
                    edgecolors="black" if row.status is RowStatus.PASSED else "red", linewidths=0.8)
-        ax.annotate(row.precision, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.annotate(plot_label(row.precision), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
 
 
 def _finish_scatter(plt: Any, fig: Any, ax: Any, report: PipelineReport, rows: list[Row], xlabel: str,
@@ -126,7 +162,7 @@ def accuracy_vs_latency(report: PipelineReport) -> str | None:
         if src.latency is not None and src.accuracy is not None:
             ax.scatter(src.latency.p50 * 1e3, src.accuracy * 100, marker="*", s=180, color=colours[src.name],
                        edgecolors="black", linewidths=0.8)
-            ax.annotate(f"{src.name} (eager)", (src.latency.p50 * 1e3, src.accuracy * 100),
+            ax.annotate(f"{plot_label(src.name)} (eager)", (src.latency.p50 * 1e3, src.accuracy * 100),
                         textcoords="offset points", xytext=(6, -10), fontsize=7)
     ax.set_xscale("log")
     return _finish_scatter(plt, fig, ax, report, rows, "p50 latency (ms, log)", "top-1 accuracy (%)",
@@ -144,8 +180,8 @@ def error_distribution(report: PipelineReport) -> str | None:
     for row in rows:
         p = [max(v, floor) for v in row.error_percentiles or ()]
         # ERROR_PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
-        stats.append({"label": row.label, "whislo": p[1], "q1": p[3], "med": p[4], "q3": p[5], "whishi": p[7],
-                      "fliers": [p[8]]})
+        stats.append({"label": plot_label(row.label), "whislo": p[1], "q1": p[3], "med": p[4], "q3": p[5],
+                      "whishi": p[7], "fliers": [p[8]]})
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.5))
     boxes = ax.bxp(stats, orientation="horizontal", showfliers=True, patch_artist=True)
     for patch, row in zip(boxes["boxes"], rows, strict=True):
@@ -172,7 +208,7 @@ PLOTS = (("Latency vs size", latency_vs_size), ("Accuracy vs latency", accuracy_
 
 
 def html_report(report: PipelineReport) -> str:
-    esc = html.escape
+    esc = html_text
     verdict = "PASS" if report.passed and not report.violations else "FAIL"
     counts = report.counts()
     parts = [
@@ -215,12 +251,7 @@ def html_report(report: PipelineReport) -> str:
         parts.append('<p class="muted">No plots in this report: they need matplotlib, which is not installed '
                      f"(<code>{esc(plots_hint)}</code>). The tables above hold every figure they would show.</p>")
     for title, draw in PLOTS if plots_hint is None else ():
-        image = draw(report)
-        if image is None:
-            parts.append(f'<p class="muted">{esc(title)}: not measured in this run.</p>')
-        else:
-            parts.append(f'<figure><img class="plot" alt="{esc(title)}" src="data:image/png;base64,{image}">'
-                         f"<figcaption>{esc(title)}</figcaption></figure>")
+        parts.append(figure_html(title, *drawn(draw, report)))
     if report.not_applicable:
         parts.append(f"<h2>No route ({len(report.not_applicable)})</h2><ul>")
         parts += [f'<li class="muted">{esc(n)}</li>' for n in report.not_applicable]

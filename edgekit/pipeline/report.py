@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 
 from edgekit.toolkit import jsonio
 from edgekit.toolkit.contract.options import QuantMode
+from edgekit.toolkit.text import markdown_cell, xml_text
 from edgekit.toolkit.units import human_bytes, human_seconds
 
 PIPELINE_REPORT_VERSION = 1
@@ -236,10 +237,6 @@ def count_line(counts: dict[str, int]) -> str:
     return text + (f", {counts['crashed']} crashed" if counts.get("crashed") else "")
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown(report: PipelineReport) -> str:
     """A summary to paste into a pull request: verdict, sources, the table, failures."""
     counts = report.counts()
@@ -248,39 +245,40 @@ def markdown(report: PipelineReport) -> str:
         f"## edgekit pipeline: {verdict}",
         "",
         f"{len(report.rows)} artifacts: {count_line(counts)} · {report.seconds:.0f} s · "
-        f"edgekit {report.edgekit_version} · {report.environment.get('cpu', {}).get('model', 'unknown CPU')}",
+        f"edgekit {markdown_cell(report.edgekit_version)} · "
+        f"{markdown_cell(report.environment.get('cpu', {}).get('model', 'unknown CPU'))}",
         "",
         "| source | format | accuracy | eager p50 |",
         "|---|---|---:|---:|",
     ]
     for src in report.sources:
         accuracy = "-" if src.accuracy is None else f"{src.accuracy:.2%}"
-        lines.append(f"| {_md_escape(src.name)} | {src.format} | {accuracy} | "
+        lines.append(f"| {markdown_cell(src.name)} | {markdown_cell(src.format)} | {accuracy} | "
                      f"{human_seconds(src.latency.p50 if src.latency else None)} |")
-    lines += ["", "| " + " | ".join(TABLE_COLUMNS) + " |",
+    lines += ["", "| " + " | ".join(markdown_cell(c) for c in TABLE_COLUMNS) + " |",
               "|" + "|".join("---:" if c in ("size", "p50", "p90", "vs eager") else "---" for c in TABLE_COLUMNS) + "|"]
     for row in report.rows:
         cells = list(table_cells(row))
         cells[3] = {"passed": "✅ passed", "parity-failed": "❌ parity", "conversion-failed": "⛔ conversion",
                     "crashed": "💥 crashed"}[row.status.value]
-        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
     kept = budget_lines(report)
     if kept:
         lines += ["", "### Accuracy budget: what stayed float", ""]
-        lines += [f"- {_md_escape(line)}" for line in kept]
+        lines += [f"- {markdown_cell(line)}" for line in kept]
     problems = [r for r in report.rows if r.status is not RowStatus.PASSED]
     if problems or report.violations:
         lines += ["", "### Failures", ""]
-        lines += [f"- **{_md_escape(r.label)}** ({r.status.value}): {_md_escape(r.reason)}" for r in problems]
-        lines += [f"- **check**: {_md_escape(v)}" for v in report.violations]
+        lines += [f"- **{markdown_cell(r.label)}** ({r.status.value}): {markdown_cell(r.reason)}" for r in problems]
+        lines += [f"- **check**: {markdown_cell(v)}" for v in report.violations]
     if report.not_applicable:
         lines += ["", f"<details><summary>{len(report.not_applicable)} combinations have no route</summary>", ""]
-        lines += [f"- {_md_escape(n)}" for n in report.not_applicable]
+        lines += [f"- {markdown_cell(n)}" for n in report.not_applicable]
         lines += ["", "</details>"]
     lines += ["", "Latency: single batch, warmed up, "
               f"{report.options.get('threads', 1)} thread(s); 'vs eager' = the source framework's p50 ÷ the row's."]
     for line in timed_on(report):
-        lines += ["", _md_escape(line)]
+        lines += ["", markdown_cell(line)]
     return "\n".join(lines) + "\n"
 
 
@@ -342,4 +340,9 @@ def junit_xml(report: PipelineReport) -> str:
     root.set("tests", str(total))
     root.set("failures", str(failures))
     root.set("errors", str(errors))
+    for element in root.iter():  # names and messages quote the model: no character XML 1.0 cannot hold
+        if element.text:
+            element.text = xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, xml_text(value))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
