@@ -19,10 +19,18 @@ import typer
 from edgekit import __version__
 from edgekit.models import Arch, Framework
 from edgekit.toolkit import jsonio
-from edgekit.toolkit.contract.errors import EdgekitError, ExitCode, UsageError, first_line, speaking_as_cli
+from edgekit.toolkit.contract.errors import (
+    EdgekitError,
+    ExitCode,
+    Terminated,
+    UsageError,
+    first_line,
+    speaking_as_cli,
+)
 from edgekit.toolkit.contract.formats import output_formats
 from edgekit.toolkit.contract.options import Device, Layout, QuantMode, quant_mode_help
 from edgekit.toolkit.stdio import framework_output_to_log, to_user
+from edgekit.toolkit.text import terminal_safe
 from edgekit.validators.tolerances import Profile
 
 EXIT_CODES_HELP = (
@@ -54,6 +62,13 @@ class _State:
     memory_limit: int | None = None
 
 
+def _err(text: str, *, lines: bool = False) -> None:
+    """One stderr line (``lines``: a --debug traceback, newlines kept): names from a model in it are data, so
+    control characters show in a visible form (``toolkit.text.terminal_safe``) instead of moving, colouring or
+    ringing the terminal, or starting a line of their own."""
+    typer.echo(terminal_safe(text, keep="\n\t" if lines else ""), err=True)
+
+
 def _frameworks_quiet(command: str) -> Any:
     """The frameworks' output while a command works (TF/absl logs, C++ stderr, warnings, logged tracebacks):
     to a per-run log named in one line on stderr, or left on stderr with --verbose; stdout stays clean."""
@@ -73,7 +88,7 @@ def _log_note(exc: BaseException) -> str:
     with --debug it gets a line of its own above the traceback."""
     log = getattr(exc, "framework_log", None)
     if log and _State.debug:
-        typer.echo(f"edgekit: framework output → {log}", err=True)
+        _err(f"edgekit: framework output → {log}")
     return f" [framework output: {log}]" if log else ""
 
 
@@ -89,7 +104,7 @@ def handle_errors(command: F) -> F:
             note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo(f"edgekit: error: {exc.one_line()}{note}", err=True)
+            _err(f"edgekit: error: {exc.one_line()}{note}")
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -97,27 +112,24 @@ def handle_errors(command: F) -> F:
             note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo(f"edgekit: interrupted (outputs in progress were removed){note}", err=True)
-            raise typer.Exit(130) from None
+            _err(f"edgekit: {_interrupted(exc)} (outputs in progress were removed){note}")
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
         except MemoryError as exc:
             note = _log_note(exc)
             if _State.debug:
                 raise
-            typer.echo(f"edgekit: error: out of memory (fix: use a smaller model or input, or free memory){note}",
-                       err=True)
+            _err(f"edgekit: error: out of memory (fix: use a smaller model or input, or free memory){note}")
             raise typer.Exit(int(ExitCode.RESOURCE_LIMIT)) from None
         except Exception as exc:  # a bug in edgekit or an unexpected framework failure
             note = _log_note(exc)
             if _State.debug:
                 trace = getattr(exc, "trace", None)  # from an isolated worker
                 if trace:
-                    typer.echo(trace, err=True)
+                    _err(trace, lines=True)
                 raise
-            typer.echo(
+            _err(
                 f"edgekit: internal error: {type(exc).__name__}: {first_line(exc)} "
-                f"(rerun with --debug for the traceback){note}",
-                err=True,
-            )
+                f"(rerun with --debug for the traceback){note}")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -131,7 +143,7 @@ def _finish(result: Any, failure: str | None = None) -> None:
     code = exit_code(result)
     if code:
         if failure:
-            typer.echo(f"edgekit: {failure}", err=True)
+            _err(f"edgekit: {failure}")
         raise typer.Exit(code)
 
 
@@ -389,7 +401,7 @@ def convert(
                                input_ranges=parse_input_ranges(input_range), data=data, validate=validate,
                                layer_report=layer_report, **_limits())
     for warning in result.warnings:
-        typer.echo(f"edgekit: warning: {warning}", err=True)
+        _err(f"edgekit: warning: {warning}")
     if json_out:
         typer.echo(jsonio.dumps(result.to_dict()))
     else:
@@ -421,8 +433,8 @@ def _from_recipe(recipe: Path, given: dict[str, Any], model: str) -> dict[str, A
     read = read_recipe(recipe)
     source = Path(model)
     if read.source_sha256 and source.is_file() and sha256_of(source) != read.source_sha256:
-        typer.echo(f"edgekit: warning: {read.path.name} was recorded for another source file than {source.name} "
-                   "(sha256 differs): the artifact will not be the same file", err=True)
+        _err(f"edgekit: warning: {read.path.name} was recorded for another source file than {source.name} "
+             "(sha256 differs): the artifact will not be the same file")
     return read.to_kwargs()
 
 
@@ -675,7 +687,7 @@ def bench(
         render_bench(report)
     _write_json(json_file, report.to_dict(), force)
     if json_file is not None and not json_out:
-        typer.echo(f"report: {json_file}")
+        typer.echo(terminal_safe(f"report: {json_file}"))
 
 
 @app.command()
@@ -772,13 +784,13 @@ def check(
                            jobs=jobs, ray_address=ray_address, observer=progress.observer, **_limits())
         progress.show(result.report, report_paths(out))
     if write_baseline is not None:
-        typer.echo(f"baseline: {write_baseline}")
+        typer.echo(terminal_safe(f"baseline: {write_baseline}"))
     for note in result.verdict.notes:
-        typer.echo(f"edgekit: note: {note}", err=True)
+        _err(f"edgekit: note: {note}")
     for violation in result.verdict.violations:
-        typer.echo(f"edgekit: check failed: {violation}", err=True)
+        _err(f"edgekit: check failed: {violation}")
     if result.passed:
-        typer.echo(f"check passed: {len(result.report.rows)} artifacts hold every threshold of {config}")
+        typer.echo(terminal_safe(f"check passed: {len(result.report.rows)} artifacts hold every threshold of {config}"))
     _finish(result, f"check FAILED: {len(result.verdict.violations)} violation(s) of {config}")
 
 
@@ -909,15 +921,38 @@ def upgrade_arguments(argv: list[str]) -> list[str]:
     for index, arg in enumerate(argv[:-1]):
         if arg == "--json" and argv[index + 1].endswith(".json"):
             upgraded[index] = "--json-out"
-            typer.echo(f"edgekit: warning: `{command} --json FILE` is deprecated: use --json-out FILE (--json alone "
-                       "prints the report); the old spelling goes in the next release", err=True)
+            _err(f"edgekit: warning: `{command} --json FILE` is deprecated: use --json-out FILE (--json alone "
+                 "prints the report); the old spelling goes in the next release")
     return upgraded
+
+
+def _interrupted(exc: BaseException) -> str:
+    return f"terminated by {exc}" if isinstance(exc, Terminated) else "interrupted"
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM/SIGHUP → ``Terminated`` in the main thread: the Ctrl-C clean-up runs. Later signals are ignored
+    until the process exits, so a second SIGTERM cannot cut that clean-up short (SIGKILL still ends it)."""
+    import signal
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    import signal
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) is signal.SIG_DFL:  # ignored by the caller (nohup): stays ignored
+            signal.signal(number, _terminate)
 
 
 def main() -> None:
     """Console-script entry point."""
+    install_signal_handlers()
     try:
         app(args=upgrade_arguments(sys.argv[1:]), prog_name="edgekit")
-    except KeyboardInterrupt:
-        typer.echo("edgekit: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _err(f"edgekit: {_interrupted(exc)}")
+        sys.exit(getattr(exc, "exit_code", 130))

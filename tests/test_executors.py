@@ -422,15 +422,15 @@ NODE_CHECK_SCRIPT = textwrap.dedent("""
     import ray
     from edgekit import __version__
     from edgekit.pipeline.ray_executor import _ray_cell
-    from edgekit.toolkit.safety.isolation import restricted_loads
+    from edgekit.toolkit.safety.isolation import read_reply
     import pool_tasks
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         token = sys.argv[1]
         context = {"version": __version__, "token": token, "secret": "s3cret", "timeout": None, "trust": False}
-        results = {"blind": restricted_loads(_ray_cell(pool_tasks.pid, (1,), {**context, "token": token + ".gone"})),
-                   "other": restricted_loads(_ray_cell(pool_tasks.pid, (1,), {**context, "version": "0.0.1"})),
-                   "fine": restricted_loads(_ray_cell(pool_tasks.pid, (1,), context))}
+        results = {"blind": read_reply(_ray_cell(pool_tasks.pid, (1,), {**context, "token": token + ".gone"})),
+                   "other": read_reply(_ray_cell(pool_tasks.pid, (1,), {**context, "version": "0.0.1"})),
+                   "fine": read_reply(_ray_cell(pool_tasks.pid, (1,), context))}
         print(json.dumps({k: [v[0], list(v[1]) if v[0] == "error" else None] for k, v in results.items()}))
     finally:
         ray.shutdown()

@@ -4,6 +4,7 @@ no partial file, and an output it was replacing keeps its previous bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -96,10 +97,13 @@ PROBE = textwrap.dedent("""
             os.abort()
         if case == "bug":
             raise KeyError("oops")
-        if case == "evil-reply":
-            import pickle
+        if case == "evil-reply":  # what a compromised worker would write: a pickle whose dotted name is os.system
             from edgekit.toolkit.safety import isolation
-            isolation.send_message(isolation._channel, ("ok", __import__("subprocess").Popen))
+            m, n, a = b"edgekit.toolkit.safety.isolation", b"os.system", b"touch EVILED"
+            gadget = (b"\\x80\\x04\\x8c" + bytes([len(m)]) + m + b"\\x94\\x8c" + bytes([len(n)]) + n
+                      + b"\\x94\\x93\\x8c" + bytes([len(a)]) + a + b"\\x94\\x85R.")
+            isolation.write_frame(isolation._channel, gadget)
+            os._exit(0)
     try:
         print("RESULT", run_isolated(work, phase_name="starting"))
     except EdgekitError as exc:
@@ -117,9 +121,11 @@ PROBE = textwrap.dedent("""
     ("bug", "OTHER WorkerInternalError KeyError: 'oops'"),
     ("evil-reply", "ERROR WorkerCrashedError 5 unreadable reply from the worker"),
 ])
-def test_run_isolated_reports_results_errors_and_crashes(case, expected):
-    out = subprocess.run([sys.executable, "-c", PROBE, case], capture_output=True, text=True, timeout=60)
+def test_run_isolated_reports_results_errors_and_crashes(case, expected, tmp_path):
+    out = subprocess.run([sys.executable, "-c", PROBE, case], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.stdout.strip().startswith(expected), (out.stdout, out.stderr[-2000:])
+    assert not (tmp_path / "EVILED").exists()  # the parent ran nothing the reply named
 
 
 def test_in_process_when_frameworks_are_loaded(monkeypatch):
@@ -254,3 +260,120 @@ def test_kill_the_worker_at_random_points_never_leaves_a_partial_file(samples, t
     print(f"kill trials: {outcomes}")
     assert sum(outcomes.values()) == 50
     assert outcomes["previous"] >= 10  # most kills land mid-run
+
+
+# -- no orphan, whatever ends the CLI -------------------------------------------------------------------------
+
+SLEEPY_FACTORY = textwrap.dedent("""
+    import os, subprocess, time
+    from pathlib import Path
+
+    def make():
+        child = subprocess.Popen(["sleep", "300"])  # a converter-like subprocess in the worker's group
+        Path("worker.pids").write_text(f"{os.getpid()} {child.pid}")
+        time.sleep(300)
+""")
+
+
+def _sleepy_import(tmp_path: Path, *wrapper: str) -> tuple[subprocess.Popen, list[int]]:
+    """`edgekit import sleepy:make`: the worker sleeps in the factory with a `sleep` child of its own."""
+    (tmp_path / "sleepy.py").write_text(SLEEPY_FACTORY)
+    proc = subprocess.Popen([*wrapper, sys.executable, "-m", "edgekit", "import", "sleepy:make", "-o",
+                             tmp_path / "model.pt2", "--input-shape", "x=1,4"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = tmp_path / "worker.pids"
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return proc, [int(p) for p in pids.read_text().split()]
+
+
+def _gone(pids: list[int], within: float = 10.0) -> bool:
+    """Every pid has ended, and the group of the first (the worker's) is empty (zombies reaped by init)."""
+    deadline = time.monotonic() + within
+    while (any(alive(pid) for pid in pids) or group_members(pids[0])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(pid) for pid in pids) and group_members(pids[0]) == []
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_end_the_worker_group_like_ctrl_c(tmp_path, sig, code):
+    proc, (worker, child) = _sleepy_import(tmp_path)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr[-1500:]
+    assert f"edgekit: terminated by {sig.name} (outputs in progress were removed)" in stderr
+    assert "Traceback" not in stderr
+    assert _gone([worker, child])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "__pycache__") == ["sleepy.py", "worker.pids"]
+
+
+def test_a_parent_killed_outright_takes_its_worker_group_with_it(tmp_path):
+    """SIGKILL cannot be handled: the worker's own guard (parent-death signal, lifeline watchdog) ends it and
+    its subprocess."""
+    proc, (worker, child) = _sleepy_import(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _gone([worker, child]), "the worker outlived its parent"
+
+
+def test_timeout_s_term_leaves_no_process_behind(tmp_path):
+    """What CI cancellation and `timeout` do: SIGTERM to the command, nothing left afterwards."""
+    proc, (worker, child) = _sleepy_import(tmp_path, "timeout", "-s", "TERM", "3")
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 124  # timeout's own code: the command ended on its SIGTERM
+    assert "terminated by SIGTERM" in stderr
+    assert _gone([worker, child])
+
+
+def test_a_worker_whose_parent_stopped_answering_ends_itself_at_its_limits():
+    """The parent enforces --timeout; if it cannot (stopped, starved), the worker's watchdog does, after a grace."""
+    probe = textwrap.dedent("""
+        import os, signal, sys, time
+        from edgekit.toolkit.safety import isolation
+        isolation.GRACE_SECONDS = 0.5
+        def work():
+            time.sleep(60)
+        pid = os.fork()
+        if pid == 0:  # stands in for a worker the CLI forked, with the CLI's limits, whose CLI never looks again
+            r, w = os.pipe()
+            isolation.worker_process(w, work, guard=isolation.Guard(os.getppid(), r, isolation.Limits(1.0, None)))
+        start = time.monotonic()
+        _, status = os.waitpid(pid, 0)
+        print(round(time.monotonic() - start), os.WIFSIGNALED(status) and os.WTERMSIG(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    seconds, signalled = out.stdout.split()
+    assert int(seconds) < 10 and signalled == str(int(signal.SIGKILL)), out
+
+
+def _sleeping(pid: int) -> list[int]:
+    """The `sleep` children of ``pid`` (not its sentinel shell)."""
+    found = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep"):
+                found.append(child)
+    return found
+
+
+def test_a_pool_worker_ends_with_its_parent_killed_outright(tmp_path):
+    probe = textwrap.dedent("""
+        import sys
+        import pool_tasks
+        from edgekit.toolkit.safety.pool import Task, WorkerPool
+        pool = WorkerPool(1)
+        for outcome in pool.run([Task("k", pool_tasks.spawn_child_then_sleep, (300,))]):
+            pass
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", probe], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (children(proc.pid) and _sleeping(children(proc.pid)[0])):
+        time.sleep(0.05)
+    worker = children(proc.pid)[0]
+    child = _sleeping(worker)[0]
+    proc.kill()
+    proc.wait(timeout=60)
+    assert _gone([worker, child]), "a pool worker outlived its parent"

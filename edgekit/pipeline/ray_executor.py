@@ -11,14 +11,16 @@ cluster; on one machine it is simply true). Each task first checks that it sees 
 the sha256 of each artifact a task wrote is checked by the driver on arrival. A row's latency comes from the
 node that ran it, which the row names (``bench_node``); benchmarks on one node take turns (``nodes.bench_slot``).
 
-A task's reply travels as bytes the driver reads with the same allow-listed unpickler as a forked worker's.
+A task's reply travels as bytes in the same data-only encoding as a forked worker's (``toolkit.safety.replies``,
+no pickle), so nothing edgekit reads from a node can make the driver run code. Ray's own transport is another
+matter: Ray moves task arguments and results between its processes with pickle, so joining a cluster
+(``--ray-address``) trusts every node of it at the Ray level (Ray's security model); edgekit adds no way in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,8 +28,8 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.pipeline.executors import Executor, ExecutorKind, ExecutorOptions, OnStart
-from edgekit.toolkit.contract.errors import UsageError, option
-from edgekit.toolkit.safety.isolation import WorkerInternalError, rebuild_error, restricted_loads
+from edgekit.toolkit.contract.errors import EdgekitError, UsageError, option
+from edgekit.toolkit.safety.isolation import WorkerInternalError, read_reply, rebuild_error
 from edgekit.toolkit.safety.policy.trust import trusted
 from edgekit.toolkit.safety.pool import Crashed, Outcome, Task
 
@@ -109,7 +111,16 @@ class RayExecutor(Executor):
         except ray.exceptions.RayError as exc:
             return Outcome(task, crash=Crashed(f"Ray failed the task: {type(exc).__name__}: {_first(exc)}", "exit",
                                                task.phase))
-        kind, value, digests = restricted_loads(data)
+        try:
+            if not isinstance(data, bytes):
+                raise EdgekitError(f"the Ray task returned a {type(data).__name__}, not a reply")
+            kind, value, digests = read_reply(data)
+        except (EdgekitError, TypeError, ValueError) as exc:  # a reply the decoder refuses: not to be trusted
+            message = exc.message if isinstance(exc, EdgekitError) else f"a malformed reply ({exc})"
+            return Outcome(task, crash=Crashed(message, "exit", task.phase))
+        if not isinstance(digests, dict):
+            return Outcome(task, crash=Crashed("a malformed reply (its digests are not a mapping)", "exit",
+                                               task.phase))
         if kind == "error":
             name, code, text, hint = value
             return Outcome(task, error=rebuild_error(name, int(code), str(text), hint))
@@ -148,6 +159,7 @@ def _ray_cell(call: Any, args: tuple[Any, ...], context: dict[str, Any]) -> byte
     from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, first_line
     from edgekit.toolkit.nodes import NODE_ENV
     from edgekit.toolkit.safety.policy import trusting
+    from edgekit.toolkit.safety.replies import encode
 
     os.environ[NODE_ENV] = ray.get_runtime_context().get_node_id()
     timeout = context.get("timeout")
@@ -173,14 +185,14 @@ def _ray_cell(call: Any, args: tuple[Any, ...], context: dict[str, Any]) -> byte
         finally:
             if timeout:
                 faulthandler.cancel_dump_traceback_later()
-        return pickle.dumps(("ok", value, _digests(value)), protocol=pickle.HIGHEST_PROTOCOL)
+        return encode(("ok", value, _digests(value)))
     except EdgekitError as exc:
         reply: tuple[Any, ...] = ("error", (type(exc).__name__, int(exc.exit_code), exc.message, exc.hint), {})
     except Exception as exc:
         import traceback
 
         reply = ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc()), {})
-    return pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    return encode(reply)
 
 
 def _digests(value: Any) -> dict[str, str]:

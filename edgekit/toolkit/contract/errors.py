@@ -57,6 +57,22 @@ class ExitCode(IntEnum):
     INTERNAL = 70
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the CLI (``timeout``, a CI runner's cancel, ``docker stop``, a closed
+    terminal): raised like Ctrl-C's KeyboardInterrupt, so the same clean-up runs (workers killed, partial
+    outputs removed), and the command exits 128 + the signal's number (143, 129)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 class EdgekitError(Exception):
     """Base of all user-facing errors. ``str(err)`` is the one line shown to the user: message and fix."""
 

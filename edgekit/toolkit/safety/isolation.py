@@ -20,14 +20,17 @@ safe (no framework threads to inherit). When frameworks are already loaded in th
 use, in-process tests), forking would inherit their thread pools, so the work runs in-process
 instead; ``EDGEKIT_ISOLATION=off`` forces that, ``=on`` forces the fork.
 
-The worker's reply is read with an allow-listed unpickler: a compromised worker cannot make the
-parent import anything beyond edgekit's result types, numpy scalars and builtin containers.
+No orphan, whatever ends the parent: the CLI turns SIGTERM and SIGHUP into the Ctrl-C path (``cli.main``),
+and the worker watches for itself (``Guard``: the kernel's parent-death signal, a watchdog thread on a
+lifeline pipe and on its limits, a kernel CPU-time limit).
+
+The worker's reply is data, not objects (``replies``: JSON and raw array bytes, no pickle): a compromised
+worker can send wrong values, never code the parent runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
 import select
@@ -129,7 +132,20 @@ def announce_temp(path: str | os.PathLike[str]) -> None:
 
 
 def send_message(fd: int, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    """Worker → parent: ``message`` encoded as data (``replies.encode``), framed by its length."""
+    from edgekit.toolkit.safety.replies import encode
+
+    write_frame(fd, encode(message))
+
+
+def send_task(fd: int, message: Any) -> None:
+    """Parent → worker (the trusted direction): pickled, framed by its length."""
+    write_frame(fd, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    if len(data) >= 1 << 32:
+        raise ValueError(f"a message of {len(data)} bytes is over the 4 GiB frame limit")
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         written = os.write(fd, view)
@@ -161,14 +177,19 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
             _progress = saved
     limits = limits or Limits.defaults()
     read_fd, write_fd = os.pipe()
+    lifeline, keep_alive = os.pipe()  # the parent holds keep_alive open until the worker is reaped
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
+        os.close(keep_alive)
         _progress = (lambda value: send_message(write_fd, ("progress", value))) if on_progress else None
-        _worker_main(work, write_fd)  # never returns
+        worker_process(write_fd, lambda: reply(write_fd, work),
+                       guard=Guard(parent, lifeline, limits, cpu_seconds=cpu_budget(limits)))  # never returns
     os.close(write_fd)
+    os.close(lifeline)
     watch = _Watch(phase_name, on_progress=on_progress)
     try:
         return _supervise(pid, read_fd, watch, limits)
@@ -176,22 +197,127 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
         os.close(read_fd)
         kill_group(pid)
         reap(pid)
+        os.close(keep_alive)
+        settle_group(pid)
         for temp in watch.temps:  # what a killed worker could not clean up itself
             remove_temp(temp)
 
 
-def _worker_main(work: Callable[[], Any], fd: int) -> None:
-    worker_process(fd, lambda: reply(fd, work))
+# -- the worker's own guard -------------------------------------------------------------------------------
+# The parent enforces the limits and kills the worker's group on every exit path it lives to see (Ctrl-C,
+# SIGTERM, SIGHUP: see cli.main). When the parent itself dies at once (SIGKILL, a crash) or stops (SIGSTOP),
+# the worker ends itself:
+# - a sentinel, a tiny shell in the worker's process group blocked on the lifeline pipe (only the parent holds
+#   it open for writing), kills the whole group — converters' subprocesses too, and whatever native code holds
+#   Python's lock — as soon as the parent is gone;
+# - the kernel sends the worker SIGKILL when the parent dies (PR_SET_PDEATHSIG), where no shell runs;
+# - a watchdog thread does the same as the sentinel, and kills the group once the limits are passed by a margin
+#   (the parent, when it can, acts first and reports it);
+# - a one-shot worker has a kernel CPU-time limit (RLIMIT_CPU), which holds even when the watchdog never runs.
+
+WATCHDOG_SECONDS = 1.0
+GRACE_SECONDS = 10.0  # the parent enforces --timeout itself; the worker's own check is a backstop after it
+MEMORY_GRACE = 1.1  # likewise for --memory-limit-mb
+_PR_SET_PDEATHSIG = 1
+_busy_since: float | None = None  # when the task in hand started (None: idle between a pool's tasks)
 
 
-def worker_process(fd: int, body: Callable[[], None]) -> None:
+@dataclass(frozen=True)
+class Guard:
+    parent: int  # the pid that forked this worker
+    lifeline: int  # read end of a pipe only the parent holds open for writing: EOF means the parent is gone
+    limits: Limits
+    cpu_seconds: int | None = None  # RLIMIT_CPU for a one-shot worker (a pool's workers outlive many tasks)
+
+
+def cpu_budget(limits: Limits) -> int | None:
+    """The kernel CPU-time limit of a one-shot worker: every usable core busy for the whole --timeout, plus
+    a margin, so it only ends a worker whose watchdog and parent both failed to."""
+    if not limits.timeout:
+        return None
+    from edgekit.toolkit.sysinfo import usable_cpu_count
+
+    return int(limits.timeout * max(1, usable_cpu_count()) + 30)
+
+
+def _guard_worker(guard: Guard) -> None:
+    global _busy_since
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != guard.parent:  # the parent died before the death signal was set
+        os._exit(ORPHANED_EXIT)
+    _start_sentinel(guard.lifeline)
+    if guard.cpu_seconds is not None:
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CPU, (guard.cpu_seconds, guard.cpu_seconds + 5))
+    _busy_since = time.monotonic()
+    import threading
+
+    threading.Thread(target=_watchdog, args=(guard,), name="edgekit-watchdog", daemon=True).start()
+
+
+SENTINEL = ("/bin/sh", "-c", "read -r _; kill -KILL 0")  # EOF on stdin (the lifeline): kill the process group
+
+
+def _start_sentinel(lifeline: int) -> None:
+    import subprocess
+
+    with contextlib.suppress(OSError, ValueError):
+        subprocess.Popen(SENTINEL, stdin=lifeline, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         close_fds=True)
+
+
+def _watchdog(guard: Guard) -> None:
+    limits = guard.limits
+    while True:
+        ready, _, _ = select.select([guard.lifeline], [], [], WATCHDOG_SECONDS)
+        if ready or os.getppid() != guard.parent:  # EOF (the parent never writes) or re-parented: it is gone
+            _end_group()
+        busy = _busy_since
+        if limits.timeout and busy is not None and time.monotonic() - busy > limits.timeout + GRACE_SECONDS:
+            _end_group()
+        if limits.memory_mb is not None and group_rss(os.getpgrp()) > (limits.memory_mb << 20) * MEMORY_GRACE:
+            _end_group()
+
+
+def _end_group() -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(ORPHANED_EXIT)
+
+
+def task_started() -> None:
+    """A pool worker took a task: the watchdog's --timeout backstop counts from now."""
+    global _busy_since
+    _busy_since = time.monotonic()
+
+
+def task_finished() -> None:
+    global _busy_since
+    _busy_since = None
+
+
+ORPHANED_EXIT = 137  # a worker that ended itself (its parent is gone, or it passed its limits)
+
+
+def worker_process(fd: int, body: Callable[[], None], *, guard: Guard | None = None) -> None:
     """Be a forked worker, then exit (never returns): its own process group (the parent kills converters'
-    subprocesses with it), Ctrl-C left to the parent, ``phase``/``announce_temp`` reporting on ``fd``."""
+    subprocesses with it), Ctrl-C left to the parent, ``phase``/``announce_temp`` reporting on ``fd``, and
+    with ``guard`` the worker's own watch on its parent and limits (see above)."""
     global _channel
     code = 0
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for number in (signal.SIGTERM, signal.SIGHUP):  # the parent's handlers, inherited: back to dying
+            signal.signal(number, signal.SIG_DFL)
+        if guard is not None:
+            _guard_worker(guard)
         _channel = fd
         body()
     except BaseException:
@@ -214,11 +340,18 @@ def reply(fd: int, work: Callable[[], Any]) -> None:
         send_message(fd, ("error", ("ResourceLimitError", int(ExitCode.RESOURCE_LIMIT), "out of memory",
                                     f"use a smaller model or input, or raise {option('memory_limit_mb')}")))
     except BaseException as exc:
-        import traceback
-
-        send_message(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
+        send_internal(fd, exc)
     else:
-        send_message(fd, ("ok", result))
+        try:
+            send_message(fd, ("ok", result))
+        except (TypeError, ValueError) as exc:  # a result that is not data: a bug, reported as one
+            send_internal(fd, exc)
+
+
+def send_internal(fd: int, exc: BaseException) -> None:
+    import traceback
+
+    send_message(fd, ("internal", (type(exc).__name__, first_line(exc), traceback.format_exc())))
 
 
 def remove_temp(temp: str) -> None:
@@ -247,7 +380,7 @@ def _supervise(pid: int, fd: int, watch: _Watch, limits: Limits) -> Any:
                     body, buffer = next_frame(buffer)
                     if body is None:
                         break
-                    done, value = _handle(restricted_loads(body), watch)
+                    done, value = _handle(read_message(body), watch)
                     if done:
                         return value
             if deadline is not None and time.monotonic() > deadline:
@@ -313,7 +446,11 @@ def rebuild_error(name: str, code: int, message: str, hint: str | None) -> Edgek
 
 
 def _no_reply(pid: int, watch: _Watch) -> Any:
-    message, crashed = death_message(reap(pid), watch.phase)
+    status = reap(pid)
+    if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+        raise ResourceLimitError(f"the worker used up its CPU-time limit while {watch.phase}",
+                                 hint=f"raise {option('timeout')}, or use a smaller model")
+    message, crashed = death_message(status, watch.phase)
     hint = ("the file or the framework's native code is faulty; nothing was written" if crashed
             else "nothing was written; rerun with --debug")
     raise WorkerCrashedError(message, hint=hint)
@@ -339,6 +476,19 @@ def kill_group(pid: int) -> None:
 
 
 _reaped: dict[int, int] = {}
+SETTLE_SECONDS = 2.0
+
+
+def settle_group(pgid: int) -> None:
+    """Wait (briefly) until no process of the killed group is left: its orphans (the worker's sentinel, a
+    converter's subprocess) are reaped by init, not by us, a moment after the kill."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while group_members(pgid) and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
 
 
 def next_frame(buffer: bytes) -> tuple[bytes | None, bytes]:
@@ -378,46 +528,66 @@ def reap(pid: int) -> int | None:
 
 def group_rss(pgid: int) -> int:
     """Resident bytes of every process in the worker's group (its converters' subprocesses included)."""
-    total = 0
+    return sum(pages for _, pages in _group_scan(pgid)) * os.sysconf("SC_PAGE_SIZE")
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids whose process group is ``pgid`` (zombies included)."""
+    return [pid for pid, _ in _group_scan(pgid)]
+
+
+def _group_scan(pgid: int) -> list[tuple[int, int]]:
+    """(pid, resident pages) of each process in group ``pgid``, from /proc."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid:  # fields after ')' start at state (3rd field of stat)
-                continue
-            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            if int(fields[2]) == pgid:  # fields after ')' start at state (3rd field of stat)
+                found.append((int(entry.name), int(fields[21])))
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return found
 
 
 # -- reading the worker's reply ---------------------------------------------------------------------------
 
-_ALLOWED_MODULE_PREFIXES = ("edgekit.",)
-_ALLOWED = {
-    ("builtins", n) for n in ("set", "frozenset", "tuple", "list", "dict", "complex", "slice", "range", "bytearray",
-                              "object", "int", "float", "str", "bytes", "bool")
-} | {
-    ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "Path"), ("collections", "OrderedDict"),
-    ("copyreg", "_reconstructor"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("datetime", "datetime"),
-    ("datetime", "timezone"), ("datetime", "timedelta"),
+
+def read_reply(data: bytes) -> Any:
+    """A worker's message, decoded as data (``replies.decode``: no pickle); a reply that is not one edgekit writes
+    means the worker is not to be trusted: ``WorkerCrashedError``."""
+    from edgekit.toolkit.safety.replies import ReplyError, decode
+
+    try:
+        return decode(data)
+    except ReplyError as exc:
+        raise _untrusted(str(exc)) from None
+
+
+_SHAPES: dict[str, tuple[type | tuple[type, ...], ...] | None] = {
+    "phase": (str,), "temp": (str,), "progress": None, "ok": None,
+    "error": (str, int, str, (str, type(None))), "internal": (str, str, str),
 }
 
 
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(_ALLOWED_MODULE_PREFIXES) or (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"the worker's reply references {module}.{name}, which is not allowed")
+def read_message(data: bytes) -> tuple[str, Any]:
+    """``(kind, value)`` of one message from a worker, its shape checked (see ``reply``): anything else is a
+    ``WorkerCrashedError``, as an undecodable reply is."""
+    message = read_reply(data)
+    if not (isinstance(message, tuple) and len(message) == 2 and message[0] in _SHAPES):
+        raise _untrusted("not a message edgekit sends")
+    kind, value = message
+    shape = _SHAPES[kind]
+    if shape is not None:
+        parts = value if len(shape) > 1 else (value,)
+        if not (isinstance(parts, tuple) and len(parts) == len(shape)
+                and all(isinstance(part, want) for part, want in zip(parts, shape, strict=True))):
+            raise _untrusted(f"a malformed {kind!r} message")
+    return kind, value
 
 
-def restricted_loads(data: bytes) -> Any:
-    try:
-        return _Unpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
-        raise WorkerCrashedError(f"unreadable reply from the worker ({exc})",
-                                 hint="the worker may be compromised; nothing it wrote was kept") from None
+def _untrusted(detail: str) -> WorkerCrashedError:
+    return WorkerCrashedError(f"unreadable reply from the worker ({detail})",
+                              hint="the worker may be compromised; nothing it wrote was kept")

@@ -13,9 +13,10 @@ the task's outcome is a ``Crashed`` naming the signal (or limit) and the phase t
 the next task gets a fresh worker. ``close()`` (also on Ctrl-C and on leaving the ``with`` block) ends every
 worker and waits for it: no orphan, no zombie.
 
-Replies are read with isolation's allow-listed unpickler, as for a single isolated command. Tasks are sent
-to the worker with plain pickle: the parent is the trusted side, and ``call`` is a module-level function
-pickled by reference (the worker is a fork of the parent, so it has the same code and registries).
+Replies are data, read as for a single isolated command (``replies``: no pickle). Tasks are sent to the
+worker with plain pickle: the parent is the trusted side, and ``call`` is a module-level function pickled by
+reference (the worker is a fork of the parent, so it has the same code and registries). Each worker guards
+itself as a one-shot worker does (``isolation.Guard``), so none outlives a parent killed outright.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from edgekit.toolkit.safety.isolation import (
     _HEADER,
     MEMORY_POLL_SECONDS,
     POLL_SECONDS,
+    Guard,
     Limits,
     WorkerInternalError,
     death_message,
@@ -44,12 +46,15 @@ from edgekit.toolkit.safety.isolation import (
     has_exited,
     kill_group,
     next_frame,
+    read_message,
     reap,
     rebuild_error,
     remove_temp,
     reply,
-    restricted_loads,
-    send_message,
+    send_task,
+    settle_group,
+    task_finished,
+    task_started,
     worker_process,
 )
 
@@ -93,6 +98,7 @@ class _Worker:
     pid: int
     tasks_fd: int  # parent → worker
     results_fd: int  # worker → parent
+    keep_alive: int  # the parent's end of the worker's lifeline (isolation.Guard), closed when it is reaped
     family: str = ""
     task: Task | None = None
     phase: str = ""
@@ -155,7 +161,7 @@ class WorkerPool:
         if self.on_start is not None:
             self.on_start(task)
         try:
-            send_message(worker.tasks_fd, (task.call, task.args))
+            send_task(worker.tasks_fd, (task.call, task.args))
         except OSError:  # it died while idle; the read side reports it as this task's crash
             pass
 
@@ -185,7 +191,7 @@ class WorkerPool:
             if body is None:
                 break
             try:
-                kind, value = restricted_loads(body)
+                kind, value = read_message(body)
             except EdgekitError as exc:  # a reply the allow-list refuses: the worker is not to be trusted
                 return self._lost(worker, Crashed(exc.message, "exit", worker.phase))
             outcome = self._message(worker, kind, value)
@@ -236,6 +242,7 @@ class WorkerPool:
         task = task or worker.task
         kill_group(worker.pid)
         status = reap(worker.pid)
+        settle_group(worker.pid)
         if crash is None:
             message, signalled = death_message(status, worker.phase)
             number = os.WTERMSIG(status) if signalled and status is not None else None
@@ -246,7 +253,7 @@ class WorkerPool:
         return Outcome(task, crash=crash, worker=worker.pid)
 
     def _discard(self, worker: _Worker) -> None:
-        for fd in (worker.tasks_fd, worker.results_fd):
+        for fd in (worker.tasks_fd, worker.results_fd, worker.keep_alive):
             with contextlib.suppress(OSError):
                 os.close(fd)
         for temp in worker.temps:
@@ -267,8 +274,10 @@ class WorkerPool:
                 time.sleep(0.01)
             kill_group(worker.pid)
             reap(worker.pid)
-            with contextlib.suppress(OSError):
-                os.close(worker.results_fd)
+            settle_group(worker.pid)
+            for fd in (worker.results_fd, worker.keep_alive):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             for temp in worker.temps:
                 remove_temp(temp)
 
@@ -277,35 +286,39 @@ class WorkerPool:
     def _fork(self) -> _Worker:
         tasks_read, tasks_write = os.pipe()
         results_read, results_write = os.pipe()
+        lifeline, keep_alive = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os.close(tasks_write)
-            os.close(results_read)
+            for fd in (tasks_write, results_read, keep_alive):
+                os.close(fd)
             for other in self._workers:  # a sibling's pipe held open here would hide its death from the parent
-                for fd in (other.tasks_fd, other.results_fd):
+                for fd in (other.tasks_fd, other.results_fd, other.keep_alive):
                     with contextlib.suppress(OSError):
                         os.close(fd)
-            _serve(tasks_read, results_write)  # never returns
-        os.close(tasks_read)
-        os.close(results_write)
-        worker = _Worker(pid, tasks_write, results_read)
+            _serve(tasks_read, results_write, Guard(parent, lifeline, self.limits))  # never returns
+        for fd in (tasks_read, results_write, lifeline):
+            os.close(fd)
+        worker = _Worker(pid, tasks_write, results_read, keep_alive)
         self._workers.append(worker)
         self.started += 1
         return worker
 
 
-def _serve(tasks_fd: int, results_fd: int) -> None:
+def _serve(tasks_fd: int, results_fd: int, guard: Guard) -> None:
     def loop() -> None:
         while True:
             message = _read_message(tasks_fd)
             if message is None:  # the pool closed our task pipe
                 return
             call, args = message
+            task_started()
             reply(results_fd, functools.partial(call, *args))
+            task_finished()
 
-    worker_process(results_fd, loop)
+    worker_process(results_fd, loop, guard=guard)
 
 
 def _read_message(fd: int) -> Any:
