@@ -51,6 +51,9 @@ def sig(op, inputs, outputs=((1, 4, 4, 8),), custom="", **options):
     (sig("MIRROR_PAD", [(1, 4, 4, 8), t((4, 2), True, "INT32")], mode=1), "REFLECT"),
     (sig("CUSTOM", [(1, 4)], [(1, 4)], custom="MyOp"), "custom op MyOp"),
     (sig("CAST", [t((1, 4), dtype="INT64")], [(1, 4)]), "CAST from int64"),
+    (sig("FULLY_CONNECTED", [], []), "expected an input and an output tensor"),  # a crafted file's arity
+    (sig("DEPTHWISE_CONV_2D", [t((1, 8, 8, 4), True)]), "the filter tensor is missing"),
+    (sig("CUMSUM", [(1, 4), t((1,), True, "INT32")], []), "the axis a constant int32"),
     (sig("DEPTHWISE_CONV_2D", [(1, 8, 8, 4), t((1, 3, 3, 8), True), t((8,), True)], [(1, 8, 8, 8)],
          depthMultiplier=2, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1), "depth_multiplier"),
 ])
@@ -307,6 +310,216 @@ def test_a_target_of_another_format_or_an_unknown_one_is_a_usage_error(samples):
     result = run_edgekit("pipeline", "--compat", "tflite-gpu,gpu", "--out", samples[Format.ONNX].parent / "nope")
     assert result.returncode == ExitCode.USAGE and "--compat gpu: not a compatibility target" in result.stderr
     assert not (samples[Format.ONNX].parent / "nope").exists()  # refused before any file
+
+
+# -- malformed and crafted TFLite files: one line, exit 3, bounded work ------------------------------------------
+
+
+def crafted_tflite(*, subgraphs=1, tensors=1, operators=1, fan_in=1, tensor_index=0, opcode_index=0,
+                   buffer_offset=None) -> bytes:
+    """A .tflite whose vectors repeat one table: ``subgraphs`` entries naming one subgraph, which lists one tensor
+    ``tensors`` times and one RELU ``operators`` times, whose inputs name ``tensor_index`` ``fan_in`` times. The
+    object API unpacks each reference as its own tree; LiteRT's verifier stops at a million tables."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    b = flatbuffers.Builder(1024)
+
+    def vector(start, items, prepend):
+        start(b, len(items))
+        for item in reversed(items):
+            prepend(item)
+        return b.EndVector()
+
+    def tables(start, items):
+        return vector(start, items, b.PrependUOffsetTRelative)
+
+    def ints(start, items):
+        return vector(start, items, b.PrependInt32)
+
+    shape, name = ints(fb.TensorStartShapeVector, [1, 4]), b.CreateString("x")
+    fb.TensorStart(b)
+    fb.TensorAddShape(b, shape)
+    fb.TensorAddName(b, name)
+    fb.TensorAddBuffer(b, 1 if buffer_offset is not None else 0)
+    tensor = fb.TensorEnd(b)
+    inputs = ints(fb.OperatorStartInputsVector, [tensor_index] * fan_in)
+    outputs = ints(fb.OperatorStartOutputsVector, [0])
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, opcode_index)
+    fb.OperatorAddInputs(b, inputs)
+    fb.OperatorAddOutputs(b, outputs)
+    operator = fb.OperatorEnd(b)
+    tensor_list, operator_list = tables(fb.SubGraphStartTensorsVector, [tensor] * tensors), \
+        tables(fb.SubGraphStartOperatorsVector, [operator] * operators)
+    graph_inputs, graph_outputs = ints(fb.SubGraphStartInputsVector, [0]), ints(fb.SubGraphStartOutputsVector, [0])
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, tensor_list)
+    fb.SubGraphAddOperators(b, operator_list)
+    fb.SubGraphAddInputs(b, graph_inputs)
+    fb.SubGraphAddOutputs(b, graph_outputs)
+    graph_list = tables(fb.ModelStartSubgraphsVector, [fb.SubGraphEnd(b)] * subgraphs)
+    fb.OperatorCodeStart(b)
+    fb.OperatorCodeAddBuiltinCode(b, fb.BuiltinOperator.RELU)
+    fb.OperatorCodeAddDeprecatedBuiltinCode(b, fb.BuiltinOperator.RELU)
+    codes = tables(fb.ModelStartOperatorCodesVector, [fb.OperatorCodeEnd(b)])
+    fb.BufferStart(b)
+    buffers = [fb.BufferEnd(b)]  # buffer 0: the schema's empty sentinel
+    if buffer_offset is not None:  # data stored after the flatbuffer (as in a model over 2 GB), at this offset
+        fb.BufferStart(b)
+        fb.BufferAddOffset(b, buffer_offset)
+        fb.BufferAddSize(b, 64)
+        buffers.append(fb.BufferEnd(b))
+    buffer_list = tables(fb.ModelStartBuffersVector, buffers)
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 3)
+    fb.ModelAddOperatorCodes(b, codes)
+    fb.ModelAddSubgraphs(b, graph_list)
+    fb.ModelAddBuffers(b, buffer_list)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_a_file_of_shared_tables_is_read_once_per_table(tmp_path):
+    """24 KB: 2,000 subgraph entries naming one subgraph of 2,000 tensor and 2,000 operator entries. The object API
+    built 8 million objects from it (> 30 s, > 600 MB, still going); LiteRT's verifier refuses it in milliseconds."""
+    import time
+
+    from edgekit.targets.compat.tflite import parse_flatbuffer
+
+    data = crafted_tflite(subgraphs=2000, tensors=2000, operators=2000)
+    assert len(data) < 30_000
+    started = time.perf_counter()
+    model = parse_flatbuffer(data, "dag.tflite")
+    assert time.perf_counter() - started < 5
+    assert model.subgraphs == 2000 and len(model.ops) == 2000 and len(set(map(id, model.ops))) == 1  # one OpSig
+    assert model.ops[0].op == "RELU" and model.ops[0].inputs == (TensorSig(F32, (1, 4), False),)
+    path = tmp_path / "dag.tflite"
+    path.write_bytes(data)
+    result = run_edgekit("compat", path, timeout=60)  # the object API's code ran for minutes here
+    assert result.returncode == ExitCode.INVALID_INPUT, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("edgekit: error:")]
+    assert f"{path}: LiteRT's flatbuffer verifier refuses it" in line and "Traceback" not in result.stderr
+
+
+def test_shared_tables_past_the_read_budget_are_refused_in_bounded_time():
+    """3,000 references to one operator whose inputs name one tensor 3,000 times: 9 million tensor references in
+    24 KB, which LiteRT's verifier accepts (it counts tables, not entries)."""
+    import time
+
+    from edgekit.targets.compat.tflite import WALK_BUDGET, parse_flatbuffer
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    data = crafted_tflite(operators=3000, fan_in=3000)
+    started = time.perf_counter()
+    with pytest.raises(InvalidInputError, match=f"fan.tflite: reading it takes more than {WALK_BUDGET:,} table") as bad:
+        parse_flatbuffer(data, "fan.tflite")
+    assert time.perf_counter() - started < 5 and bad.value.exit_code == ExitCode.INVALID_INPUT
+    assert len(parse_flatbuffer(crafted_tflite(operators=1000, fan_in=1000), "fan.tflite").ops) == 1000  # under it
+
+
+@pytest.mark.parametrize(("attack", "problem"), [
+    ({"tensor_index": 7}, "subgraph 0's operator 0 has input tensor 7, out of range (the subgraph has 1 tensors)"),
+    ({"tensor_index": -5}, "subgraph 0's operator 0 has input tensor -5, out of range"),
+    ({"opcode_index": 2**31 - 1}, "operator 0 has opcode index 2147483647, out of range (the model has 1 operator"),
+    ({"buffer_offset": 10**6}, "buffer 1's data at offset 1000000 (64 bytes) runs past the end of the"),
+])
+def test_a_malformed_tflite_is_invalid_input_in_every_target(tmp_path, attack, problem):
+    """The interpreter's constructor raised these outside the target's try: exit 70 before."""
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(crafted_tflite(**attack))
+    for target in ("tflite-xnnpack", "tflite-gpu", "litert"):
+        with pytest.raises(InvalidInputError) as bad:
+            check_compat(path, [target])
+        assert bad.value.exit_code == ExitCode.INVALID_INPUT
+        assert str(bad.value).startswith(f"{path}: ") and problem in str(bad.value)
+
+
+@pytest.mark.parametrize(("attack", "problem"), [({"tensor_index": 7}, "input tensor 7, out of range"),
+                                                 ({"opcode_index": 2**31 - 1}, "opcode index 2147483647"),
+                                                 ({"buffer_offset": 10**6}, "runs past the end of the")])
+def test_edgekit_compat_on_a_malformed_tflite_exits_3_in_one_line(tmp_path, attack, problem):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(crafted_tflite(**attack))
+    result = run_edgekit("compat", path, timeout=120)
+    assert result.returncode == ExitCode.INVALID_INPUT, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("edgekit: error:")]
+    assert str(path) in line and problem in line and "(fix: re-export" in line and "Traceback" not in result.stderr
+
+
+def test_parse_flatbuffer_raises_only_invalid_input_on_corrupted_bytes(samples):
+    """Seeded byte corruption of a converter's file: a FlatModel or an InvalidInputError, never anything else."""
+    import random
+
+    from edgekit.targets.compat.tflite import parse_flatbuffer
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    valid = samples[Format.TFLITE].read_bytes()
+    assert parse_flatbuffer(valid).ops
+    rng = random.Random(0)
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(400):
+        data = bytearray(valid)
+        for _ in range(rng.choice((1, 3))):
+            at = rng.randrange(len(data))
+            data[at:at + 4] = rng.randrange(2**32).to_bytes(4, "little")
+        try:
+            parse_flatbuffer(bytes(data[:rng.choice((len(data), rng.randrange(len(data))))]), "corrupt.tflite")
+            outcomes["parsed"] += 1
+        except InvalidInputError as refused:
+            assert refused.one_line().startswith("corrupt.tflite: ") and "\n" not in refused.one_line()
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100
+
+
+def test_an_onnx_graph_the_checker_cannot_walk_is_invalid_input_or_unknown(tmp_path):
+    """ONNX Runtime's usability checker raised ValueError outside any try (exit 70): on a malformed graph (ONNX's
+    checker refuses it too: exit 3) and on a valid graph it cannot assess (two custom-domain nodes, no shapes)."""
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    x = h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    missing = h.make_graph([h.make_node("Add", ["x", "nowhere"], ["y"])], "g", [x], [y])
+    onnx.save(h.make_model(missing, opset_imports=[h.make_opsetid("", 17)], ir_version=8), tmp_path / "bad.onnx")
+    with pytest.raises(InvalidInputError, match=r"bad.onnx: not a valid ONNX graph \(.*'nowhere'") as bad:
+        check_compat(tmp_path / "bad.onnx", ["onnx-nnapi"])
+    assert bad.value.exit_code == ExitCode.INVALID_INPUT
+    custom = h.make_graph([h.make_node("Foo", ["x"], ["a"], domain="my.ops"),
+                           h.make_node("Bar", ["a"], ["y"], domain="my.ops")], "g", [x], [y])
+    onnx.save(h.make_model(custom, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("my.ops", 1)], ir_version=8),
+              tmp_path / "custom.onnx")
+    (nnapi,) = check_compat(tmp_path / "custom.onnx", ["onnx-nnapi"]).targets
+    (row,) = nnapi.ops
+    assert nnapi.support is Support.UNKNOWN and "usability checker cannot check it" in row.reason
+
+
+@pytest.mark.parametrize("call", ["delegate", "kernel"])
+def test_a_pte_calling_outside_its_tables_is_invalid_input(samples, tmp_path, call):
+    """A delegate or operator index past its method's table: IndexError outside any try (exit 70) before."""
+    from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary
+    from executorch.exir.schema import KernelCall
+
+    from edgekit.toolkit.contract.errors import InvalidInputError
+
+    pte = deserialize_pte_binary(samples[Format.EXECUTORCH].read_bytes())
+    instruction = pte.program.execution_plan[0].chains[0].instructions[0]
+    if call == "delegate":
+        instruction.instr_args.delegate_index = 7
+    else:
+        instruction.instr_args = KernelCall(op_index=2**31 - 1, args=[])
+    path = tmp_path / "bad.pte"
+    path.write_bytes(bytes(serialize_pte_binary(pte)))
+    for target in ("executorch-xnnpack", "executorch"):
+        with pytest.raises(InvalidInputError, match=f"bad.pte: method forward's instruction 0 calls "
+                                                    f"{'delegate 7' if call == 'delegate' else 'operator 2147483647'}"
+                                                    f", out of range"):
+            check_compat(path, [target])
 
 
 # -- device profiles, bench, check -----------------------------------------------------------------------------

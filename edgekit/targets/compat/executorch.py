@@ -28,8 +28,9 @@ def _program(path: Path) -> tuple[Any, str]:
                                 hint="a program from a newer ExecuTorch needs that runtime") from None
 
 
-def _instructions(plan: Any) -> list[tuple[int, str, str | None]]:
-    """(instruction index, operator or delegate id, delegate id or None) for the plan's calls, in order."""
+def _instructions(path: Path, plan: Any) -> list[tuple[int, str, str | None]]:
+    """(instruction index, operator or delegate id, delegate id or None) for the plan's calls, in order; an
+    operator or delegate index outside the plan's table is a malformed file (the runtime would refuse it)."""
     calls = []
     index = 0
     for chain in plan.chains:
@@ -37,13 +38,22 @@ def _instructions(plan: Any) -> list[tuple[int, str, str | None]]:
             args = instruction.instr_args
             kind = type(args).__name__
             if kind == "KernelCall":
-                op = plan.operators[args.op_index]
+                op = plan.operators[_checked(path, plan, index, args.op_index, len(plan.operators), "operator")]
                 calls.append((index, f"{op.name}.{op.overload}" if op.overload else op.name, None))
             elif kind == "DelegateCall":
-                delegate = plan.delegates[args.delegate_index].id
+                delegate = plan.delegates[_checked(path, plan, index, args.delegate_index, len(plan.delegates),
+                                                   "delegate")].id
                 calls.append((index, delegate, delegate))
             index += 1
     return calls
+
+
+def _checked(path: Path, plan: Any, instruction: int, value: int, count: int, what: str) -> int:
+    if not 0 <= value < count:
+        raise InvalidInputError(f"{path}: method {plan.name}'s instruction {instruction} calls {what} {value}, out of "
+                                f"range (the method has {count} {what}s)",
+                                hint="re-export the .pte with executorch's to_executorch(); this file is corrupt")
+    return value
 
 
 def xnnpack(path: Path, target: CompatTarget) -> TargetCompat:
@@ -52,7 +62,7 @@ def xnnpack(path: Path, target: CompatTarget) -> TargetCompat:
     facts: dict[str, Any] = {"schema": identifier, "methods": [p.name for p in program.execution_plan]}
     for plan in program.execution_plan:
         prefix = "" if len(program.execution_plan) == 1 else f"{plan.name}: "
-        for index, name, delegate in _instructions(plan):
+        for index, name, delegate in _instructions(path, plan):
             if delegate == "XnnpackBackend":
                 ops.append(OpCompat(index, f"{prefix}XnnpackBackend", Support.SUPPORTED,
                                     "a partition the XNNPACK partitioner delegated", Evidence.COMPILER_CHECK))
@@ -73,6 +83,8 @@ def runtime(path: Path, target: CompatTarget) -> TargetCompat:
     from importlib.metadata import PackageNotFoundError, version
 
     program_data, identifier = _program(path)
+    for plan in program_data.execution_plan:  # a call outside its method's tables: malformed, before any load
+        _instructions(path, plan)
     try:
         installed = version("executorch")
     except PackageNotFoundError:

@@ -146,6 +146,8 @@ def _cast(sig: OpSig) -> None:
 
 def _depthwise(sig: OpSig) -> None:
     _conv_io(sig)
+    if len(sig.inputs) < 2:
+        raise Refused("the filter tensor is missing")
     _positive("stride", sig.opt("strideH", 1), sig.opt("strideW", 1))
     _positive("dilation", sig.opt("dilationHFactor", 1), sig.opt("dilationWFactor", 1))
     _activation(sig)
@@ -206,6 +208,8 @@ def _dynamic_update_slice(sig: OpSig) -> None:
 
 
 def _fully_connected(sig: OpSig) -> None:
+    if not sig.inputs or not sig.outputs:
+        raise Refused("expected an input and an output tensor")
     if sig.opt("weightsFormat", 0) != 0:
         raise Refused(f"weights format {sig.opt('weightsFormat')} is not supported")
     if sig.runtime_inputs > 2:
@@ -410,7 +414,8 @@ def _batch_matmul(sig: OpSig) -> None:
 
 
 def _cumsum(sig: OpSig) -> None:
-    if len(sig.inputs) != 2 or sig.inputs[0].type not in FLOATS or sig.outputs[0].type != sig.inputs[0].type \
+    if len(sig.inputs) != 2 or len(sig.outputs) != 1 or sig.inputs[0].type not in FLOATS \
+            or sig.outputs[0].type != sig.inputs[0].type \
             or sig.inputs[1].type != "INT32" or not sig.inputs[1].is_const:
         raise Refused("input/output must be float and the axis a constant int32")
 
@@ -457,4 +462,7 @@ def gpu_refusal(sig: OpSig) -> str | None:
         rule(sig)
     except Refused as refused:
         return str(refused)
+    except IndexError:  # a crafted file's node with fewer tensors than any rule above expects
+        return f"the node has {len(sig.inputs)} input and {len(sig.outputs)} output tensor(s), fewer than " \
+            f"{sig.op} takes"
     return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit.contract.compat import CompatTarget, Evidence, OpCompat, Support, TargetCompat
-from edgekit.toolkit.contract.errors import InvalidInputError
+from edgekit.toolkit.contract.errors import InvalidInputError, first_line
 
 # ONNX Runtime's published compatibility table (docs/reference/compatibility.md, its newest row 1.20): the newest
 # ai.onnx opset, ai.onnx.ml opset and IR version each release loads.
@@ -47,6 +47,21 @@ def _load(path: Path) -> Any:
                                 hint="pass a .onnx file (external data beside it)") from None
 
 
+def _refuse_if_malformed(path: Path, model: Any) -> None:
+    """InvalidInputError when ONNX's own checker refuses the graph (a node input nothing produces, a cycle, a value
+    produced twice); a graph it accepts returns."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        problem = " ".join(str(exc).split())  # the checker names the node on the lines after its first
+        raise InvalidInputError(f"{path}: not a valid ONNX graph ({problem[:300]})",
+                                hint="re-export the model; onnx.checker.check_model names the problem") from None
+    except Exception:  # a model the checker cannot take whole (over 2 GB): no verdict either way
+        return
+
+
 def _versions(model: Any) -> tuple[int, dict[str, int]]:
     return int(model.ir_version), {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
 
@@ -70,7 +85,14 @@ def _ep(path: Path, target: CompatTarget, ep: str, partitions, fixed: bool, max_
         model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception:  # the checker then works without value_info (and counts shapes it cannot see as dynamic)
         pass
-    info = partitions(model, fixed)
+    try:
+        info = partitions(model, fixed)
+    except Exception as exc:  # the checker raises ValueError on graphs it cannot walk, malformed or not
+        _refuse_if_malformed(path, model)
+        row = OpCompat(None, "model", Support.UNKNOWN, f"ONNX Runtime's usability checker cannot check it: "
+                       f"{first_line(exc)}", Evidence.STATIC_RULE)
+        return TargetCompat(target.name, target.description, Evidence.STATIC_RULE, (row,),
+                            {"checker": f"onnxruntime {_ort_version()} tools.mobile_helpers.usability_checker"})
     checker = info.supported_ops_checker
     grouped = {id(node) for group in info.supported_groups for node in group}
     values = {v.name: v for v in (*model.graph.input, *model.graph.output, *model.graph.value_info)}
