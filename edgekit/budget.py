@@ -320,21 +320,26 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
 
     path = Path(path)
     sidecar = path if path.name.endswith(".edgekit.json") else sidecar_path(path)
-    if not sidecar.is_file():
-        raise InvalidInputError(f"{path}: no edgekit sidecar to read a recipe from",
-                                hint="give the artifact's .edgekit.json (written beside it by edgekit convert)")
     try:
-        data = jsonio.loads(sidecar.read_bytes())
+        data = jsonio.load_file(sidecar, what="recipe")
+    except OSError:
+        raise InvalidInputError(f"{path}: no edgekit sidecar to read a recipe from", hint="give the artifact's "
+                                ".edgekit.json (written beside it by edgekit convert)") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"{sidecar}: not a recipe edgekit can read ({exc})",
+                                hint="give the .edgekit.json an edgekit convert wrote") from None
+    try:
         record = Artifact.from_dict(data, directory=sidecar.parent)
         o = record.options
-        options = ConvertOptions(QuantMode(o.get("quantize", "none")), o.get("calibration"),
+        calibration = recipe_calibration(o.get("calibration"), o.get("calibration_sha256"), sidecar)
+        options = ConvertOptions(QuantMode(o.get("quantize", "none")), calibration,
                                  int(o.get("calibration_samples", 100)), bool(o.get("nhwc", False)),
                                  bool(o.get("script", False)), o.get("opset"), True, tuple(o.get("keep_float", ())),
                                  o.get("quantizer"))
         formats = [Format(f) for f in record.route]
         recorded = (record.extra.get("budget") or {}).get("budget")
         budget = Budget(recorded.get("min_cosine"), recorded.get("max_accuracy_drop")) if recorded else None
-    except UsageError:
+    except EdgekitError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"{sidecar}: not a recipe edgekit can read ({exc})",
@@ -345,3 +350,45 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     # the format the route went through (torch → onnx → int8 onnx went through none: its middle is its end)
     via = next((f for f in formats[1:-1] if f not in (formats[0], formats[-1])), None)
     return Recipe(formats[-1], via, options, record.source_sha256, record.sha256, sidecar, budget)
+
+
+def recipe_calibration(value: Any, pinned_sha256: Any, sidecar: Path) -> str | None:
+    """The calibration a recipe names, by the rule a sidecar's ``data`` follows: a recipe is a file someone else
+    may have written, and it must not make edgekit read (and quantize into an artifact, or show in a report) a file
+    outside its own tree, say someone's private data set.
+
+    - ``None``, ``digits`` and ``random`` name no file.
+    - A file the recipe pins by sha256 (``calibration_sha256``, which ``edgekit convert`` records) is read wherever
+      it is, if it is still that very file: relative to the recipe's directory, or absolute.
+    - Otherwise the path must be relative and resolve, symlinks followed, inside the directory the recipe was named
+      in. A symlinked recipe is judged where the user named it, not where its target lies: its paths cannot reach
+      out of the tree the user pointed at, through ``..``, an absolute path or a symlink inside it.
+
+    A path outside (or a pinned file that changed) is exit 4 naming the recipe; the hint says how to go on."""
+    from edgekit.toolkit.contract.errors import InvalidInputError, UnsafeModelError
+    from edgekit.toolkit.data.calibration import is_named_set
+    from edgekit.toolkit.fsutil import sha256_of
+
+    if is_named_set(value):
+        return value
+    if not isinstance(value, str) or not value or "\0" in value or len(value) > 4096:
+        raise InvalidInputError(f"{sidecar}: calibration {str(value)[:80]!r} is not a path",
+                                hint="give the .edgekit.json an edgekit convert wrote")
+    root = Path(os.path.abspath(sidecar.parent))
+    target = Path(value) if os.path.isabs(value) else root / value
+    retry = f"convert without {option('recipe')}, giving {option('calibration', 'FILE')}"
+    if pinned_sha256 is not None:
+        if not (target.is_file() or target.is_dir()):
+            raise InvalidInputError(f"{sidecar}: calibration {value!r} is not there any more",
+                                    hint=f"restore it, or {retry}")
+        if not isinstance(pinned_sha256, str) or sha256_of(target) != pinned_sha256.lower():
+            raise UnsafeModelError(f"{sidecar}: calibration {value!r} is not the file this recipe recorded (sha256)",
+                                   hint=f"{retry}, if it is the file you mean")
+        return str(target)
+    real_root = Path(os.path.realpath(root))
+    resolved = Path(os.path.realpath(target))
+    if os.path.isabs(value) or (resolved != real_root and real_root not in resolved.parents):
+        how = "is an absolute path" if os.path.isabs(value) else f"resolves to {resolved}"
+        raise UnsafeModelError(f"{sidecar}: calibration {value!r} {how}, outside the recipe's directory, and the "
+                               "recipe pins no sha256 for it", hint=f"copy the data beside the recipe, or {retry}")
+    return str(resolved)

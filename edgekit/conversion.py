@@ -255,7 +255,8 @@ def _verify(staged: Path, out: Path, to: Format, source: _Source, route: list, o
     artifact = Artifact(
         path=out, format=to, io_spec=spec, sha256=sha256_of(staged),
         route=(source.sniffed.format.value, *(s.to.value for s in route)),
-        source_sha256=sha256_of(source.path), options=options.to_dict(),
+        source_sha256=sha256_of(source.path),
+        options={**options.to_dict(), **calibration_data.pinned(options.calibration, out.parent)},
         versions={k: v for k, v in package_versions().items() if v},
         labels=upstream.labels if upstream else (),
         preprocessing=_preprocessing(upstream, options, to),

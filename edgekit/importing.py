@@ -111,10 +111,14 @@ class _Job:
 
 def read_labels(path: Path) -> tuple[str, ...]:
     """One label per line, or a JSON list."""
+    from edgekit.toolkit.fsutil import MAX_LABELS_BYTES, read_regular_file
+
     try:
-        text = path.read_text()
+        text = read_regular_file(path, what="labels file", limit=MAX_LABELS_BYTES).decode("utf-8")
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read labels ({exc.strerror})", hint="check the path") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: labels are not UTF-8 text", hint="one label per line, UTF-8") from None
     if path.suffix == ".json":
         try:
             labels = json.loads(text)

@@ -153,6 +153,10 @@ class Converter(ABC):
         except MemoryError:
             raise
         except Exception as exc:
+            from edgekit.toolkit.safety.policy.allocations import allocation_error, allocation_failure
+
+            if allocation_failure(exc):  # a framework's allocator gave up: a resource limit (exit 6), not a bug
+                raise allocation_error(f"{step.path.name}: {self.spec.name}", exc) from None
             raise BackendError(f"{step.path.name}: {self.spec.name} failed: {first_line(exc)}",
                                hint="rerun with --debug for the exporter's traceback") from exc
         report.seconds = time.perf_counter() - start

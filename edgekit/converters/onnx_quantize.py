@@ -3,7 +3,11 @@ onnxruntime's own tooling (onnxruntime.quantization, onnxruntime.transformers.fl
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -18,10 +22,11 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit.converters._onnx import canonical_dim_params
 from edgekit.converters.base import Converter, StepInput, StepReport, Twin
-from edgekit.toolkit.contract.errors import BackendError, first_line
+from edgekit.toolkit.contract.errors import BackendError, EdgekitError, first_line
 from edgekit.toolkit.contract.layers import Layer, select, unit_name, units
 from edgekit.toolkit.contract.options import QuantMode
 from edgekit.toolkit.fsutil import scratch_directory
+from edgekit.toolkit.safety.policy.allocations import allocation_error, allocation_failure, check_allocations
 
 
 class _Reader(CalibrationDataReader):
@@ -56,12 +61,46 @@ def input_pairs(step: StepInput, model_path: Path) -> list[tuple[str, str]]:
 def prepare(source: Path, prepared: Path, report: StepReport) -> None:
     """ORT's recommended pre-processing: symbolic shape inference and graph optimisation. Symbolic
     inference gives up on some graphs ("Incomplete symbolic shape inference"); ONNX's own shape inference
-    is then enough for quantization, and the fallback is recorded."""
-    try:
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
-    except Exception as exc:
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        report.details["pre_process"] = f"without symbolic shape inference ({first_line(exc, 120)})"
+    is then enough for quantization, and the fallback is recorded.
+
+    Where it gives up, onnxruntime first saves the half-inferred graph as ``sym_shape_infer_temp.onnx`` (and its
+    weights beside it, under a made-up name) in the current directory, and never removes it: the user's working
+    directory got a model file they never asked for. So pre-processing runs with a scratch directory, removed after,
+    as the current one (absolute paths in and out)."""
+    source, prepared = source.absolute(), prepared.absolute()
+    with scratch_directory("edgekit-preprocess-") as scratch, _working_directory(scratch):
+        try:
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
+        except Exception as exc:
+            if allocation_failure(exc):
+                raise
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            report.details["pre_process"] = f"without symbolic shape inference ({first_line(exc, 120)})"
+
+
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """``path`` as the process's current directory while the block runs, then the previous one again (by file
+    descriptor: it comes back even if it was renamed meanwhile). The current directory is the process's: threads
+    that pre-process at once take turns, and nothing else edgekit runs meanwhile reads a relative path (conversion
+    steps work on absolute scratch and output paths)."""
+    with _CWD_LOCK:
+        try:
+            previous = os.open(".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        except OSError:  # no current directory to come back to (removed): nothing to write into either
+            yield
+            return
+        try:
+            os.chdir(path)
+            try:
+                yield
+            finally:
+                os.fchdir(previous)
+        finally:
+            os.close(previous)
 
 
 def output_softmax_nodes(model_path: Path) -> list[str]:
@@ -259,6 +298,17 @@ class OnnxQuantize(Converter):
     keeps_float = True  # nodes_to_exclude / node_block_list
 
     def _convert_impl(self, step: StepInput, out: Path, report: StepReport) -> None:
+        check_allocations(onnx.load(str(step.path), load_external_data=False), step.source_name)
+        try:
+            self._quantize(step, out, report)
+        except EdgekitError:
+            raise
+        except Exception as exc:  # onnxruntime runs the graph to calibrate: a size the checks could not foresee
+            if allocation_failure(exc):
+                raise allocation_error(step.source_name, exc) from None
+            raise
+
+    def _quantize(self, step: StepInput, out: Path, report: StepReport) -> None:
         mode = step.quantize
         keep = kept_float_nodes(step, report)
         if mode in (QuantMode.FP16, QuantMode.INT4):

@@ -17,6 +17,8 @@ in one line naming each one and the ops it does translate.
 
 from __future__ import annotations
 
+import functools
+import keyword
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -29,7 +31,8 @@ import torch.nn.functional as F
 
 from edgekit.converters.base import Converter, StepInput, StepReport
 from edgekit.converters.torch_onnx import example_inputs
-from edgekit.toolkit.contract.errors import InvalidInputError, option
+from edgekit.toolkit.contract.errors import EdgekitError, InvalidInputError, option
+from edgekit.toolkit.safety.policy.allocations import allocation_error, allocation_failure, check_allocations, oversized
 
 Values = list[torch.Tensor | None]
 OpFn = Callable[["_Context", Any, Values], Sequence[torch.Tensor] | torch.Tensor]
@@ -627,19 +630,7 @@ def _resize(ctx, node, x):
     data = x[0]
     mode = ctx.attr("mode", "nearest")
     transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric")
-    if node.op_type == "Upsample":
-        scales = list(ctx.attr("scales") or []) or [float(v) for v in ctx.static[node.input[1]].reshape(-1)]
-        sizes = None
-    else:
-        scale_name = node.input[2] if len(node.input) > 2 else ""
-        size_name = node.input[3] if len(node.input) > 3 else ""
-        scales = [float(v) for v in ctx.static[scale_name].reshape(-1)] if scale_name in ctx.static else []
-        sizes = ctx.ints(3) if size_name else None
-    spatial = data.shape[2:]
-    if sizes:
-        target = [int(s) for s in sizes[2:]]
-    else:
-        target = [int(math.floor(n * s)) for n, s in zip(spatial, scales[2:], strict=True)]
+    target = _resize_target(ctx, node, data)
     if mode == "nearest" and transform == "asymmetric" and ctx.attr("nearest_mode", "round_prefer_floor") == "floor":
         return F.interpolate(data, size=target, mode="nearest")
     if mode in ("linear", "bilinear") and transform in ("half_pixel", "pytorch_half_pixel", "align_corners"):
@@ -653,17 +644,90 @@ def _resize(ctx, node, x):
         hint="it translates nearest/asymmetric/floor and linear with half_pixel or align_corners")
 
 
+def _resize_target(ctx: _Context, node: Any, data: torch.Tensor) -> list[int]:
+    """A Resize/Upsample's spatial output size, from its sizes or its scales."""
+    if node.op_type == "Upsample":
+        scales = list(ctx.attr("scales") or []) or [float(v) for v in ctx.static[node.input[1]].reshape(-1)]
+        sizes = None
+    else:
+        scale_name = node.input[2] if len(node.input) > 2 else ""
+        size_name = node.input[3] if len(node.input) > 3 else ""
+        scales = [float(v) for v in ctx.static[scale_name].reshape(-1)] if scale_name in ctx.static else []
+        sizes = ctx.ints(3) if size_name else None
+    if sizes:
+        return [int(s) for s in sizes[2:]]
+    return [int(math.floor(n * s)) for n, s in zip(data.shape[2:], scales[2:], strict=True)]
+
+
+# --- allocation bombs ---------------------------------------------------------------------------------------
+
+def _planned(ctx: _Context, node: Any, args: Values) -> tuple[list[int], int] | None:
+    """The shape and item size of the tensor an op sized by constants (``ConstantOfShape``, ``Tile``, ``Expand``,
+    ``Range``, ``Pad``, ``Resize``) will allocate, computed before it does; None for other ops, or where the sizes
+    cannot be read (the op then reports its own error)."""
+    kind = node.op_type
+    try:
+        if kind == "ConstantOfShape":
+            value = ctx.attr("value")
+            return list(ctx.ints(0) or []), 4 if value is None else np.asarray(value).itemsize
+        data = args[0] if args else None
+        if data is None:
+            return None
+        shape, itemsize = list(data.shape), data.element_size()
+        if kind == "Tile":
+            return [d * r for d, r in zip(shape, ctx.ints(1) or [], strict=False)], itemsize
+        if kind == "Expand":
+            target = ctx.ints(1) or []
+            rank = max(len(shape), len(target))
+            ours, theirs = [1] * (rank - len(shape)) + shape, [1] * (rank - len(target)) + target
+            return [t if o == 1 else o for o, t in zip(ours, theirs, strict=True)], itemsize
+        if kind == "Range":
+            start, limit, delta = (float(a.item()) for a in args[:3])
+            return ([max(math.ceil((limit - start) / delta), 0)], itemsize) if delta else None
+        if kind == "Pad":
+            pads = list(ctx.attr("pads")) if ctx.opset < 11 else ctx.ints(1) or []
+            axes = ctx.ints(3) if ctx.opset >= 18 and len(node.input) > 3 else list(range(len(shape)))
+            axes = [a % len(shape) for a in axes or []]
+            for i, axis in enumerate(axes):
+                shape[axis] = max(shape[axis] + pads[i] + pads[i + len(axes)], 0)
+            return shape, itemsize
+        if kind in ("Resize", "Upsample"):
+            return [*shape[:2], *_resize_target(ctx, node, data)], itemsize
+    except InvalidInputError:
+        raise
+    except (ValueError, TypeError, IndexError, RuntimeError, KeyError, OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
 # --- the module -------------------------------------------------------------------------------------------
 
+GRAPH_PREFIX = "onnx_"  # a graph name that is an attribute of the module already, a keyword or no identifier
+
+
 def _identifier(name: str, taken: set[str]) -> str:
+    """The attribute an ONNX name is stored under. Two namespaces that cannot meet: the importer's own attributes
+    all start with ``_``, graph names never do (stripped); a graph name that nn.Module or the importer's class
+    already defines (``forward``, ``training``, ``to``, ``layers``, ``T_destination``…), a Python keyword or no
+    identifier at all takes ``onnx_`` in front. The name stays a suffix of the attribute (``fc1``,
+    ``onnx_forward``), which is how localize pairs a layer with its ONNX node (``…_<node name>``)."""
     base = re.sub(r"\W", "_", name).strip("_") or "value"
     base = f"c_{base}" if base[0].isdigit() else base
+    if base in _reserved() or keyword.iskeyword(base) or not base.isidentifier():
+        base = GRAPH_PREFIX + (base if base.isascii() else re.sub(r"[^0-9A-Za-z_]", "_", base))
     candidate, n = base, 1
-    while candidate in taken:
+    while candidate in taken or candidate in _reserved():
         n += 1
         candidate = f"{base}_{n}"
     taken.add(candidate)
     return candidate
+
+
+@functools.cache
+def _reserved() -> frozenset[str]:
+    """Every public name an OnnxModule has before the graph's are added: its class's (nn.Module's methods, the
+    importer's properties) and an nn.Module instance's (``training``)."""
+    return frozenset(name for name in (*dir(OnnxModule), *vars(torch.nn.Module())) if not name.startswith("_"))
 
 
 class OnnxModule(torch.nn.Module):
@@ -685,48 +749,89 @@ class OnnxModule(torch.nn.Module):
             raise InvalidInputError(f"{origin}: the ONNX graph has {len(self._inputs)} input(s), the contract "
                                     f"{len(example)}")
         self._nodes = list(graph.node)
+        self._origin = origin
         # Eager pass: every value at the example inputs, and which values depend on data at all.
         static: dict[str, np.ndarray] = dict(initializers)
         values: dict[str, torch.Tensor] = {name: _np_to_torch(a) for name, a in initializers.items()}
         values.update(zip(self._inputs, example, strict=True))
-        ctx = _Context(self._opset, static)
-        consumers = _consumers(self._nodes)
         taken: set[str] = set()
         # node index → (module attribute, data input, output names, F.pad before it or None)
         self._layers: dict[int, tuple[str, str, list[str], list[int] | None]] = {}
         self._dynamic: list[int] = []
         absorbed: set[int] = set()  # bias Adds folded into the Linear before them
+        ctx = _Context(self._opset, static)
+        consumers = _consumers(self._nodes)
         for index, node in enumerate(self._nodes):
             if index in absorbed:
                 continue
-            ctx.node = node
-            args = [values.get(name) if name else None for name in node.input]
-            folded = node.op_type in SHAPE_OPS or all(not name or name in static for name in node.input)
-            layer = None if folded else _layer(ctx, node, args, static, consumers, self._nodes, self._outputs)
-            if layer is not None:
-                module, pre_pad, bias_add = layer
-                attr = _identifier(node.name or node.output[0], taken)
-                self.add_module(attr, module)
-                names = [self._nodes[bias_add].output[0]] if bias_add is not None else list(node.output)
-                if bias_add is not None:
-                    absorbed.add(bias_add)
-                self._layers[index] = (attr, node.input[0], names, pre_pad)
-                data = F.pad(args[0], pre_pad) if pre_pad else args[0]
-                _store(values, names, module(data))
-                self._dynamic.append(index)
-                continue
-            outputs = OPS[node.op_type](ctx, node, args)
-            outputs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+            where = f"{node.op_type} node {node.name or node.output[0]!r}"
+            try:
+                self._build_node(index, ctx, values, consumers, taken, absorbed)
+            except EdgekitError:
+                raise
+            except Exception as exc:
+                if allocation_failure(exc):
+                    raise allocation_error(origin, exc, where) from None
+                raise
+        self._register_constants(static, taken)
+        self._folded = len(self._nodes) - len(self._dynamic) - len(absorbed)
+        self._layer_counts = {kind: sum(1 for m in self.children() if type(m).__name__ == kind)
+                              for kind in sorted({type(m).__name__ for m in self.children()})}
+
+    @property
+    def folded(self) -> int:
+        """How many nodes were computed once, when the module was built."""
+        return self._folded
+
+    @property
+    def layers(self) -> dict[str, int]:
+        """The torch layers made from constant-weight nodes, by class (``{"Linear": 2}``)."""
+        return self._layer_counts
+
+    def _build_node(self, index: int, ctx: _Context, values: dict[str, torch.Tensor],
+                    consumers: dict[str, list[int]], taken: set[str], absorbed: set[int]) -> None:
+        """Run node ``index`` at the example inputs: fold it, make it a torch layer, or mark it as data path. An
+        op that makes a tensor from constant sizes is measured before it allocates (an allocation bomb is exit 6
+        naming the node, not the allocator's error), and every value after (``Expand`` makes views)."""
+        node, static = self._nodes[index], ctx.static
+        ctx.node = node
+        where = f"{node.op_type} node {node.name or node.output[0]!r}"
+        args = [values.get(name) if name else None for name in node.input]
+        planned = _planned(ctx, node, args)
+        if planned is not None and (refusal := oversized(self._origin, where, *planned)) is not None:
+            raise refusal
+        folded = node.op_type in SHAPE_OPS or all(not name or name in static for name in node.input)
+        layer = None if folded else _layer(ctx, node, args, static, consumers, self._nodes, self._outputs)
+        if layer is not None:
+            module, pre_pad, bias_add = layer
+            attr = _identifier(node.name or node.output[0], taken)
+            self.add_module(attr, module)
+            names = [self._nodes[bias_add].output[0]] if bias_add is not None else list(node.output)
+            if bias_add is not None:
+                absorbed.add(bias_add)
+            self._layers[index] = (attr, node.input[0], names, pre_pad)
+            data = F.pad(args[0], pre_pad) if pre_pad else args[0]
+            _store(values, names, module(data))
+            self._dynamic.append(index)
+            return
+        outputs = OPS[node.op_type](ctx, node, args)
+        outputs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+        for name, value in zip(node.output, outputs, strict=False):
+            if name:
+                refusal = oversized(self._origin, where, value.shape, value.element_size())
+                if refusal is not None:
+                    raise refusal
+                values[name] = value
+        if folded:
             for name, value in zip(node.output, outputs, strict=False):
                 if name:
-                    values[name] = value
-            if folded:
-                for name, value in zip(node.output, outputs, strict=False):
-                    if name:
-                        static[name] = value.detach().numpy().copy()
-            else:
-                self._dynamic.append(index)
-        # What the traced forward reads: folded values consumed by a data-path node, as parameters/buffers.
+                    static[name] = value.detach().numpy().copy()
+        else:
+            self._dynamic.append(index)
+
+    def _register_constants(self, static: dict[str, np.ndarray], taken: set[str]) -> None:
+        """What the traced forward reads: folded values consumed by a data-path node, as parameters/buffers; the
+        rest of the folded values only as Python numbers (shapes, axes, pads, scales)."""
         self._attr: dict[str, str] = {}
         needed = [n for i in self._dynamic if i not in self._layers for n in self._nodes[i].input if n]
         for name in [*needed, *self._outputs]:
@@ -738,11 +843,7 @@ class OnnxModule(torch.nn.Module):
                 else:
                     self.register_buffer(attr, tensor)
                 self._attr[name] = attr
-        # The traced forward reads folded values only as Python numbers (shapes, axes, pads, scales).
         self._static = {name: a for name, a in static.items() if a.dtype.kind in "iub" or a.size <= 64}
-        self.folded = len(self._nodes) - len(self._dynamic) - len(absorbed)
-        self.layers = {kind: sum(1 for m in self.children() if type(m).__name__ == kind)
-                       for kind in sorted({type(m).__name__ for m in self.children()})}
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         values: dict[str, torch.Tensor] = dict(zip(self._inputs, inputs, strict=True))
@@ -953,9 +1054,17 @@ class OnnxToTorch(Converter):
         model = onnx.load(str(step.path))
         example = example_inputs(step)
         origin = step.path.name
-        with torch.no_grad():
-            module = OnnxModule(model, example, origin).eval()
-            program = torch.export.export(module, tuple(example), strict=False)
+        check_allocations(model, origin)
+        try:
+            with torch.no_grad():
+                module = OnnxModule(model, example, origin).eval()
+                program = torch.export.export(module, tuple(example), strict=False)
+        except EdgekitError:
+            raise
+        except Exception as exc:  # what the allocation checks could not foresee (a size the data decides)
+            if allocation_failure(exc):
+                raise allocation_error(origin, exc) from None
+            raise
         torch.export.save(program, str(out))
         symbolic = [ts.name for ts in step.io_spec.inputs if any(not isinstance(d, int) for d in ts.shape or ())]
         report.details["importer"] = "edgekit ONNX importer (torch operators, torch.export)"

@@ -105,9 +105,11 @@ def package(model: str | os.PathLike[str], output: str | os.PathLike[str], *, na
 
 
 def _labels(path: str | os.PathLike[str]) -> list[str]:
+    from edgekit.toolkit.fsutil import MAX_LABELS_BYTES, read_regular_file
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, what="labels file", limit=MAX_LABELS_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{option('labels', path)}: unreadable ({exc})",
                                 hint="one label per line, UTF-8") from None

@@ -245,7 +245,7 @@ def _string(path: Path, key: str, value: Any) -> str:
 
 def load_baseline(path: Path) -> PipelineReport:
     try:
-        return PipelineReport.from_dict(jsonio.loads(path.read_bytes()))
+        return PipelineReport.from_dict(jsonio.load_file(path, what="baseline"))
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: baseline not found", hint="write one with `edgekit check "
                                 f"{option('write_baseline')} FILE` (or use a pipeline report.json)") from None

@@ -28,6 +28,7 @@ from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.contract.iospec import Dim, Domain, IOSpec, apply_input_shapes, example_feeds, tensor, with_domains
 from edgekit.toolkit.contract.options import Device
 from edgekit.toolkit.reports import ModelDetails
+from edgekit.toolkit.safety.policy.allocations import allocation_error, allocation_failure
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Runtime(ABC):
         except MemoryError:
             raise ResourceLimitError(f"{self.path}: out of memory while loading", hint="free memory") from None
         except Exception as exc:
+            if allocation_failure(exc):
+                raise allocation_error(f"{self.path}", exc) from None
             raise InvalidInputError(
                 f"{self.path}: could not load as {self.format}: {first_line(exc)}",
                 hint="the file may be truncated or made by an incompatible exporter; re-export it",
@@ -149,6 +152,8 @@ class Runtime(ABC):
                 f"{self.path}: out of memory during inference", hint="use a smaller input"
             ) from None
         except Exception as exc:
+            if allocation_failure(exc):
+                raise allocation_error(f"{self.path}", exc) from None
             raise BackendError(f"{self.path}: {self.format} inference failed: {first_line(exc)}") from exc
 
     def _check_feeds(self, spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,48 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 NAME_MAX = 255  # bytes in one path component, on every file system edgekit writes to
+MAX_LABELS_BYTES = 64 << 20  # a labels file (one label per line) is far smaller
+
+
+def read_regular_file(path: str | os.PathLike[str], *, what: str, limit: int | None = None,
+                      follow_symlinks: bool = True) -> bytes:
+    """The bytes of a file the user named (a config, baseline, recipe, labels): it must be a regular file.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` on the open descriptor before a byte is read: a FIFO
+    would otherwise block the open (and then the read) until some writer came, past ``--timeout`` (the parent reads
+    these before any worker runs), and ``/dev/zero`` would never end. Anything but a regular file is exit 3
+    naming the file; ``follow_symlinks=False`` refuses a symlink too (``O_NOFOLLOW``). OSErrors of the open itself
+    (missing, unreadable) are the caller's to word. ``limit``: at most this many bytes (exit 3 past it)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow_symlinks and exc.errno == errno.ELOOP:
+            raise InvalidInputError(f"{path}: the {what} is a symbolic link", hint="name the file itself") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidInputError(f"{path}: the {what} is {_file_kind(mode)}, not a regular file",
+                                    hint=f"give the {what} as a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise InvalidInputError(f"{path}: the {what} is over {limit} bytes",
+                                hint=f"check the path: a {what} is far smaller")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISDIR, "a directory"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def check_writable_target(path: Path, *, force: bool, directory: bool = False) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from typing import Any
 
 NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
@@ -90,3 +91,13 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
         elif isinstance(node, list):
             stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
     return value
+
+
+def load_file(path: str | os.PathLike[str], *, what: str, max_depth: int = MAX_DEPTH,
+              max_bytes: int = MAX_BYTES) -> Any:
+    """:func:`loads` of a JSON file the user named (a baseline, a recipe), read as a regular file only (a FIFO or
+    a device is exit 3 naming it, never a read that blocks: :func:`edgekit.toolkit.fsutil.read_regular_file`).
+    OSErrors of the open (missing, unreadable) are the caller's to word."""
+    from edgekit.toolkit.fsutil import read_regular_file
+
+    return loads(read_regular_file(path, what=what, limit=max_bytes), max_depth=max_depth, max_bytes=max_bytes)

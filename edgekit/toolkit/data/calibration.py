@@ -68,6 +68,29 @@ def resolve(
                             hint="give digits, FILE.npz, an image directory, or random")
 
 
+def is_named_set(spec: str | None) -> bool:
+    """Whether a calibration spec names no file: None (the model's own data), ``digits`` or ``random``."""
+    return spec is None or spec in (RANDOM, DIGITS)
+
+
+def pinned(spec: str | None, artifact_dir: Path) -> dict[str, str]:
+    """What a sidecar records of a calibration file or image directory so that ``--recipe`` may read it again:
+    its path relative to the artifact's directory and its sha256 (``calibration_sha256``). A recipe's calibration
+    path is read only inside the recipe's directory or when it is the very file recorded
+    (:func:`edgekit.budget.read_recipe`). Empty for the named sets and for a path that is not there."""
+    import os
+
+    from edgekit.toolkit.fsutil import sha256_of
+
+    if is_named_set(spec):
+        return {}
+    path = Path(spec).absolute()  # type: ignore[arg-type]
+    if not (path.is_file() or path.is_dir()):
+        return {}
+    return {"calibration": Path(os.path.relpath(path, artifact_dir.absolute())).as_posix(),
+            "calibration_sha256": sha256_of(path)}
+
+
 def _single_input(io_spec: IOSpec, what: str) -> TensorSpec:
     if len(io_spec.inputs) != 1:
         raise UsageError(f"{what} calibration feeds single-input models; this one takes {io_spec.input_names}",

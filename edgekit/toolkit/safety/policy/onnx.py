@@ -115,6 +115,9 @@ def check_onnx_file(path: Path) -> None:
             check_external_data(path.parent, external_refs(entries))
         except EdgekitError as exc:
             raise type(exc)(f"{path}: {exc.message}", hint=exc.hint) from None
+    from edgekit.toolkit.safety.policy.allocations import check_allocations
+
+    check_allocations(model, str(path))
 
 
 def _onnx_tensors(model: Any) -> Iterator[Any]:
