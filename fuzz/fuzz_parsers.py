@@ -1,16 +1,17 @@
 """Coverage-guided fuzzing (atheris) of what edgekit parses from untrusted bytes before any framework:
 the format sniffer, the sidecar reader, the check config and baseline readers, the ONNX external-data
 containment check and the walk over every tensor of a parsed ONNX model (functions, attributes,
-subgraphs), the pickle scanner, the .pt2 program checks, the TorchScript source reader, and bundle
-member names.
+subgraphs), the pickle scanner, the .pt2 program checks, the TorchScript source reader, bundle
+member names, the worker-reply decoder, the bundle zip layout check and compat's .tflite reader.
 
     pip install -e '.[fuzz]'
     python fuzz/fuzz_parsers.py -atheris_runs=200000          # all targets, chosen per input
     python fuzz/fuzz_parsers.py -atheris_runs=50000 corpus/   # with a seed corpus directory
 
 A finding is any exception other than edgekit's own error types (which become one-line errors with an
-exit code), an external-data path accepted although it resolves outside the model's directory, or a
-bundle member name accepted although it climbs out, names a drive, or holds a backslash.
+exit code), an external-data path accepted although it resolves outside the model's directory, a
+bundle member name accepted although it climbs out, names a drive, or holds a backslash, or a bundle zip
+accepted although a streaming reader would find its members elsewhere than its directory says.
 ``check_one(data)`` is also driven without atheris by tests/test_fuzz_targets.py.
 """
 
@@ -166,8 +167,52 @@ def bundle_names_target(data: bytes) -> None:
     member_name_collision(names)
 
 
+def reply_target(data: bytes) -> None:
+    """What a hostile worker writes: the parent reads it as data (``replies.decode``) or refuses it
+    (``ReplyError``); no pickle, nothing imported beyond the listed edgekit types."""
+    from edgekit.toolkit.safety.replies import ReplyError, decode
+
+    try:
+        decode(data)
+    except ReplyError:
+        pass
+
+
+def bundle_zip_target(data: bytes) -> None:
+    """The bundle layout check is total, and a zip it accepts reads the same through its directory and by
+    streaming its local headers: every member, in order, is where the directory says."""
+    import io
+    import struct
+    import zipfile
+
+    from edgekit.packaging.zipcheck import zip_layout_problem
+
+    if zip_layout_problem(data) is not None:
+        return
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, OSError):
+        return  # accepted layout, but a directory zipfile will not read (an unsupported feature): no member runs
+    at = 0
+    for info in infos:  # a streaming reader's walk: local header after local header
+        assert info.header_offset == at, (info.filename, info.header_offset, at)
+        name_length, extra_length = struct.unpack_from("<HH", data, at + 26)
+        at += 30 + name_length + extra_length + info.compress_size
+
+
+def flatbuffer_target(data: bytes) -> None:
+    """compat's .tflite reader: a FlatModel or exit 3, within its budget, whatever the bytes."""
+    from edgekit.targets.compat.tflite import parse_flatbuffer
+
+    try:
+        parse_flatbuffer(data, origin="fuzz.tflite")
+    except EdgekitError:
+        pass
+
+
 TARGETS = (sniff_target, sidecar_target, config_target, baseline_target, external_data_target, pickle_target,
-           program_target, torchscript_target, onnx_walk_target, bundle_names_target)
+           program_target, torchscript_target, onnx_walk_target, bundle_names_target, reply_target,
+           bundle_zip_target, flatbuffer_target)
 
 
 def check_one(data: bytes) -> None:

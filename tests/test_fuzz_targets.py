@@ -56,6 +56,9 @@ SEEDS = [
         b"    return torch.relu(ops.aten.add(x, x))\n"),
     (8, b""),  # replaced by _onnx_seed(): a model whose local function holds a Constant with external data
     (9, b"model.tflite\ngolden/input_0.bin\n..\\..\\evil.txt\nC:evil\nModel.TFLITE\n"),
+    (10, b""),  # generated (GENERATED_SEEDS): a worker's reply carrying a record, an enum and an array
+    (11, b""),  # generated: a two-member bundle zip as the bundle writer makes it
+    (12, b""),  # generated: a small .tflite flatbuffer
 ]
 
 
@@ -73,13 +76,44 @@ def _onnx_seed() -> bytes:
     return helper.make_model(graph, functions=[function]).SerializeToString()
 
 
+def _reply_seed() -> bytes:
+    import numpy as np
+
+    from edgekit.toolkit.contract.formats import Format
+    from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec
+    from edgekit.toolkit.safety.replies import encode
+
+    spec = IOSpec((TensorSpec("x", (1, 4), "float32"),), ())
+    return encode(("ok", {"spec": spec, "format": Format.ONNX, "a": np.arange(4, dtype=np.float32), "t": (1, b"z")}))
+
+
+def _bundle_seed() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in (("model.json", b'{"edgekit_bundle": 1}'), ("model.tflite", b"TFL3" * 8)):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def _tflite_seed() -> bytes:
+    from test_compat import crafted_tflite
+
+    return crafted_tflite(operators=2, fan_in=2)
+
+
+GENERATED_SEEDS = {8: _onnx_seed, 10: _reply_seed, 11: _bundle_seed, 12: _tflite_seed}
+
+
 def test_targets_survive_random_and_mutated_inputs(harness):
     rng = random.Random(0)
     runs = 0
     for _ in range(600):
         harness.check_one(rng.randbytes(rng.randint(0, 64)))
         runs += 1
-    for target, seed in ((t, s if t != 8 else _onnx_seed()) for t, s in SEEDS):
+    for target, seed in ((t, GENERATED_SEEDS[t]() if t in GENERATED_SEEDS else s) for t, s in SEEDS):
         for _ in range(300):
             harness.check_one(bytes([target]) + mutate(seed, rng))
             runs += 1
