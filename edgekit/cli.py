@@ -36,7 +36,7 @@ from edgekit.validators.tolerances import Profile
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 check failed · 2 usage error · 3 invalid or unsupported input · "
     "4 refused for safety · 5 conversion/runtime failure · 6 resource limit or timeout · 70 internal error · "
-    "130 interrupted."
+    "130 interrupted · 143/129 terminated by SIGTERM/SIGHUP."
 )
 # validate and bench took `--json FILE` to write the report; --json now prints it, --json-out FILE writes it.
 DEPRECATED_JSON_FILE = ("validate", "bench")

@@ -377,3 +377,42 @@ def test_a_pool_worker_ends_with_its_parent_killed_outright(tmp_path):
     proc.kill()
     proc.wait(timeout=60)
     assert _gone([worker, child]), "a pool worker outlived its parent"
+
+
+SLOW_PARSE = textwrap.dedent("""
+    # Loaded at interpreter start (sitecustomize): compat's .tflite reader takes 300 s in the worker.
+    import os, time
+    from pathlib import Path
+    import edgekit.targets.compat.tflite as tflite
+
+    def slow(data, origin="model"):
+        Path(os.environ["SLOW_PARSE_PIDS"]).write_text(str(os.getpid()))
+        time.sleep(300)
+
+    tflite.parse_flatbuffer = slow
+""")
+
+
+def test_timeout_s_term_on_a_slow_compat_leaves_no_process_behind(tmp_path):
+    """The red team's case: `timeout -s TERM 20 edgekit compat FILE` on a 24 KB file of shared tables, which once
+    parsed for minutes; then the same with a parse made to sleep, so the SIGTERM lands while the worker works."""
+    from test_compat import crafted_tflite
+
+    model = tmp_path / "shared.tflite"
+    model.write_bytes(crafted_tflite(subgraphs=2000, tensors=2000, operators=2000))
+    before = set(children(os.getpid()))
+    done = subprocess.run(["timeout", "-s", "TERM", "20", sys.executable, "-m", "edgekit", "compat", model],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr[-1500:]  # refused in seconds now, well inside the 20 s
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_PARSE)
+    pids = tmp_path / "worker.pid"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]),
+           "SLOW_PARSE_PIDS": str(pids)}
+    proc = subprocess.Popen(["timeout", "-s", "TERM", "5", sys.executable, "-m", "edgekit", "compat", model],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 124 and "terminated by SIGTERM" in stderr, stderr[-1500:]
+    assert pids.exists(), "the worker never reached the parse"
+    assert _gone([int(pids.read_text())])
+    assert set(children(os.getpid())) <= before
