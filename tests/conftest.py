@@ -23,6 +23,38 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {fmt: write_sample(fmt, out) for fmt in WRITERS}
 
 
+class Victim:
+    """A directory outside the test's tmp_path holding files an attacker would read, write or create."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._hash = lambda data: hashlib.sha256(data).hexdigest()
+        self.path = Path(tempfile.mkdtemp(prefix="edgekit-victim-"))
+        (self.path / "secret.bin").write_bytes(os.urandom(64))
+        (self.path / "notes.txt").write_text("keep me\n")
+        self.marker = self.path / "MARKER"
+        self.before = self.snapshot()
+
+    def snapshot(self) -> dict[str, str]:
+        return {p.name: self._hash(p.read_bytes()) for p in sorted(self.path.iterdir())}
+
+    def assert_untouched(self) -> None:
+        after = self.snapshot()
+        assert after == self.before, f"outside the test directory: {sorted(set(after) ^ set(self.before))} changed"
+
+
+@pytest.fixture
+def victim():
+    """A directory outside the test's own that must be unchanged when the test ends (see ``Victim``)."""
+    import shutil
+
+    victim = Victim()
+    yield victim
+    victim.assert_untouched()
+    shutil.rmtree(victim.path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def whole_model_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch

@@ -755,7 +755,7 @@ def test_the_untouched_signed_bundle_verifies(signed_onnx, ed25519):
     assert any(name == "signature" and ok for name, ok, _ in result.checks)
 
 
-def test_cli_exits_3_on_a_hidden_member(signed_onnx, ed25519, evil_model, tmp_path):
+def test_cli_exits_3_on_a_hidden_member(signed_onnx, ed25519, evil_model, tmp_path, victim):
     data, why = hidden_model(signed_onnx, evil_model)
     bundle = tmp_path / "hidden.zip"
     bundle.write_bytes(data)

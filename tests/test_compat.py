@@ -383,38 +383,33 @@ def crafted_tflite(*, subgraphs=1, tensors=1, operators=1, fan_in=1, tensor_inde
 def test_a_file_of_shared_tables_is_read_once_per_table(tmp_path):
     """24 KB: 2,000 subgraph entries naming one subgraph of 2,000 tensor and 2,000 operator entries. The object API
     built 8 million objects from it (> 30 s, > 600 MB, still going); LiteRT's verifier refuses it in milliseconds."""
-    import time
-
     from edgekit.targets.compat.tflite import parse_flatbuffer
 
     data = crafted_tflite(subgraphs=2000, tensors=2000, operators=2000)
     assert len(data) < 30_000
-    started = time.perf_counter()
-    model = parse_flatbuffer(data, "dag.tflite")
-    assert time.perf_counter() - started < 5
-    assert model.subgraphs == 2000 and len(model.ops) == 2000 and len(set(map(id, model.ops))) == 1  # one OpSig
-    assert model.ops[0].op == "RELU" and model.ops[0].inputs == (TensorSig(F32, (1, 4), False),)
     path = tmp_path / "dag.tflite"
     path.write_bytes(data)
-    result = run_edgekit("compat", path, timeout=60)  # the object API's code ran for minutes here
+    # first through the CLI, whose subprocess timeout fails the test where the object API's code ran for minutes
+    result = run_edgekit("compat", path, timeout=60)
     assert result.returncode == ExitCode.INVALID_INPUT, result.stderr[-2000:]
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("edgekit: error:")]
     assert f"{path}: LiteRT's flatbuffer verifier refuses it" in line and "Traceback" not in result.stderr
+    model = parse_flatbuffer(data, "dag.tflite")  # the walk itself reads each shared table once
+    assert model.subgraphs == 2000 and len(model.ops) == 2000 and len(set(map(id, model.ops))) == 1  # one OpSig
+    assert model.ops[0].op == "RELU" and model.ops[0].inputs == (TensorSig(F32, (1, 4), False),)
 
 
 def test_shared_tables_past_the_read_budget_are_refused_in_bounded_time():
     """3,000 references to one operator whose inputs name one tensor 3,000 times: 9 million tensor references in
     24 KB, which LiteRT's verifier accepts (it counts tables, not entries)."""
-    import time
 
     from edgekit.targets.compat.tflite import WALK_BUDGET, parse_flatbuffer
     from edgekit.toolkit.contract.errors import InvalidInputError
 
     data = crafted_tflite(operators=3000, fan_in=3000)
-    started = time.perf_counter()
     with pytest.raises(InvalidInputError, match=f"fan.tflite: reading it takes more than {WALK_BUDGET:,} table") as bad:
         parse_flatbuffer(data, "fan.tflite")
-    assert time.perf_counter() - started < 5 and bad.value.exit_code == ExitCode.INVALID_INPUT
+    assert bad.value.exit_code == ExitCode.INVALID_INPUT
     assert len(parse_flatbuffer(crafted_tflite(operators=1000, fan_in=1000), "fan.tflite").ops) == 1000  # under it
 
 
@@ -440,10 +435,11 @@ def test_a_malformed_tflite_is_invalid_input_in_every_target(tmp_path, attack, p
 @pytest.mark.parametrize(("attack", "problem"), [({"tensor_index": 7}, "input tensor 7, out of range"),
                                                  ({"opcode_index": 2**31 - 1}, "opcode index 2147483647"),
                                                  ({"buffer_offset": 10**6}, "runs past the end of the")])
-def test_edgekit_compat_on_a_malformed_tflite_exits_3_in_one_line(tmp_path, attack, problem):
+def test_edgekit_compat_on_a_malformed_tflite_exits_3_in_one_line(tmp_path, attack, problem, victim):
     path = tmp_path / "bad.tflite"
     path.write_bytes(crafted_tflite(**attack))
-    result = run_edgekit("compat", path, timeout=120)
+    result = run_edgekit("compat", path, timeout=120, cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tflite"]  # nothing written beside it
     assert result.returncode == ExitCode.INVALID_INPUT, result.stderr[-2000:]
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("edgekit: error:")]
     assert str(path) in line and problem in line and "(fix: re-export" in line and "Traceback" not in result.stderr

@@ -334,18 +334,17 @@ def test_a_worker_whose_parent_stopped_answering_ends_itself_at_its_limits():
         from edgekit.toolkit.safety import isolation
         isolation.GRACE_SECONDS = 0.5
         def work():
-            time.sleep(60)
+            time.sleep(300)
         pid = os.fork()
         if pid == 0:  # stands in for a worker the CLI forked, with the CLI's limits, whose CLI never looks again
             r, w = os.pipe()
             isolation.worker_process(w, work, guard=isolation.Guard(os.getppid(), r, isolation.Limits(1.0, None)))
-        start = time.monotonic()
         _, status = os.waitpid(pid, 0)
-        print(round(time.monotonic() - start), os.WIFSIGNALED(status) and os.WTERMSIG(status))
+        print(os.WIFSIGNALED(status) and os.WTERMSIG(status))
     """)
+    # the work sleeps 300 s: only the watchdog ends it inside the subprocess timeout
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    seconds, signalled = out.stdout.split()
-    assert int(seconds) < 10 and signalled == str(int(signal.SIGKILL)), out
+    assert out.stdout.strip() == str(int(signal.SIGKILL)), out
 
 
 def _sleeping(pid: int) -> list[int]:

@@ -6,43 +6,13 @@ snapshotted before and compared after). ``--trust`` is tested both ways where it
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import run_edgekit
+from conftest import Victim, run_edgekit  # noqa: F401 (Victim: imported from here by other modules)
 from redteam import keras_pickle_layers, onnx_hidden_escapes, pickle_evasions, pt2_attacks, torchscript_attacks
 
 from edgekit.toolkit.contract.formats import Format
-
-
-class Victim:
-    """A directory outside the test's tmp_path holding files an attacker would read, write or create."""
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="edgekit-victim-"))
-        (self.path / "secret.bin").write_bytes(os.urandom(64))
-        (self.path / "notes.txt").write_text("keep me\n")
-        self.marker = self.path / "MARKER"
-        self.before = self.snapshot()
-
-    def snapshot(self) -> dict[str, str]:
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.path.iterdir())}
-
-    def assert_untouched(self) -> None:
-        after = self.snapshot()
-        assert after == self.before, f"outside the test directory: {sorted(set(after) ^ set(self.before))} changed"
-
-
-@pytest.fixture
-def victim():
-    victim = Victim()
-    yield victim
-    victim.assert_untouched()
-    shutil.rmtree(victim.path, ignore_errors=True)
 
 
 def _all(commands: list[tuple]) -> list:

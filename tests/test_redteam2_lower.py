@@ -187,13 +187,14 @@ def test_numpys_array_memory_error_is_an_allocator_failure():
 
 
 @pytest.mark.parametrize("op, to", [("ConstantOfShape", "tflite"), ("Tile", "onnx")])
-def test_edgekit_convert_of_an_allocation_bomb_exits_6_in_one_line(tmp_path, op, to):
+def test_edgekit_convert_of_an_allocation_bomb_exits_6_in_one_line(tmp_path, op, to, victim):
     import onnx
 
     onnx.save(_bombs()[op], str(tmp_path / "bomb.onnx"))
     extra = ("--quantize", "int8", "--calibration", "random") if to == "onnx" else ()
     result = run_edgekit("convert", tmp_path / "bomb.onnx", "--to", to, *extra, "-o", tmp_path / f"out.{to}",
-                         timeout=300)
+                         timeout=300, cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.onnx"]  # no output, no temp file left
     assert result.returncode == ExitCode.RESOURCE_LIMIT, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("edgekit: error:")]
     assert len(errors) == 1 and "bomb.onnx" in errors[0] and f"{op} node 'bomb'" in errors[0], result.stderr
@@ -272,7 +273,7 @@ def test_a_recipe_calibration_inside_its_tree_or_pinned_is_read(trees):
     assert pinned("digits", project) == {} and pinned(str(project / "missing.npz"), project) == {}
 
 
-def test_convert_recipe_with_a_calibration_outside_exits_4_in_one_line(trees):
+def test_convert_recipe_with_a_calibration_outside_exits_4_in_one_line(trees, victim):
     project, outside = trees
     sidecar = _recipe(project, outside / "private.npz")
     result = run_edgekit("convert", project / "m.pt2", "--recipe", sidecar, timeout=120)
@@ -303,7 +304,7 @@ def test_read_regular_file_refuses_fifos_directories_and_devices_without_blockin
         read_regular_file(tmp_path / "missing.json", what="x")
 
 
-def test_a_fifo_as_checks_baseline_or_as_a_recipe_exits_3_promptly(tmp_path):
+def test_a_fifo_as_checks_baseline_or_as_a_recipe_exits_3_promptly(tmp_path, victim):
     os.mkfifo(tmp_path / "baseline.json")
     (tmp_path / "edgekit.toml").write_text('[pipeline]\nmodels = ["m.pt2"]\nto = ["onnx"]\nquantize = ["none"]\n'
                                            f'out = "{tmp_path / "out"}"\n'
@@ -389,7 +390,7 @@ def test_a_recipe_made_with_calibration_elsewhere_pins_it_and_makes_the_same_fil
     assert changed.returncode == ExitCode.REFUSED_UNSAFE and "not the file this recipe recorded" in changed.stderr
 
 
-def test_inspect_of_an_allocation_bomb_exits_6_before_any_runtime_allocates(tmp_path):
+def test_inspect_of_an_allocation_bomb_exits_6_before_any_runtime_allocates(tmp_path, victim):
     """The size check runs with the loading policy, so every command refuses the same files."""
     import onnx
 
