@@ -411,3 +411,16 @@ def test_a_fifo_as_a_labels_file_is_refused_without_blocking(tmp_path):
     for read in (read_labels, bundle._labels):
         with pytest.raises(InvalidInputError, match="labels.txt: the labels file is a FIFO"):
             read(tmp_path / "labels.txt")
+
+
+def test_a_fifo_or_a_directory_as_checks_config_is_refused_without_blocking(tmp_path):
+    from edgekit.pipeline.gate import load_config
+
+    os.mkfifo(tmp_path / "edgekit.toml")
+    with pytest.raises(InvalidInputError, match="edgekit.toml: the config file is a FIFO"):
+        load_config(tmp_path / "edgekit.toml")
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(InvalidInputError, match="dir.toml: the config file is a directory"):
+        load_config(tmp_path / "dir.toml")
+    with pytest.raises(InvalidInputError, match="no such config file"):
+        load_config(tmp_path / "missing.toml")

@@ -124,14 +124,23 @@ class CheckConfig:
         return self.thresholds
 
 
+MAX_CONFIG_BYTES = 1 << 20  # an edgekit.toml is a few hundred bytes
+
+
 def load_config(path: str | Path) -> CheckConfig:
+    from edgekit.toolkit.fsutil import read_regular_file
+
     path = Path(path)
-    if not path.is_file():
+    try:  # a regular file only, opened without blocking: a FIFO swapped in after a check would hang the read
+        text = read_regular_file(path, what="config file", limit=MAX_CONFIG_BYTES).decode("utf-8")
+    except OSError:
         raise InvalidInputError(f"{path}: no such config file", hint=f"write one (see README: {DEFAULT_CONFIG}) or "
-                                "pass --config FILE")
+                                "pass --config FILE") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not valid TOML: {exc}", hint="save it as UTF-8") from None
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise InvalidInputError(f"{path}: not valid TOML: {exc}", hint="fix the syntax (https://toml.io)") from None
     return parse_config(data, path)
 
