@@ -63,7 +63,34 @@ def main() -> int:
             a, b = statistics.median(isolated), statistics.median(inline)
             print(f"{name:<24} {a * 1e3:>8.0f} ms {b * 1e3:>8.0f} ms {(a - b) * 1e3:>+8.0f} ms {a / b:>6.3f}×")
     print(f"fork + reply round trip (no framework): {round_trip(50) * 1e3:.2f} ms")
+    reply_codec(args.runs)
     return 0
+
+
+def reply_codec(runs: int) -> None:
+    """What reading replies as data costs (``replies``: JSON + raw array bytes) next to the pickle it replaced
+    (which let a compromised worker run code in the CLI): encode + decode of typical reply contents."""
+    import pickle
+
+    import numpy as np
+
+    from edgekit.toolkit.contract.iospec import IOSpec, TensorSpec
+    from edgekit.toolkit.safety.replies import decode, encode
+
+    spec = IOSpec(tuple(TensorSpec(f"in{i}", (1, 3, 224, 224), "float32") for i in range(4)),
+                  tuple(TensorSpec(f"out{i}", (1, 1000), "float32") for i in range(4)))
+    payloads = {"an I/O contract (8 tensors)": spec, "1,000 floats in a dict": {f"k{i}": float(i) for i in range(1000)},
+                "a 10 MB array": np.random.default_rng(0).random(10 << 17)}
+    print(f"\n{'reply holding':<28} {'data (JSON)':>12} {'pickle':>9} {'ratio':>7}")
+    for name, value in payloads.items():
+        times: dict[str, list[float]] = {"data": [], "pickle": []}
+        for _ in range(max(runs, 5)):  # interleaved
+            for label, enc, dec in (("data", encode, decode), ("pickle", pickle.dumps, pickle.loads)):
+                start = time.perf_counter()
+                dec(enc(value))
+                times[label].append(time.perf_counter() - start)
+        a, b = statistics.median(times["data"]), statistics.median(times["pickle"])
+        print(f"{name:<28} {a * 1e3:>9.2f} ms {b * 1e3:>6.2f} ms {a / b:>6.1f}×")
 
 
 if __name__ == "__main__":

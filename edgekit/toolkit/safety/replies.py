@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import importlib
 import json
 import math
@@ -31,6 +32,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+
+from edgekit.toolkit.contract.tables import OpenValue
 
 _LENGTH = struct.Struct("!Q")
 # Array dtypes that are plain bytes (no object pointers, no structured fields): bool, ints, floats, complex,
@@ -127,21 +130,19 @@ def encode(value: Any) -> bytes:
     def walk(item: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise TypeError(f"a reply nests deeper than {MAX_DEPTH} levels")
-        if item is None or isinstance(item, bool):
-            return item
         kind = type(item)
-        if isinstance(item, enum.Enum) or _is_open_value(item):
-            return {"$enum": [_type_name(kind), walk(item.value, depth + 1)]}
-        if kind is int or kind is str:
+        if kind is str or kind is int or kind is bool or item is None:  # the common cases first
             return item
         if kind is float:
             return item if math.isfinite(item) else {"$float": repr(item)}
         if kind is list:
             return [walk(v, depth + 1) for v in item]
-        if kind is tuple:
-            return {"$tuple": [walk(v, depth + 1) for v in item]}
         if kind is dict:
             return {"$dict": [[walk(k, depth + 1), walk(v, depth + 1)] for k, v in item.items()]}
+        if kind is tuple:
+            return {"$tuple": [walk(v, depth + 1) for v in item]}
+        if isinstance(item, enum.Enum | OpenValue):
+            return {"$enum": [_type_name(kind), walk(item.value, depth + 1)]}
         if kind is set or kind is frozenset:
             return {f"${kind.__name__}": [walk(v, depth + 1) for v in item]}
         if kind is bytes or kind is bytearray:
@@ -163,26 +164,30 @@ def encode(value: Any) -> bytes:
             return {"$array" if isinstance(item, np.ndarray) else "$scalar": node}
         if isinstance(item, int | str | float):  # a subclass of a builtin that is not an enum: its plain value
             return walk(kind.__mro__[[c in (int, str, float) for c in kind.__mro__].index(True)](item), depth)
-        if dataclasses.is_dataclass(item) and not isinstance(item, type):
-            name = _type_name(kind)
-            if name not in _ALLOWED:
-                raise TypeError(f"{name} is not a reply type (edgekit.toolkit.safety.replies.REPLY_TYPES)")
-            fields = {f.name: walk(getattr(item, f.name), depth + 1) for f in dataclasses.fields(item)}
-            return {"$data": [name, fields]}
+        record = _record_fields(kind)
+        if record is not None:
+            name, names = record
+            return {"$data": [name, {field: walk(getattr(item, field), depth + 1) for field in names}]}
         raise TypeError(f"a reply cannot carry {kind.__module__}.{kind.__qualname__}")
 
     text = json.dumps(walk(value, 0), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     return _LENGTH.pack(len(text)) + text + b"".join(blobs)
 
 
+@functools.cache
+def _record_fields(kind: type) -> tuple[str, tuple[str, ...]] | None:
+    """A listed dataclass's ``module:Name`` and field names; None for a type that is no dataclass (TypeError for
+    one that is not listed)."""
+    if not dataclasses.is_dataclass(kind):
+        return None
+    name = _type_name(kind)
+    if name not in _ALLOWED:
+        raise TypeError(f"{name} is not a reply type (edgekit.toolkit.safety.replies.REPLY_TYPES)")
+    return name, tuple(f.name for f in dataclasses.fields(kind))
+
+
 def _type_name(kind: type) -> str:
     return f"{kind.__module__}:{kind.__qualname__}"
-
-
-def _is_open_value(item: Any) -> bool:
-    from edgekit.toolkit.contract.tables import OpenValue
-
-    return isinstance(item, OpenValue)
 
 
 def _plain_dtype(dtype: np.dtype) -> np.dtype:
@@ -221,11 +226,12 @@ class _Decoder:
         self.blobs = blobs
 
     def value(self, node: Any, depth: int) -> Any:
+        kind = type(node)
+        if kind is str or kind is int or kind is float or kind is bool or node is None:  # what json.loads makes
+            return node
         if depth > MAX_DEPTH:
             raise ReplyError(f"a reply nests deeper than {MAX_DEPTH} levels")
-        if node is None or isinstance(node, bool | int | float | str):
-            return node
-        if isinstance(node, list):
+        if kind is list:
             return [self.value(v, depth + 1) for v in node]
         if not (isinstance(node, dict) and len(node) == 1):
             raise ReplyError("a reply with an untagged JSON object")
@@ -281,18 +287,12 @@ class _Decoder:
         if not (isinstance(body, list) and len(body) == 2 and isinstance(body[0], str)):
             raise ReplyError("a reply with a malformed enum value")
         kind = _reply_type(body[0])
-        if not (isinstance(kind, type) and (issubclass(kind, enum.Enum) or _is_open_type(kind))):
+        if not (isinstance(kind, type) and issubclass(kind, enum.Enum | OpenValue)):
             raise ReplyError(f"{body[0]} is not an enum type")
         raw = self.value(body[1], depth)
         if not isinstance(raw, int | str):
             raise ReplyError(f"a {body[0]} value that is neither a number nor a string")
         return kind(raw)
-
-
-def _is_open_type(kind: type) -> bool:
-    from edgekit.toolkit.contract.tables import OpenValue
-
-    return issubclass(kind, OpenValue)
 
 
 def _reply_type(name: str) -> type:
