@@ -182,3 +182,26 @@ def test_a_listed_record_is_rebuilt_without_running_its_code(monkeypatch):
         "kind": {"$enum": ["edgekit.pipeline.executors:ExecutorKind", "ray"]}, "jobs": 0, "ray_address": "x",
         "timeout": None, "memory_mb": None})))
     assert called == [] and options.jobs == 0 and options.kind == "ray"
+
+
+def test_a_ray_node_replying_with_a_gadget_crashes_its_row_and_runs_nothing(tmp_path):
+    """The driver side of --executor ray: whatever bytes a node's task returns are read as data."""
+    import types
+
+    from edgekit.pipeline.ray_executor import RayExecutor
+    from edgekit.toolkit.safety.pool import Task
+
+    marker = tmp_path / "MARKER"
+    executor = object.__new__(RayExecutor)
+    executor.limits = None
+    errors = types.SimpleNamespace(OutOfMemoryError=KeyError, WorkerCrashedError=KeyError, NodeDiedError=KeyError,
+                                   TaskCancelledError=KeyError, RayError=KeyError)
+    task = Task("row", print, phase="converting")
+    for reply in (GADGETS["dotted os.system"](marker), GADGETS["nested pickle.loads"](marker), "not bytes",
+                  encode(("ok", 1)), encode(("ok", 1, ["not", "digests"]))):
+        executor._ray = types.SimpleNamespace(get=lambda ref, reply=reply: reply, exceptions=errors)
+        outcome = executor._outcome(task, "ref")
+        assert outcome.crash is not None and outcome.value is None, outcome
+    executor._ray = types.SimpleNamespace(get=lambda ref: encode(("ok", {"fine": 1}, {})), exceptions=errors)
+    assert executor._outcome(task, "ref").value == {"fine": 1}
+    assert not marker.exists()
