@@ -83,13 +83,17 @@ def check_allocations(model: Any, origin: str, budget: int | None = None) -> Non
     own shape inference (run on the graph with its small initializers only, without data propagation, which
     itself materialises a ``Range``) gives every value's shape that the constants fix, ``ConstantOfShape``,
     ``Tile``, ``Expand``, ``Range``, ``Pad``, ``Resize`` and ``Reshape`` outputs among them. A symbolic dimension
-    counts as 1 (the least it can be). A graph shape inference cannot read is left to the runtime."""
+    counts as 1 (the least it can be). A graph shape inference cannot read is left to the runtime, and so is one
+    whose declared inputs are over the budget themselves: that is a malformed contract, which the I/O contract
+    check refuses as invalid input (exit 3), not a bomb."""
     import onnx
     from onnx import helper
 
     budget = tensor_budget() if budget is None else budget
     graph = model.graph
     declared = {i.name for i in graph.input}
+    if any(_declared_bytes(value) > budget for value in graph.input):
+        return
     kept, standins = [], []
     for tensor in graph.initializer:
         small = math.prod(tensor.dims) <= SMALL_INITIALIZER and tensor.data_location != onnx.TensorProto.EXTERNAL
@@ -124,6 +128,15 @@ def check_allocations(model: Any, origin: str, budget: int | None = None) -> Non
                                 _itemsize(tensor.elem_type), budget)
             if refusal is not None:
                 raise refusal
+
+
+def _declared_bytes(value: Any) -> int:
+    """The bytes a graph input declares (symbolic dimensions as 1)."""
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        return 0
+    tensor = value.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in tensor.shape.dim]
+    return math.prod(dims) * _itemsize(tensor.elem_type)
 
 
 def _itemsize(elem_type: int) -> int:
