@@ -327,23 +327,29 @@ def test_timeout_s_term_leaves_no_process_behind(tmp_path):
     assert _gone([worker, child])
 
 
-def test_a_worker_whose_parent_stopped_answering_ends_itself_at_its_limits():
-    """The parent enforces --timeout; if it cannot (stopped, starved), the worker's watchdog does, after a grace."""
+@pytest.mark.parametrize("limit", ["timeout", "memory"])
+def test_a_worker_whose_parent_stopped_answering_ends_itself_at_its_limits(limit):
+    """The parent enforces --timeout and --memory-limit; if it cannot (stopped, starved), the worker's watchdog
+    does, once the limit has been passed for longer than the parent would take."""
     probe = textwrap.dedent("""
         import os, signal, sys, time
         from edgekit.toolkit.safety import isolation
         isolation.GRACE_SECONDS = 0.5
         def work():
+            block = bytearray(256 << 20) if sys.argv[1] == "memory" else b""
+            for index in range(0, len(block), 4096):
+                block[index] = 1
             time.sleep(300)
+        limits = isolation.Limits(1.0, None) if sys.argv[1] == "timeout" else isolation.Limits(None, 64)
         pid = os.fork()
         if pid == 0:  # stands in for a worker the CLI forked, with the CLI's limits, whose CLI never looks again
             r, w = os.pipe()
-            isolation.worker_process(w, work, guard=isolation.Guard(os.getppid(), r, isolation.Limits(1.0, None)))
+            isolation.worker_process(w, work, guard=isolation.Guard(os.getppid(), r, limits))
         _, status = os.waitpid(pid, 0)
         print(os.WIFSIGNALED(status) and os.WTERMSIG(status))
     """)
     # the work sleeps 300 s: only the watchdog ends it inside the subprocess timeout
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", probe, limit], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == str(int(signal.SIGKILL)), out
 
 

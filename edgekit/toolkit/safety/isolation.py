@@ -211,13 +211,12 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
 #   it open for writing), kills the whole group — converters' subprocesses too, and whatever native code holds
 #   Python's lock — as soon as the parent is gone;
 # - the kernel sends the worker SIGKILL when the parent dies (PR_SET_PDEATHSIG), where no shell runs;
-# - a watchdog thread does the same as the sentinel, and kills the group once the limits are passed by a margin
-#   (the parent, when it can, acts first and reports it);
+# - a watchdog thread does the same as the sentinel, and kills the group once a limit has been passed for longer
+#   than the parent takes to act on it (the parent, when it can, acts first and reports it: exit 6);
 # - a one-shot worker has a kernel CPU-time limit (RLIMIT_CPU), which holds even when the watchdog never runs.
 
 WATCHDOG_SECONDS = 1.0
-GRACE_SECONDS = 10.0  # the parent enforces --timeout itself; the worker's own check is a backstop after it
-MEMORY_GRACE = 1.1  # likewise for --memory-limit-mb
+GRACE_SECONDS = 10.0  # the parent enforces the limits itself; the worker's own checks are a backstop after it
 _PR_SET_PDEATHSIG = 1
 _busy_since: float | None = None  # when the task in hand started (None: idle between a pool's tasks)
 
@@ -273,16 +272,24 @@ def _start_sentinel(lifeline: int) -> None:
 
 
 def _watchdog(guard: Guard) -> None:
+    """The worker's own watch: its parent gone → end the group at once; a limit passed for longer than the
+    parent takes to act on it (``GRACE_SECONDS``; it polls twice a second, then kills and reports exit 6) → the
+    parent is not watching (stopped, starved), so end the group."""
     limits = guard.limits
+    over_since: float | None = None  # since when the group's memory has been over the limit
     while True:
         ready, _, _ = select.select([guard.lifeline], [], [], WATCHDOG_SECONDS)
         if ready or os.getppid() != guard.parent:  # EOF (the parent never writes) or re-parented: it is gone
             _end_group()
-        busy = _busy_since
-        if limits.timeout and busy is not None and time.monotonic() - busy > limits.timeout + GRACE_SECONDS:
+        now, busy = time.monotonic(), _busy_since
+        if limits.timeout and busy is not None and now - busy > limits.timeout + GRACE_SECONDS:
             _end_group()
-        if limits.memory_mb is not None and group_rss(os.getpgrp()) > (limits.memory_mb << 20) * MEMORY_GRACE:
-            _end_group()
+        if limits.memory_mb is not None and group_rss(os.getpgrp()) > limits.memory_mb << 20:
+            over_since = now if over_since is None else over_since
+            if now - over_since > GRACE_SECONDS:
+                _end_group()
+        else:
+            over_since = None
 
 
 def _end_group() -> None:
