@@ -218,6 +218,8 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
 WATCHDOG_SECONDS = 1.0
 GRACE_SECONDS = 10.0  # the parent enforces the limits itself; the worker's own checks are a backstop after it
 _PR_SET_PDEATHSIG = 1
+SENTINEL = ("/bin/sh", "-c", "read -r _; kill -KILL 0")  # EOF on stdin (the lifeline): kill the process group
+ORPHANED_EXIT = 137  # a worker that ended itself (its parent is gone, or it passed its limits)
 _busy_since: float | None = None  # when the task in hand started (None: idle between a pool's tasks)
 
 
@@ -258,9 +260,6 @@ def _guard_worker(guard: Guard) -> None:
     import threading
 
     threading.Thread(target=_watchdog, args=(guard,), name="edgekit-watchdog", daemon=True).start()
-
-
-SENTINEL = ("/bin/sh", "-c", "read -r _; kill -KILL 0")  # EOF on stdin (the lifeline): kill the process group
 
 
 def _start_sentinel(lifeline: int) -> None:
@@ -308,8 +307,6 @@ def task_finished() -> None:
     global _busy_since
     _busy_since = None
 
-
-ORPHANED_EXIT = 137  # a worker that ended itself (its parent is gone, or it passed its limits)
 
 
 def worker_process(fd: int, body: Callable[[], None], *, guard: Guard | None = None) -> None:
