@@ -14,6 +14,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-logs-"))
 
 
+# Session fixtures too costly to build on both xdist workers: the tests that use one run on one worker.
+SHARED_SESSION_FIXTURES = ("default_pipeline",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), tests that share a fixture instance built once per module,
+    class or (``SHARED_SESSION_FIXTURES``) session go to one worker, so it is built once, not once per worker.
+    Tests that share nothing are spread freely; a test with two such fixtures joins their groups."""
+    parent: dict[tuple, tuple] = {}
+
+    def find(key: tuple) -> tuple:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys_of: dict[pytest.Item, list[tuple]] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        keys = []
+        for name in getattr(info, "names_closure", ()):
+            definitions = info.name2fixturedefs.get(name)
+            if not definitions:
+                continue
+            scope = definitions[-1].scope
+            module = Path(item.nodeid.split("::")[0]).stem
+            if scope == "module":
+                keys.append((module, name))
+            elif scope == "class" and item.cls is not None:
+                keys.append((module, item.cls.__name__, name))
+            elif scope == "session" and name in SHARED_SESSION_FIXTURES:
+                keys.append((name,))
+        keys_of[item] = keys
+        for key in keys[1:]:
+            parent[find(key)] = find(keys[0])
+    for item, keys in keys_of.items():
+        if keys and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(".".join(find(keys[0]))))
+
+
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Format → path of the tiny CNN written in that format (with sidecars)."""
@@ -66,9 +107,34 @@ def whole_model_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def console_reads_columns(monkeypatch):
+    """edgekit's console, made to read COLUMNS at each print: one built while COLUMNS was set keeps that width
+    (pytest-xdist's workers start with COLUMNS set), so ``CliRunner(env={"COLUMNS": …})`` alone would not tell."""
+    from edgekit import render
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(render, "console", render.DataConsole(highlight=False, soft_wrap=True))
+
+
+@pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+class LazyModule:
+    """A module imported on first attribute access, so a test module that names torch or TensorFlow at its top
+    does not pay the import while pytest collects (``pytest --collect-only`` stays fast)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        import importlib
+
+        if attribute.startswith("_"):  # what pytest probes while collecting (``__test__``, ``_pytestfixturefunction``)
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(self._name), attribute)
 
 
 def strict_json(text: str | bytes):
@@ -82,14 +148,25 @@ def strict_json(text: str | bytes):
     return json.loads(text, parse_constant=refuse)
 
 
-def run_edgekit(*args, cwd=None, timeout=900, env_extra=None):
-    """`python -m edgekit ARGS` in a child process (commands that redirect fds 1/2, isolate work in a
-    worker or may crash are tested this way)."""
+def run_edgekit(*args, cwd=None, timeout=900, env_extra=None, cold=False):
+    """``python -m edgekit ARGS`` as a process of its own: exit status, stdout and stderr as
+    ``subprocess.run(capture_output=True, text=True)`` returns them.
+
+    It runs warm (``warm_cli``: forked from a server that imported the frameworks once) unless ``cold`` or the
+    environment differs from the server's beyond ``warm_cli.RUN_TIME_ENV``; ``cold=True`` is for what happens while a
+    process starts and imports (startup time, lazy imports, import-time output, signals to a fresh process)."""
     import subprocess
     import sys
 
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
+    args = [str(arg) for arg in args]
+    cwd = os.path.abspath(cwd or os.getcwd())
+    if not cold and os.environ.get("EDGEKIT_TEST_COLD_CLI", "") in ("", "0"):
+        from warm_cli import WARM
+
+        if WARM.accepts(env):
+            return WARM.run(args, cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
 
 

@@ -38,7 +38,9 @@ runner = CliRunner()
 
 
 def children() -> list[tuple[int, str]]:
-    """This process's child processes (pid, state), zombies included."""
+    """This process's child processes (pid, state), zombies included; not the warm CLI server (``warm_cli``)."""
+    from warm_cli import WARM
+
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -46,7 +48,7 @@ def children() -> list[tuple[int, str]]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == os.getpid():
+            if int(fields[1]) == os.getpid() and int(entry.name) != WARM.pid:
                 found.append((int(entry.name), fields[0]))
     return found
 

@@ -70,7 +70,8 @@ def test_memory_limit_stops_training_with_exit_6(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     result = run_edgekit("--memory-limit", "100", "train", "--framework", "torch", "--arch", "mlp", "--data",
-                         shapes_npz(tmp_path / "shapes.npz"), "-o", out / "m", timeout=300)
+                         shapes_npz(tmp_path / "shapes.npz"), "-o", out / "m", timeout=300,
+                         cold=True)  # a worker's resident memory, as a cold process's is (see warm_cli)
     assert result.returncode == 6, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "over the --memory-limit of 100 MiB, while training mlp in torch" in lines[0], lines
@@ -128,7 +129,8 @@ def test_keras_mobilenetv2_at_224_under_300_mib_exits_6(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     result = run_edgekit("--memory-limit", "300", "train", "--framework", "keras", "--arch", "mobilenetv2",
-                         "--image-size", "224", "-o", out / "m", "--json", timeout=300)
+                         "--image-size", "224", "-o", out / "m", "--json", timeout=300,
+                         cold=True)  # a worker's resident memory, as a cold process's is (see warm_cli)
     assert result.returncode == 6, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgekit: error: the worker used"), lines
