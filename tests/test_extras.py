@@ -159,7 +159,7 @@ def test_status_present_partial_absent(monkeypatch):
     assert rows["all"]["status"] == extras.PARTIAL
 
 
-def test_info_lists_extras_with_a_hidden_module(monkeypatch):
+def test_info_lists_extras_with_a_hidden_module(monkeypatch, console_reads_columns):
     _hide(monkeypatch, "onnxscript", "matplotlib")
     data = strict_json(runner.invoke(app, ["info", "--json"]).stdout)
     rows = {row["extra"]: row for row in data["extras"]}

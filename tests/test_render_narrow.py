@@ -6,7 +6,6 @@ import io
 import numpy as np
 import pytest
 from conftest import run_edgekit, strict_json
-from onnx import TensorProto, helper, numpy_helper, save
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -18,15 +17,13 @@ runner = CliRunner()
 LONG_INPUT = "a_rather_long_input_tensor_name_that_no_80_column_table_can_hold_beside_the_rest"
 
 
-@pytest.fixture(autouse=True)
-def console_sized_by_columns(monkeypatch):
-    """A console that reads COLUMNS at each print (one built while COLUMNS was set would keep that width)."""
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(render, "console", Console(highlight=False, soft_wrap=True))
+pytestmark = pytest.mark.usefixtures("console_reads_columns")
 
 
 def _onnx(path, *, scale: float = 1.0, input_name: str = "x"):
     """input (1, 8) → logits (1, 10) = input @ W × scale."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
     weight = np.random.default_rng(0).standard_normal((8, 10)).astype(np.float32)
     x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 8])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])
