@@ -4,7 +4,6 @@ and reports that round-trip (old ones included)."""
 import numpy as np
 import pytest
 from conftest import strict_json
-from onnx import TensorProto, helper, numpy_helper, save
 
 from edgekit.toolkit import jsonio
 from edgekit.validators.metrics import MARGIN_STEPS, OutputMetrics, compare, decisive_rows, margin_floor
@@ -123,6 +122,8 @@ def test_metrics_and_reports_round_trip_and_old_reports_read(tmp_path):
 
 def _flat_onnx(path, scale: float):
     """x (1, 8) → 10 nearly tied scores: 10 + x @ W with a tiny W, times ``scale``."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
     weight = np.random.default_rng(5).standard_normal((8, 10)).astype(np.float32) * 1e-5
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
     y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 10])

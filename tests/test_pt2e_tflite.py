@@ -9,13 +9,14 @@ import json
 import pytest
 from conftest import run_edgekit
 from test_keep_float import _weight_types
-from tiny_models import outlier_mlps
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def mlps(tmp_path_factory):
+    from tiny_models import outlier_mlps
+
     return outlier_mlps(tmp_path_factory.mktemp("pt2e"))
 
 

@@ -92,7 +92,11 @@ def test_onnx_names_that_are_module_attributes_convert_to_tflite_and_pass_parity
 
 # -- (b) allocation bombs: exit 6 naming the node ---------------------------------------------------------------
 
+BOMB_OPS = ("ConstantOfShape", "Tile", "Expand", "Pad", "Range", "Resize", "Reshape")  # _bombs()'s keys, for collection
+
+
 def _bombs():
+    """One ONNX model per op in ``BOMB_OPS`` that asks it for far more memory than the budget."""
     from onnx import TensorProto, helper
 
     reduce_add = [helper.make_node("ReduceSum", ["big"], ["r"], keepdims=0), helper.make_node("Add", ["x", "r"], ["y"])]
@@ -121,7 +125,11 @@ def _bombs():
     }
 
 
-@pytest.mark.parametrize("op", list(_bombs()))
+def test_every_bomb_is_in_the_parametrized_list():
+    assert tuple(_bombs()) == BOMB_OPS
+
+
+@pytest.mark.parametrize("op", BOMB_OPS)
 def test_an_allocation_bomb_is_refused_before_it_allocates_naming_the_node(op):
     import torch
 

@@ -7,22 +7,15 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_edgekit, strict_json
+from conftest import LazyModule, run_edgekit, strict_json
 from typer.testing import CliRunner
-from user_models import (
-    SEQ,
-    VOCAB,
-    save_pt2,
-    tokens_and_features,
-    tokens_and_features_npz,
-    transformer,
-)
 
 from edgekit.cli import app
 from edgekit.targets import open_runtime
 from edgekit.toolkit.contract.artifact import sidecar_path
 
 runner = CliRunner()
+user_models = LazyModule("user_models")  # torch, imported when a test runs
 
 
 def invoke(*args):
@@ -31,9 +24,10 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def two_input(tmp_path_factory):
-    module, args = tokens_and_features()
+    module, args = user_models.tokens_and_features()
     out = tmp_path_factory.mktemp("two_input")
-    return save_pt2(module, args, out / "tokens.pt2"), tokens_and_features_npz(out / "inputs.npz")
+    return (user_models.save_pt2(module, args, out / "tokens.pt2"),
+            user_models.tokens_and_features_npz(out / "inputs.npz"))
 
 
 def _domain(path, name):
@@ -46,14 +40,14 @@ def test_domain_read_from_pt2_torchscript_and_onnx(two_input, tmp_path):
     import torch
 
     pt2, _ = two_input
-    assert _domain(pt2, "ids").high == VOCAB and "embedding" in _domain(pt2, "ids").source
-    module, args = tokens_and_features()
+    assert _domain(pt2, "ids").high == user_models.VOCAB and "embedding" in _domain(pt2, "ids").source
+    module, args = user_models.tokens_and_features()
     scripted = tmp_path / "tokens.torchscript.pt"
     torch.jit.save(torch.jit.trace(module, args), str(scripted))
-    assert _domain(scripted, "ids").high == VOCAB
+    assert _domain(scripted, "ids").high == user_models.VOCAB
     onnx_path = tmp_path / "tokens.onnx"
     torch.onnx.export(module, args, str(onnx_path), input_names=["ids", "features"], dynamo=False)
-    assert _domain(onnx_path, "ids").high == VOCAB
+    assert _domain(onnx_path, "ids").high == user_models.VOCAB
 
 
 def test_domain_read_from_keras_and_tflite(tmp_path):
@@ -62,8 +56,9 @@ def test_domain_read_from_keras_and_tflite(tmp_path):
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    ids = keras.Input((SEQ,), dtype="int32", name="ids")
-    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(37, 4)(keras.layers.Reshape((SEQ,))(ids)))
+    ids = keras.Input((user_models.SEQ,), dtype="int32", name="ids")
+    reshaped = keras.layers.Reshape((user_models.SEQ,))(ids)
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(37, 4)(reshaped))
     model = keras.Model(ids, keras.layers.Dense(3)(pooled))
     model.save(tmp_path / "m.keras")
     assert _domain(tmp_path / "m.keras", "ids").high == 37
@@ -78,7 +73,7 @@ def test_inspect_shows_the_domain_and_refuses_a_contradicting_range(two_input):
     result = invoke("inspect", pt2, "--json")
     assert result.exit_code == 0, result.output
     inputs = {t["name"]: t for t in strict_json(result.stdout)["io_spec"]["inputs"]}
-    assert inputs["ids"]["domain"]["high"] == VOCAB and "domain" not in inputs["features"]
+    assert inputs["ids"]["domain"]["high"] == user_models.VOCAB and "domain" not in inputs["features"]
     text = invoke("inspect", pt2)
     assert "int [0, 50)" in text.stdout and "indexes 'embedding.weight' (50 rows)" in text.stdout
     narrowed = invoke("inspect", pt2, "--input-range", "ids=3:9", "--json")
@@ -101,7 +96,7 @@ def test_data_npz_feeds_a_two_input_model_on_every_command(two_input, tmp_path):
     sidecar = json.loads(sidecar_path(tflite).read_text())
     assert sidecar["extra"]["dtype_adaptation"] == ["input args_0: int64 → int32 (range-checked)"]
     assert sidecar["extra"]["source_input_names"] == {"args_0": "ids", "args_1": "features"}
-    assert sidecar["io_spec"]["inputs"][0]["domain"]["high"] == VOCAB  # carried over to the renamed input
+    assert sidecar["io_spec"]["inputs"][0]["domain"]["high"] == user_models.VOCAB  # carried over to the renamed input
 
     validated = invoke("validate", pt2, tflite, "--data", data, "--json")
     assert validated.exit_code == 0, validated.output
@@ -148,7 +143,8 @@ def test_pipeline_takes_npz_data_for_a_two_input_model(two_input, tmp_path):
 def test_bad_npz_is_one_line_exit_3(two_input, tmp_path):
     pt2, _ = two_input
     bad = tmp_path / "bad.npz"
-    np.savez(bad, ids=np.full((4, SEQ), VOCAB + 7, np.int64), features=np.zeros((4, 4), np.float32))
+    np.savez(bad, ids=np.full((4, user_models.SEQ), user_models.VOCAB + 7, np.int64),
+             features=np.zeros((4, 4), np.float32))
     result = run_edgekit("validate", pt2, pt2, "--data", bad)
     assert result.returncode == 3
     lines = [line for line in result.stderr.splitlines() if line.startswith("edgekit: error")]
@@ -159,8 +155,8 @@ def test_bad_npz_is_one_line_exit_3(two_input, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
 def test_transformer_encoders_convert_on_every_route_without_input_range(kind, tmp_path):
-    module, args, vocab = transformer(kind)
-    pt2 = save_pt2(module, args, tmp_path / f"{kind}.pt2")
+    module, args, vocab = user_models.transformer(kind)
+    pt2 = user_models.save_pt2(module, args, tmp_path / f"{kind}.pt2")
     inspected = strict_json(invoke("inspect", pt2, "--json").stdout)
     ids, mask = inspected["io_spec"]["inputs"]
     assert ids["domain"]["high"] == vocab and ids["domain"]["kind"] == "integer"
@@ -177,8 +173,8 @@ def test_transformer_encoders_convert_on_every_route_without_input_range(kind, t
 
 @pytest.mark.slow
 def test_gpt2_logits_convert(tmp_path):
-    module, args, vocab = transformer("gpt2")
-    pt2 = save_pt2(module, args, tmp_path / "gpt2.pt2")
+    module, args, vocab = user_models.transformer("gpt2")
+    pt2 = user_models.save_pt2(module, args, tmp_path / "gpt2.pt2")
     for target in ("onnx", "tflite"):
         result = invoke("convert", pt2, "--to", target, "--json")
         assert result.exit_code == 0, result.output

@@ -7,7 +7,6 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 from conftest import strict_json
-from onnx import TensorProto, helper, numpy_helper, save
 from typer.testing import CliRunner
 
 from edgekit.cli import app
@@ -66,6 +65,8 @@ def test_tolerances_parse_globally_and_per_output():
 
 def _onnx(path, outputs):
     """A tiny ONNX model: x (1, 8) → named outputs computed as x @ W (+ optional tweaks)."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
     nodes, inits, infos = [], [], []
     for index, (name, weight, tweak) in enumerate(outputs):
@@ -195,6 +196,7 @@ def test_cli_exit_codes_and_report_files(reference, tmp_path):
 def test_digits_and_image_directory_as_data(tmp_path):
     """A digits-shaped model compared with itself through --data digits (labels: accuracy measured) and an
     image directory (no labels)."""
+    from onnx import TensorProto, helper, numpy_helper, save
     from PIL import Image
 
     weight = RNG.standard_normal((64, 10)).astype(np.float32)
