@@ -10,7 +10,7 @@ LEAN_VENV ?= .venv-lean
 LEAN_EXTRAS ?= onnx,litert
 LEAN_DIR ?= build/lean-check
 
-.PHONY: setup test test-fast lint lean-check demo report-screenshot bench clean
+.PHONY: setup test test-fast suite-profile lint lean-check demo report-screenshot bench clean
 
 setup: $(VENV)/.installed
 
@@ -37,13 +37,20 @@ $(LEAN_VENV)/.installed: pyproject.toml
 lean-check: setup $(LEAN_VENV)/.installed
 	tests/lean_env_check.sh $(VENV) $(LEAN_VENV) $(LEAN_DIR)
 
-# pytest exit 5 ("no tests collected") is a failure, not a pass.
+# Both cores: two xdist workers; tests sharing a costly module/class fixture (or default_pipeline) stay on one
+# worker (tests/conftest.py). Bytecode is written (PYTHONDONTWRITEBYTECODE unset) so the many processes the suite
+# starts compile edgekit and the tests' assertion rewrites once. pytest exit 5 ("no tests collected") is a failure.
+PYTEST_WORKERS ?= 2
 test: setup
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-fast: PYTEST_ARGS = -m "not slow"
 test-fast: test
+
+# Where the suite's time goes, by module and cost class (benchmarks/suite_profile.py), run as `make test` runs it.
+suite-profile: setup
+	env -u PYTHONDONTWRITEBYTECODE $(PY) benchmarks/suite_profile.py -- -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check edgekit tests benchmarks fuzz
