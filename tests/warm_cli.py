@@ -9,7 +9,8 @@ What a command sees is what a cold process sees where the tests look: its own pi
 the caller's environment and working directory (also ``sys.path[0]``, as ``python -m`` sets it), stdin from
 /dev/null, fds 1 and 2 captured, its own atexit handlers and non-daemon threads run at exit, and the real exit status
 (a signal is a negative returncode, as ``subprocess`` reports it). With ``EDGEKIT_ISOLATION`` unset the command
-forks its crash-isolation workers as the installed CLI does (its frameworks are imported, never used).
+forks its crash-isolation workers and pools as the installed CLI does (it is set to ``on``: the frameworks are
+imported here, never used, so a fork inherits no thread pool).
 
 What it cannot show: import-time behaviour (startup time, which modules get loaded, what a framework prints
 while importing, environment variables read at import), and a worker's resident memory as a cold one has it
@@ -44,9 +45,10 @@ PRELOAD = ("torch", "tensorflow", "keras", "onnx", "onnxruntime", "onnxscript", 
            "executorch.exir", "executorch.runtime", "litert_torch", "ai_edge_quantizer")
 EDGEKIT_SKIP = ("edgekit.__main__", "edgekit.pipeline.ray_executor")  # the CLI itself; ray only where asked
 _PR_SET_PDEATHSIG = 1
+ISOLATION_ENV = "EDGEKIT_ISOLATION"  # edgekit.toolkit.safety.isolation's switch
 # Environment variables read only when a command runs (never while importing): these may differ per command.
 RUN_TIME_ENV = ("EDGEKIT_", "PYTEST_CURRENT_TEST")  # not COLUMNS: the console reads it at import
-_SET_BY_IMPORTS: dict[str, str] = {}  # environment variables the server's imports set (setdefault and the like)
+_SET_BY_IMPORTS: dict[str, str] = {}  # environment variables the server's imports set or changed
 
 
 # -- the server --------------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def serve(sock_path: str, ready_fd: int) -> None:
     os.close(log)
     started_with = dict(os.environ)
     _preload()
-    _SET_BY_IMPORTS.update({key: value for key, value in os.environ.items() if key not in started_with})
+    _SET_BY_IMPORTS.update({key: value for key, value in os.environ.items() if started_with.get(key) != value})
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     listener.listen(64)
@@ -130,6 +132,9 @@ def _command(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update({**_SET_BY_IMPORTS, **request["env"]})  # as if the imports had run in this process
+        # The installed CLI imports no framework, so it forks its workers; this process has them imported (unused),
+        # which would keep the work in-process: isolation is forced on, as the installed CLI has it.
+        os.environ.setdefault(ISOLATION_ENV, "on")
         sys.path[0] = os.getcwd()
         sys.argv = ["edgekit", *request["args"]]
         atexit._clear()  # the server's imports' exit handlers (0.1 s of framework clean-up a fork need not do)
