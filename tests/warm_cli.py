@@ -209,6 +209,11 @@ class WarmCli:
                 self._server.kill()
                 self._server.wait()
             self._server = None
+        if self._dir is not None:
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)  # the socket, the server's log, capture files
+            self._dir = None
 
     def accepts(self, env: dict[str, str]) -> bool:
         """Whether a command with ``env`` can run warm: it differs from the server's environment only in
