@@ -34,13 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keys_of: dict[pytest.Item, list[tuple]] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
+        module = Path(item.nodeid.split("::")[0]).stem
         keys = []
         for name in getattr(info, "names_closure", ()):
             definitions = info.name2fixturedefs.get(name)
             if not definitions:
                 continue
             scope = definitions[-1].scope
-            module = Path(item.nodeid.split("::")[0]).stem
             if scope == "module":
                 keys.append((module, name))
             elif scope == "class" and item.cls is not None:
