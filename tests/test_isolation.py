@@ -128,6 +128,30 @@ def test_run_isolated_reports_results_errors_and_crashes(case, expected, tmp_pat
     assert not (tmp_path / "EVILED").exists()  # the parent ran nothing the reply named
 
 
+ORPHAN_PROBE = textwrap.dedent("""
+    import ctypes, os, subprocess
+    from edgekit.toolkit.safety.isolation import run_isolated
+    def work():  # a converter's subprocess in the worker's group, alive when the worker's group is killed
+        return subprocess.Popen(["sleep", "60"]).pid
+    sleeper = run_isolated(work, phase_name="sleeping")
+    flag = ctypes.c_int(-1)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    ours = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+    print("subreaper", flag.value, "sleeper", os.path.exists(f"/proc/{sleeper}"), "children", ours)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux's")
+def test_the_worker_groups_orphans_are_reaped_here_not_left_to_init(tmp_path):
+    """The worker's own children outlive it by a moment when its group is killed; the forking process adopts
+    them and reaps them itself, so the command neither leaves a zombie nor waits for init (which, in some
+    containers, reaps every 2 s: every command paid that)."""
+    out = subprocess.run([sys.executable, "-c", ORPHAN_PROBE], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                                            "EDGEKIT_ISOLATION": "on"})
+    assert out.stdout.strip() == "subreaper 1 sleeper False children []", (out.stdout, out.stderr[-2000:])
+
+
 def test_in_process_when_frameworks_are_loaded(monkeypatch):
     """pytest has torch loaded: forking would inherit its thread pools, so work runs in-process."""
     import torch  # noqa: F401

@@ -181,6 +181,7 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
+    adopt_orphans()
     pid = os.fork()
     if pid == 0:  # the worker
         os.close(read_fd)
@@ -481,16 +482,43 @@ def kill_group(pid: int) -> None:
 
 _reaped: dict[int, int] = {}
 SETTLE_SECONDS = 2.0
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def adopt_orphans() -> None:
+    """Make this process the reaper of its descendants' orphans (Linux ``PR_SET_CHILD_SUBREAPER``), once,
+    before it forks a worker: when a worker group is killed, its orphans (the sentinel, a converter's
+    subprocess) become children of this process, and ``settle_group`` reaps them at once. Otherwise init
+    reaps them whenever it gets to them: in some containers that is every 2 s, which every command
+    paid while it waited for an empty group. It stays set (it cannot be undone for the children already
+    adopted); an orphan of something else that dies here is a zombie until this process exits."""
+    global _subreaper
+    if _subreaper or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+            _subreaper = True
 
 
 def settle_group(pgid: int) -> None:
-    """Wait (briefly) until no process of the killed group is left: its orphans (the worker's sentinel, a
-    converter's subprocess) are reaped by init, not by us, a moment after the kill."""
+    """Wait (briefly) until no process of the killed group is left: its members adopted here (see
+    ``adopt_orphans``) are reaped here, others by init."""
     deadline = time.monotonic() + SETTLE_SECONDS
-    while group_members(pgid) and time.monotonic() < deadline:
+    me = os.getpid()
+    while True:
+        members = _group_scan(pgid, with_parent=True)
+        for pid, parent in members:
+            if parent == me:  # an adopted orphan, dead or about to be: ours to reap
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+        if not members or time.monotonic() >= deadline:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
 
@@ -540,8 +568,9 @@ def group_members(pgid: int) -> list[int]:
     return [pid for pid, _ in _group_scan(pgid)]
 
 
-def _group_scan(pgid: int) -> list[tuple[int, int]]:
-    """(pid, resident pages) of each process in group ``pgid``, from /proc."""
+def _group_scan(pgid: int, *, with_parent: bool = False) -> list[tuple[int, int]]:
+    """(pid, resident pages) of each process in group ``pgid``, from /proc; (pid, parent pid) with
+    ``with_parent``."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -549,8 +578,8 @@ def _group_scan(pgid: int) -> list[tuple[int, int]]:
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) == pgid:  # fields after ')' start at state (3rd field of stat)
-                found.append((int(entry.name), int(fields[21])))
+            if int(fields[2]) == pgid:  # fields after ')' start at state: state, ppid, pgrp, … rss is the 22nd
+                found.append((int(entry.name), int(fields[1] if with_parent else fields[21])))
         except (OSError, IndexError, ValueError):
             continue
     return found

@@ -41,6 +41,7 @@ from edgekit.toolkit.safety.isolation import (
     Guard,
     Limits,
     WorkerInternalError,
+    adopt_orphans,
     death_message,
     group_rss,
     has_exited,
@@ -290,6 +291,7 @@ class WorkerPool:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
+        adopt_orphans()
         pid = os.fork()
         if pid == 0:
             for fd in (tasks_write, results_read, keep_alive):
