@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What the commands tests run see of TensorFlow's C++ log level: the suite's, not a value a library changed in the
+# test process since (tf2onnx's converter sets it from its own verbosity). A test that means another passes it.
+PINNED_ENV = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
 # Framework-output logs of the commands tests run stay out of the user's ~/.local/state/edgekit/logs.
 os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-logs-"))
 
@@ -158,12 +161,13 @@ def run_edgekit(*args, cwd=None, timeout=900, env_extra=None, cold=False):
     import subprocess
     import sys
 
-    env = {**os.environ, **(env_extra or {})}
+    env = {**os.environ, **PINNED_ENV, **(env_extra or {})}
     args = [str(arg) for arg in args]
     cwd = os.path.abspath(cwd or os.getcwd())
     if not cold and os.environ.get("EDGEKIT_TEST_COLD_CLI", "") in ("", "0"):
         from warm_cli import WARM
 
+        WARM.pinned_env = PINNED_ENV  # the server starts with them too
         if WARM.accepts(env):
             return WARM.run(args, cwd=cwd, env=env, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,

@@ -182,6 +182,7 @@ class WarmCli:
         self._dir: str | None = None
         self._env: dict[str, str] = {}
         self._set_by_imports: dict[str, str] = {}
+        self.pinned_env: dict[str, str] = {}  # over this process's environment when the server starts
         self.commands = 0
         self.cold_because: collections.Counter[str] = collections.Counter()  # variable → commands it sent cold
 
@@ -190,7 +191,7 @@ class WarmCli:
         read_fd, write_fd = os.pipe()
         self._server = subprocess.Popen(
             [sys.executable, __file__, os.path.join(self._dir, "sock"), str(write_fd)],
-            stdin=subprocess.PIPE, pass_fds=(write_fd,), cwd=self._dir, env=dict(os.environ))
+            stdin=subprocess.PIPE, pass_fds=(write_fd,), cwd=self._dir, env={**os.environ, **self.pinned_env})
         os.close(write_fd)
         with os.fdopen(read_fd, "rb") as ready:
             line = ready.readline()
