@@ -130,14 +130,29 @@ def test_run_isolated_reports_results_errors_and_crashes(case, expected, tmp_pat
 
 ORPHAN_PROBE = textwrap.dedent("""
     import ctypes, os, subprocess
-    from edgekit.toolkit.safety.isolation import run_isolated
+    from edgekit.toolkit.safety import isolation
+    scan, parents = isolation._group_scan, set()
+    def spy(pgid, *, with_parent=False):  # whose children the group's members are while it settles
+        found = scan(pgid, with_parent=with_parent)
+        parents.update(parent for _, parent in found if with_parent)
+        return found
+    isolation._group_scan = spy
     def work():  # a converter's subprocess in the worker's group, alive when the worker's group is killed
         return subprocess.Popen(["sleep", "60"]).pid
-    sleeper = run_isolated(work, phase_name="sleeping")
-    flag = ctypes.c_int(-1)
-    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    sleeper = isolation.run_isolated(work, phase_name="sleeping")
+    def subreaper():
+        flag = ctypes.c_int(-1)
+        ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        return flag.value
+    after_run = subreaper()
+    import pool_tasks
+    from edgekit.toolkit.safety.pool import Task, WorkerPool
+    with WorkerPool(1) as pool:
+        [outcome] = pool.run([Task("t", pool_tasks.pid, (1,))])
+        during_pool = subreaper()
     ours = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
-    print("subreaper", flag.value, "sleeper", os.path.exists(f"/proc/{sleeper}"), "children", ours)
+    print("adopted", os.getpid() in parents, "sleeper", os.path.exists(f"/proc/{sleeper}"), "children", ours,
+          "subreaper", after_run, during_pool, subreaper())
 """)
 
 
@@ -145,11 +160,14 @@ ORPHAN_PROBE = textwrap.dedent("""
 def test_the_worker_groups_orphans_are_reaped_here_not_left_to_init(tmp_path):
     """The worker's own children outlive it by a moment when its group is killed; the forking process adopts
     them and reaps them itself, so the command neither leaves a zombie nor waits for init (which, in some
-    containers, reaps every 2 s: every command paid that)."""
+    containers, reaps every 2 s: every command paid that). Afterwards the process is no subreaper again (a
+    library caller's later orphans are not its to reap)."""
+    here = Path(__file__).parent
     out = subprocess.run([sys.executable, "-c", ORPHAN_PROBE], capture_output=True, text=True, timeout=60,
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{here.parent}{os.pathsep}{here}",
                                             "EDGEKIT_ISOLATION": "on"})
-    assert out.stdout.strip() == "subreaper 1 sleeper False children []", (out.stdout, out.stderr[-2000:])
+    assert out.stdout.strip() == "adopted True sleeper False children [] subreaper 0 1 0", \
+        (out.stdout, out.stderr[-2000:])
 
 
 def test_in_process_when_frameworks_are_loaded(monkeypatch):

@@ -38,6 +38,7 @@ import shutil
 import signal
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,8 +182,13 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
-    adopt_orphans()
-    pid = os.fork()
+    adopted = adopt_orphans()
+    try:
+        pid = os.fork()
+    except BaseException:
+        if adopted:
+            release_orphans()
+        raise
     if pid == 0:  # the worker
         os.close(read_fd)
         os.close(keep_alive)
@@ -200,6 +206,8 @@ def run_isolated(work: Callable[[], T], *, phase_name: str, limits: Limits | Non
         reap(pid)
         os.close(keep_alive)
         settle_group(pid)
+        if adopted:
+            release_orphans()
         for temp in watch.temps:  # what a killed worker could not clean up itself
             remove_temp(temp)
 
@@ -258,7 +266,6 @@ def _guard_worker(guard: Guard) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_CPU, (guard.cpu_seconds, guard.cpu_seconds + 5))
     _busy_since = time.monotonic()
-    import threading
 
     threading.Thread(target=_watchdog, args=(guard,), name="edgekit-watchdog", daemon=True).start()
 
@@ -482,25 +489,56 @@ def kill_group(pid: int) -> None:
 
 _reaped: dict[int, int] = {}
 SETTLE_SECONDS = 2.0
-_PR_SET_CHILD_SUBREAPER = 36
-_subreaper = False
+_ADOPT_LOCK = threading.Lock()
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+_adopters = 0  # run_isolated calls and pools that hold the setting now (0: this process left it as it was)
 
 
-def adopt_orphans() -> None:
-    """Make this process the reaper of its descendants' orphans (Linux ``PR_SET_CHILD_SUBREAPER``), once,
-    before it forks a worker: when a worker group is killed, its orphans (the sentinel, a converter's
-    subprocess) become children of this process, and ``settle_group`` reaps them at once. Otherwise init
-    reaps them whenever it gets to them: in some containers that is every 2 s, which every command
-    paid while it waited for an empty group. It stays set (it cannot be undone for the children already
-    adopted); an orphan of something else that dies here is a zombie until this process exits."""
-    global _subreaper
-    if _subreaper or not sys.platform.startswith("linux"):
-        return
+def adopt_orphans() -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux ``PR_SET_CHILD_SUBREAPER``) while it has
+    workers: when a worker group is killed, its orphans (the sentinel, a converter's subprocess) become children
+    of this process, and ``settle_group`` reaps them at once. Otherwise init reaps them whenever it gets to
+    them: in some containers that is every 2 s, which every command paid while it waited for an empty group.
+    True when this call holds the setting: give it back with ``release_orphans`` once the workers are settled
+    (the last holder restores the process's own setting, so a library caller is left as it was)."""
+    global _adopters
+    if not sys.platform.startswith("linux"):
+        return False
+    with _ADOPT_LOCK:
+        if _adopters == 0 and not _subreaper(True):
+            return False
+        _adopters += 1
+        return True
+
+
+def release_orphans() -> None:
+    global _adopters
+    with _ADOPT_LOCK:
+        _adopters -= 1
+        if _adopters == 0:
+            _subreaper(False)
+
+
+_subreaper_was_set = False
+
+
+def _subreaper(on: bool) -> bool:
+    """Take (``on``) or give back the subreaper setting; whether this process now holds it as asked."""
+    global _subreaper_was_set
     import ctypes
 
-    with contextlib.suppress(OSError, AttributeError):
-        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
-            _subreaper = True
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        if on:
+            flag = ctypes.c_int(0)
+            prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+            _subreaper_was_set = bool(flag.value)  # set by whoever runs us: left alone
+            return _subreaper_was_set or prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        if not _subreaper_was_set:
+            prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def settle_group(pgid: int) -> None:

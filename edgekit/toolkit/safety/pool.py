@@ -50,6 +50,7 @@ from edgekit.toolkit.safety.isolation import (
     read_message,
     reap,
     rebuild_error,
+    release_orphans,
     remove_temp,
     reply,
     send_task,
@@ -120,6 +121,7 @@ class WorkerPool:
         self.on_start: Callable[[Task], None] | None = None  # called as each task goes to a worker
         self._workers: list[_Worker] = []
         self.started = 0  # workers forked so far (a crash costs one more)
+        self._adopted = False  # holds isolation.adopt_orphans from its first worker until close()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -281,6 +283,9 @@ class WorkerPool:
                     os.close(fd)
             for temp in worker.temps:
                 remove_temp(temp)
+        if self._adopted:
+            self._adopted = False
+            release_orphans()
 
     # -- a worker ----------------------------------------------------------------------------------------
 
@@ -291,7 +296,8 @@ class WorkerPool:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
-        adopt_orphans()
+        if not self._adopted:
+            self._adopted = adopt_orphans()
         pid = os.fork()
         if pid == 0:
             for fd in (tasks_write, results_read, keep_alive):
