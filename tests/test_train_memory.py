@@ -139,11 +139,15 @@ def test_keras_mobilenetv2_at_224_under_300_mib_exits_6(tmp_path):
 
 @pytest.mark.slow
 def test_mobilenetv2_at_96_trains_in_the_worker(tmp_path):
+    """MobileNetV2 at its default resolution, in Keras, through the worker: 8×8 images resized batch by batch to
+    96×96×3 (a small set: what costs here is the network, not the data; digits' accuracy is test_cli_train's)."""
     out = tmp_path / "out"
     out.mkdir()
     result = run_edgekit("train", "--framework", "keras", "--arch", "mobilenetv2", "--image-size", "96",
-                         "--epochs", "1", "-o", out / "m", "--json", timeout=900)
+                         "--data", shapes_npz(tmp_path / "shapes.npz", per_class=40), "--epochs", "1",
+                         "-o", out / "m", "--json", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     run = strict_json(result.stdout)
+    assert run["test_samples"] == 24 and len(run["history"]) == 1
     with np.load(run["data"]) as data:
-        assert data["test_x"].shape == (360, 96, 96, 3)
+        assert data["test_x"].shape == (24, 96, 96, 3) and data["test_x"].dtype == np.float32
