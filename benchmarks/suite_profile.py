@@ -4,6 +4,10 @@
     python benchmarks/suite_profile.py -- -m "not slow"     # anything after -- goes to pytest
     python benchmarks/suite_profile.py --keep prof/         # keep the per-test records …
     python benchmarks/suite_profile.py --from prof/         # … and read them again without running
+    python benchmarks/suite_profile.py --from prof/ --write-durations tests/durations.json
+
+``--write-durations`` writes each test's seconds (those of at least ``DURATION_FLOOR``), which the suite's
+conftest uses to hand work to the xdist workers longest first; refresh it when the suite's slow tests change.
 
 The cost classes (``_suite_timing.py``, a pytest plugin this script loads) are: framework imports in the test
 processes and the warm CLI server's start; cold ``python -m edgekit`` children (imports + work); warm forked
@@ -27,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+DURATION_FLOOR = 1.0  # seconds: shorter tests are left out of --write-durations (the conftest's default covers them)
 CLASSES = ("import", "cli-cold", "cli-warm", "browser", "subprocess", "training", "conversion", "parity", "localize",
            "bench", "other")
 
@@ -102,24 +107,47 @@ def report(rows: list[dict], wall: float | None, top: int) -> None:
         print(f"{seconds:>8.1f}  {test}  [{split(per_test_classes[test])}]")
 
 
+def write_durations(rows: list[dict], path: Path) -> None:
+    """Each test's seconds (setup + call + teardown), keyed by its node id without xdist's ``@group``."""
+    seconds: dict[str, float] = collections.defaultdict(float)
+    for row in rows:
+        test = row["test"]
+        if test.rfind("@") > test.rfind("]"):
+            test = test[:test.rfind("@")]
+        seconds[test] += row["seconds"]
+    kept = {test: round(value, 1) for test, value in sorted(seconds.items()) if value >= DURATION_FLOOR}
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(kept, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+    temp.replace(path)
+    print(f"{path}: {len(kept)} tests of at least {DURATION_FLOOR:g} s ({sum(kept.values()):,.0f} s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", type=Path, help="records kept by an earlier --keep; no run")
     parser.add_argument("--keep", type=Path, help="keep the per-test records in this (new) directory")
     parser.add_argument("--top", type=int, default=30, help="how many of the slowest tests to list")
+    parser.add_argument("--write-durations", type=Path, metavar="FILE",
+                        help="write each test's seconds to FILE (tests/durations.json: xdist's work order)")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args()
     if args.source:
-        report(load(args.source), None, args.top)
+        rows = load(args.source)
+        report(rows, None, args.top)
         print(warm_summary(args.source) or "")
+        if args.write_durations:
+            write_durations(rows, args.write_durations)
         return 0
     if args.keep and args.keep.exists():
         parser.error(f"{args.keep}: already exists (choose a new directory)")
     records = Path(tempfile.mkdtemp(prefix="suite-profile-"))
     try:
         wall, rc = run_suite(records, args.pytest_args)
-        report(load(records), wall, args.top)
+        rows = load(records)
+        report(rows, wall, args.top)
         print(warm_summary(records) or "")
+        if args.write_durations:
+            write_durations(rows, args.write_durations)
         if args.keep:
             shutil.copytree(records, args.keep)
             print(f"\nrecords kept in {args.keep}")

@@ -21,6 +21,46 @@ os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-l
 SHARED_SESSION_FIXTURES = ("default_pipeline",)
 
 
+# Each test's last measured seconds (setup + call + teardown), written by `benchmarks/suite_profile.py
+# --write-durations`: the order work is handed to xdist workers in (LongestFirst).
+DURATIONS_FILE = Path(__file__).with_name("durations.json")
+UNMEASURED_SECONDS = 0.3  # a test missing from it (new, or under the file's floor)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False  # the queue keeps LongestFirst's order, not "most tests first"
+        config.pluginmanager.register(LongestFirst(), "edgekit-longest-first")
+
+
+class LongestFirst:
+    """Under ``--dist loadgroup`` xdist hands out work units (a group, or one test) in collection order, a unit to
+    whichever worker runs dry. Ordered longest first (the group's summed durations), the last units are the short
+    ones, so both workers finish together rather than one running the last long test alone."""
+
+    @pytest.hookimpl(trylast=True)  # after the groups are marked
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        import json
+
+        known = json.loads(DURATIONS_FILE.read_text()) if DURATIONS_FILE.exists() else {}
+
+        def unit(item: pytest.Item) -> str:
+            groups = sorted({mark.args[0] for mark in item.iter_markers("xdist_group")})
+            return "@" + "_".join(groups) if groups else item.nodeid
+
+        def measured(item: pytest.Item) -> float:
+            nodeid = item.nodeid
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # xdist has appended the group
+                nodeid = nodeid[:nodeid.rfind("@")]
+            return known.get(nodeid, UNMEASURED_SECONDS)
+
+        total: dict[str, float] = {}
+        for item in items:
+            total[unit(item)] = total.get(unit(item), 0.0) + measured(item)
+        position = {id(item): index for index, item in enumerate(items)}
+        items.sort(key=lambda item: (-total[unit(item)], unit(item), position[id(item)]))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``), tests that share a fixture instance built once per module,
@@ -172,6 +212,25 @@ def run_edgekit(*args, cwd=None, timeout=900, env_extra=None, cold=False):
             return WARM.run(args, cwd=cwd, env=env, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+def start_edgekit(*args, cwd=None, env_extra=None):
+    """``python -m edgekit ARGS`` started, as ``subprocess.Popen(stdout=PIPE, stderr=PIPE, text=True)`` gives it:
+    warm where ``run_edgekit`` would be (see there), its pid the command's own."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **PINNED_ENV, **(env_extra or {})}
+    args = [str(arg) for arg in args]
+    cwd = os.path.abspath(cwd or os.getcwd())
+    if os.environ.get("EDGEKIT_TEST_COLD_CLI", "") in ("", "0"):
+        from warm_cli import WARM
+
+        WARM.pinned_env = PINNED_ENV
+        if WARM.accepts(env):
+            return WARM.start(args, cwd=cwd, env=env)
+    return subprocess.Popen([sys.executable, "-m", "edgekit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="session")

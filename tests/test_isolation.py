@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import start_edgekit
 
 from edgekit.toolkit.contract.formats import Format
 from edgekit.toolkit.fsutil import TEMP_PREFIX
@@ -256,8 +257,9 @@ CONVERT_FP16 = ("--to", "onnx", "--quantize", "fp16", "--force", "--no-validate"
 def kill_trial(source: Path, out: Path, previous: bytes, complete: bytes, rng: random.Random, window: float) -> str:
     """Run a conversion that replaces ``out`` and SIGKILL its worker after a random delay. The output path
     must then hold the previous bytes or the complete new artifact (the worker had renamed it into place
-    before the kill) — never anything else."""
-    proc = start("convert", source, "-o", out, *CONVERT_FP16)
+    before the kill) — never anything else. The command is forked warm (``start_edgekit``): what is killed is its
+    worker, which the command forks as a cold one does."""
+    proc = start_edgekit("convert", source, "-o", out, *CONVERT_FP16)
     worker = wait_for_worker(proc)
     time.sleep(rng.uniform(0, window))
     killed = alive(worker)
@@ -277,14 +279,16 @@ def kill_trial(source: Path, out: Path, previous: bytes, complete: bytes, rng: r
 
 
 def run_kill_trials(source: Path, directory: Path, trials: int, seed: int) -> dict[str, int]:
-    """Kill delays are drawn uniformly over one uninterrupted run's duration (shared with
+    """Kill delays are drawn uniformly over one uninterrupted run's time from its worker's start (shared with
     benchmarks/kill_trials.py)."""
     out = directory / "model.fp16.onnx"
     reference = directory / "reference.fp16.onnx"
-    began = time.monotonic()
-    finished = subprocess.run([sys.executable, "-m", "edgekit", "convert", source, "-o", reference, *CONVERT_FP16],
-                              capture_output=True, text=True, timeout=120)
-    assert finished.returncode == 0, finished.stderr[-1500:]
+    start_edgekit("--version").communicate(timeout=600)  # the warm server's start is not part of the window
+    finished = start_edgekit("convert", source, "-o", reference, *CONVERT_FP16)
+    wait_for_worker(finished)
+    began = time.monotonic()  # the window: from the worker's start (where trials start their delay) to the end
+    _, stderr = finished.communicate(timeout=120)
+    assert finished.returncode == 0, stderr[-1500:]
     window = time.monotonic() - began
     complete = reference.read_bytes()
     previous = b"previous artifact bytes " * 100

@@ -32,6 +32,7 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -211,8 +212,6 @@ class WarmCli:
                 self._server.wait()
             self._server = None
         if self._dir is not None:
-            import shutil
-
             shutil.rmtree(self._dir, ignore_errors=True)  # the socket, the server's log, capture files
             self._dir = None
 
@@ -237,35 +236,91 @@ class WarmCli:
         """The server's pid (a child of this process), if it runs."""
         return self._server.pid if self._server is not None else None
 
-    def run(self, args: list[str], *, cwd: str, env: dict[str, str], timeout: float | None
-            ) -> subprocess.CompletedProcess:
+    def start(self, args: list[str], *, cwd: str, env: dict[str, str]) -> WarmProcess:
+        """The command, started: a ``subprocess.Popen(stdout=PIPE, stderr=PIPE, text=True)`` look-alike."""
         if not self.accepts(env):
             raise ValueError("this environment differs from the warm server's: run the command cold")
         self.commands += 1
-        with tempfile.TemporaryDirectory(prefix="cmd-", dir=self._dir) as scratch:
-            out, err = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
-            Path(out).touch()
-            Path(err).touch()
-            request = {"args": args, "cwd": cwd, "env": env, "stdout": out, "stderr": err}
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.connect(os.path.join(self._dir, "sock"))
-                conn.sendall(json.dumps(request).encode() + b"\n")
-                replies = conn.makefile("rb")
-                pid = json.loads(replies.readline())["pid"]
-                conn.settimeout(timeout)
-                try:
-                    line = replies.readline()
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                    conn.settimeout(None)
-                    with contextlib.suppress(OSError, ValueError):
-                        replies.readline()  # the handler has reaped it
-                    raise subprocess.TimeoutExpired(["edgekit", *args], timeout, _read(out), _read(err)) from None
+        scratch = tempfile.mkdtemp(prefix="cmd-", dir=self._dir)
+        out, err = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
+        Path(out).touch()
+        Path(err).touch()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(os.path.join(self._dir, "sock"))
+            conn.sendall(json.dumps({"args": args, "cwd": cwd, "env": env, "stdout": out, "stderr": err}).encode()
+                         + b"\n")
+            replies = conn.makefile("rb")
+            pid = json.loads(replies.readline())["pid"]
+        except BaseException:
+            conn.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return WarmProcess(["edgekit", *args], pid, conn, replies, scratch, self._dir)
+
+    def run(self, args: list[str], *, cwd: str, env: dict[str, str], timeout: float | None
+            ) -> subprocess.CompletedProcess:
+        proc = self.start(args, cwd=cwd, env=env)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout, stdout, stderr) from None
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+class WarmProcess:
+    """A command forked by the warm server, seen as ``subprocess.Popen`` shows a child: ``pid`` (its own process
+    group's leader), ``poll``, ``wait``, ``communicate`` (stdout and stderr as text), ``send_signal``, ``kill``."""
+
+    def __init__(self, args: list[str], pid: int, conn: socket.socket, replies, scratch: str, server_dir: str
+                 ) -> None:
+        self.args, self.pid, self.returncode = args, pid, None
+        self._conn, self._replies, self._scratch, self._server_dir = conn, replies, scratch, server_dir
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
+            self.wait()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self._conn.settimeout(timeout)
+            try:
+                line = self._replies.readline()
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(self.args, timeout) from None
             if not line:
-                raise RuntimeError(f"the warm edgekit server lost the command {args}: see {self._dir}/server.log")
-            return subprocess.CompletedProcess(["edgekit", *args], json.loads(line)["returncode"], _read(out),
-                                               _read(err))
+                raise RuntimeError(f"the warm edgekit server lost the command {self.args}: see "
+                                   f"{self._server_dir}/server.log")
+            self.returncode = json.loads(line)["returncode"]
+            self._conn.close()
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            exc.output, exc.stderr = self._read("stdout"), self._read("stderr")
+            raise
+        stdout, stderr = self._read("stdout"), self._read("stderr")
+        shutil.rmtree(self._scratch, ignore_errors=True)
+        return stdout, stderr
+
+    def send_signal(self, number: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, number)
+
+    def kill(self) -> None:
+        """The command's whole process group (its workers too), as a client that gives up does."""
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    def _read(self, name: str) -> str:
+        return _read(os.path.join(self._scratch, name))
 
 
 WARM = WarmCli()
