@@ -172,6 +172,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     warm = sys.modules.get("warm_cli")
     if directory and warm is not None:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        summary = {"warm_commands": warm.WARM.commands, "cold_because": dict(warm.WARM.cold_because)}
+        summary = {"warm_commands": warm.WARM.commands, "cold_because": dict(warm.WARM.cold_because),
+                   "seconds_by_command": {k: round(v, 2) for k, v in warm.WARM.seconds.items()}}
         with open(os.path.join(directory, f"{worker}.warm.json"), "w", encoding="utf-8") as out:
             json.dump(summary, out)

@@ -57,15 +57,18 @@ def load(records: Path) -> list[dict]:
 
 
 def warm_summary(records: Path) -> str | None:
-    commands, cold = 0, collections.Counter()
+    commands, cold, seconds = 0, collections.Counter(), collections.Counter()
     for path in records.glob("*.warm.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         commands += data["warm_commands"]
         cold.update(data["cold_because"])
+        seconds.update(data.get("seconds_by_command", {}))
     if not commands and not cold:
         return None
     reasons = ", ".join(f"{key} ×{count}" for key, count in cold.most_common()) or "none"
-    return f"warm CLI: {commands} commands forked; sent cold by the environment: {reasons}"
+    by_command = ", ".join(f"{key} {value:.0f}" for key, value in seconds.most_common())
+    return (f"warm CLI: {commands} commands forked; sent cold by the environment: {reasons}"
+            + (f"\nwarm CLI seconds by command: {by_command}" if by_command else ""))
 
 
 def report(rows: list[dict], wall: float | None, top: int) -> None:

@@ -29,6 +29,7 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import select
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 # What the commands' workers would import (module-level imports of edgekit's converters and runtimes included).
@@ -186,6 +188,7 @@ class WarmCli:
         self.pinned_env: dict[str, str] = {}  # over this process's environment when the server starts
         self.commands = 0
         self.cold_because: collections.Counter[str] = collections.Counter()  # variable → commands it sent cold
+        self.seconds: collections.Counter[str] = collections.Counter()  # command → seconds its runs took here
 
     def _start(self) -> None:
         self._dir = tempfile.mkdtemp(prefix="edgekit-warm-cli-")
@@ -256,7 +259,12 @@ class WarmCli:
             conn.close()
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        return WarmProcess(["edgekit", *args], pid, conn, replies, scratch, self._dir)
+        command = next((arg for arg in args if not arg.startswith("-")), "--")
+        return WarmProcess(["edgekit", *args], pid, conn, replies, scratch, self._dir,
+                           on_exit=functools.partial(self._took, command, time.monotonic()))
+
+    def _took(self, command: str, began: float) -> None:
+        self.seconds[command] += time.monotonic() - began
 
     def run(self, args: list[str], *, cwd: str, env: dict[str, str], timeout: float | None
             ) -> subprocess.CompletedProcess:
@@ -274,10 +282,11 @@ class WarmProcess:
     """A command forked by the warm server, seen as ``subprocess.Popen`` shows a child: ``pid`` (its own process
     group's leader), ``poll``, ``wait``, ``communicate`` (stdout and stderr as text), ``send_signal``, ``kill``."""
 
-    def __init__(self, args: list[str], pid: int, conn: socket.socket, replies, scratch: str, server_dir: str
-                 ) -> None:
+    def __init__(self, args: list[str], pid: int, conn: socket.socket, replies, scratch: str, server_dir: str,
+                 on_exit=None) -> None:
         self.args, self.pid, self.returncode = args, pid, None
         self._conn, self._replies, self._scratch, self._server_dir = conn, replies, scratch, server_dir
+        self._on_exit = on_exit
 
     def poll(self) -> int | None:
         if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
@@ -296,6 +305,8 @@ class WarmProcess:
                                    f"{self._server_dir}/server.log")
             self.returncode = json.loads(line)["returncode"]
             self._conn.close()
+            if self._on_exit is not None:
+                self._on_exit()
         return self.returncode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
