@@ -28,8 +28,9 @@ UNMEASURED_SECONDS = 0.3  # a test missing from it (new, or under the file's flo
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("dist", "no") == "loadgroup":
+    if config.getoption("dist", "no") == "loadgroup":  # the controller: it schedules what the workers collected
         config.option.loadscopereorder = False  # the queue keeps LongestFirst's order, not "most tests first"
+    if getattr(config.option, "loadgroup", False):  # an xdist worker (its dist is "no"): it collects
         config.pluginmanager.register(LongestFirst(), "edgekit-longest-first")
 
 
