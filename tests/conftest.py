@@ -13,6 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # What the commands tests run see of TensorFlow's C++ log level: the suite's, not a value a library changed in the
 # test process since (tf2onnx's converter sets it from its own verbosity). A test that means another passes it.
 PINNED_ENV = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
+# pytest-xdist runs N workers side by side: each (with the commands it runs) gets its share of the cores as OpenMP
+# threads. With torch's default (every core in every process) two workers training at once oversubscribed the CPU and
+# OpenMP's spinning threads made both 3.5× slower (two MobileNetV2 trainings at once on 2 cores: 101 s each, 29 s
+# with one thread each). A value the caller set is kept.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _XDIST_WORKERS > 1:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _XDIST_WORKERS)))
 # Framework-output logs of the commands tests run stay out of the user's ~/.local/state/edgekit/logs.
 os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-logs-"))
 
