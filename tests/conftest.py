@@ -20,7 +20,8 @@ PINNED_ENV = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
 _XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _XDIST_WORKERS > 1:
     _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _XDIST_WORKERS)))
+    for _name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):  # TensorFlow's pool too (two Keras trainings: 1.3×)
+        os.environ.setdefault(_name, str(max(1, _CORES // _XDIST_WORKERS)))
 # Framework-output logs of the commands tests run stay out of the user's ~/.local/state/edgekit/logs.
 os.environ.setdefault("EDGEKIT_LOG_DIR", tempfile.mkdtemp(prefix="edgekit-test-logs-"))
 
