@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# What the commands tests run see of TensorFlow's C++ log level: the suite's, not a value a library changed in the
-# test process since (tf2onnx's converter sets it from its own verbosity). A test that means another passes it.
+# What the commands tests run see of TensorFlow's C++ log level: the suite's, not a value something changed in the
+# test process since (it sent 71 commands a run cold). A test that means another value passes it.
 PINNED_ENV = {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}
 # pytest-xdist runs N workers side by side: each (with the commands it runs) gets its share of the cores as OpenMP
 # threads. With torch's default (every core in every process) two workers training at once oversubscribed the CPU and
