@@ -201,6 +201,19 @@ def strict_json(text: str | bytes):
     return json.loads(text, parse_constant=refuse)
 
 
+def _command(args, cwd, env_extra, cold):
+    """A command's argv, directory and environment, and the warm server that can run it (None: run it cold)."""
+    env = {**os.environ, **PINNED_ENV, **(env_extra or {})}
+    args = [str(arg) for arg in args]
+    cwd = os.path.abspath(cwd or os.getcwd())
+    if cold or os.environ.get("EDGEKIT_TEST_COLD_CLI", "") not in ("", "0"):
+        return args, cwd, env, None
+    from warm_cli import WARM
+
+    WARM.pinned_env = PINNED_ENV  # the server starts with them too
+    return args, cwd, env, WARM if WARM.accepts(env) else None
+
+
 def run_edgekit(*args, cwd=None, timeout=900, env_extra=None, cold=False):
     """``python -m edgekit ARGS`` as a process of its own: exit status, stdout and stderr as
     ``subprocess.run(capture_output=True, text=True)`` returns them.
@@ -211,15 +224,9 @@ def run_edgekit(*args, cwd=None, timeout=900, env_extra=None, cold=False):
     import subprocess
     import sys
 
-    env = {**os.environ, **PINNED_ENV, **(env_extra or {})}
-    args = [str(arg) for arg in args]
-    cwd = os.path.abspath(cwd or os.getcwd())
-    if not cold and os.environ.get("EDGEKIT_TEST_COLD_CLI", "") in ("", "0"):
-        from warm_cli import WARM
-
-        WARM.pinned_env = PINNED_ENV  # the server starts with them too
-        if WARM.accepts(env):
-            return WARM.run(args, cwd=cwd, env=env, timeout=timeout)
+    args, cwd, env, warm = _command(args, cwd, env_extra, cold)
+    if warm is not None:
+        return warm.run(args, cwd=cwd, env=env, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
 
@@ -230,15 +237,9 @@ def start_edgekit(*args, cwd=None, env_extra=None):
     import subprocess
     import sys
 
-    env = {**os.environ, **PINNED_ENV, **(env_extra or {})}
-    args = [str(arg) for arg in args]
-    cwd = os.path.abspath(cwd or os.getcwd())
-    if os.environ.get("EDGEKIT_TEST_COLD_CLI", "") in ("", "0"):
-        from warm_cli import WARM
-
-        WARM.pinned_env = PINNED_ENV
-        if WARM.accepts(env):
-            return WARM.start(args, cwd=cwd, env=env)
+    args, cwd, env, warm = _command(args, cwd, env_extra, False)
+    if warm is not None:
+        return warm.start(args, cwd=cwd, env=env)
     return subprocess.Popen([sys.executable, "-m", "edgekit", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
 
